@@ -1,0 +1,198 @@
+"""The app factory every service starts from: middlewares, health, readiness, metrics and resources."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shopkit import broker, context, logs, mongo
+from shopkit.auth import JwksKeys, KeySource, TokenVerifier, authorize, public
+from shopkit.keys import HTTP, METRICS, PRINCIPAL_KEY, SETTINGS, VERIFIER
+from shopkit.metrics import Metrics
+from shopkit.problems import Problem, ServiceUnavailable, for_status
+from shopkit.settings import KitSettings
+
+log = logging.getLogger("shopkit.http")
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MAX_BODY_BYTES = 1024 * 1024
+Readiness = Callable[[web.Application], Awaitable[None]]
+READINESS = web.AppKey("readiness", list[tuple[str, Readiness]])
+
+
+def _route_label(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def request_context(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Give every request an id (the client's when sane), log it once, and count it by route template."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    token = context.request_id.set(request_id)
+    user_token = context.user_id.set(None)
+    metrics = request.app[METRICS]
+    service = request.app[SETTINGS].service_name
+    started = time.perf_counter()
+    status = 500
+    metrics.in_flight.inc()
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.in_flight.dec()
+        route = _route_label(request)
+        metrics.requests.labels(service, request.method, route, str(status)).inc()
+        metrics.latency.labels(service, request.method, route).observe(elapsed)
+        if route not in {"/healthz", "/readyz", "/metrics"} and log.isEnabledFor(logging.INFO):
+            log.info(
+                "%s %s %s", request.method, route, status,
+                extra={
+                    "http.request.method": request.method,
+                    "url.path": request.path,
+                    "http.response.status_code": status,
+                    "event.duration": int(elapsed * 1e9),
+                },
+            )
+        context.request_id.reset(token)
+        context.user_id.reset(user_token)
+
+
+@web.middleware
+async def problems(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error leaves as application/problem+json; a 500 never carries a traceback."""
+    request_id = context.request_id.get()
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem.response(request.path, request_id)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        response = for_status(error.status, error.reason).response(request.path, request_id)
+        if isinstance(error, web.HTTPMethodNotAllowed):
+            response.headers["Allow"] = ",".join(sorted(error.allowed_methods))
+        return response
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return Problem().response(request.path, request_id)
+
+
+@web.middleware
+async def authentication(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    if request.match_info.http_exception is None:
+        found = await authorize(request, request.app[VERIFIER])
+        if found is not None:
+            request[PRINCIPAL_KEY] = found
+            context.user_id.set(found.subject)
+    return await handler(request)
+
+
+@public
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@public
+async def readyz(request: web.Request) -> web.Response:
+    failing: dict[str, str] = {}
+    for name, check in request.app[READINESS]:
+        try:
+            await asyncio.wait_for(check(request.app), timeout=2)
+        except Exception as error:  # noqa: BLE001 (any failure means not ready)
+            failing[name] = error.__class__.__name__
+    if failing:
+        raise ServiceUnavailable("not ready: " + ", ".join(sorted(failing)), checks=failing)
+    return web.json_response({"status": "ready"})
+
+
+@public
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One ClientSession per app, with keepalive pooling for calls to other services."""
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=10, connect=2),
+        connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=30),
+    ) as session:
+        app[HTTP] = session
+        yield
+
+
+def build_app(
+    settings: KitSettings,
+    *,
+    keys: Callable[[web.Application], KeySource] | None = None,
+    database: bool = True,
+    events: bool = True,
+) -> web.Application:
+    """The kit's defaults; the service adds its own stores, background tasks and routes on top."""
+    logs.configure(settings.service_name, settings.log_level)
+    app = web.Application(
+        middlewares=[request_context, problems, authentication], client_max_size=MAX_BODY_BYTES
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics.create(settings.service_name)
+    app[READINESS] = []
+    app.cleanup_ctx.append(http_ctx)
+    if database:
+        app.cleanup_ctx.append(mongo.mongo_ctx)
+        app[READINESS].append(("database", mongo.ping))
+    if events:
+        app.cleanup_ctx.append(broker.nats_ctx)
+        app[READINESS].append(("broker", broker.ping))
+
+    async def verifier_ctx(app: web.Application) -> AsyncIterator[None]:
+        source = keys(app) if keys else JwksKeys(app[HTTP], settings.jwks_url)
+        app[VERIFIER] = TokenVerifier(source, settings.jwt_issuer, settings.jwt_audience)
+        yield
+
+    app.cleanup_ctx.append(verifier_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    return app
+
+
+def run(app: web.Application) -> None:
+    """Serve until SIGTERM/SIGINT, then stop accepting, drain in-flight requests and close clients."""
+    settings = app[SETTINGS]
+    loop: asyncio.AbstractEventLoop | None = None
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = None
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_timeout,
+        access_log=None,
+        print=None,
+        loop=loop,
+    )

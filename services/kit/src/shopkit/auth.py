@@ -1,0 +1,185 @@
+"""Access-token verification against a cached JWKS, deny-by-default route access and role checks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import aiohttp
+from aiohttp import web
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from shopkit.keys import PRINCIPAL_KEY
+from shopkit.problems import Forbidden, ServiceUnavailable, Unauthorized
+
+ALGORITHMS = ["EdDSA", "ES256"]
+ROLES = ("customer", "staff", "admin", "service")
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[web.StreamResponse]])
+_ACCESS_ATTR = "__shop_access__"
+PUBLIC = "public"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a user (customer, staff, admin) or another service."""
+
+    subject: str
+    roles: frozenset[str]
+
+    def has_any(self, *roles: str) -> bool:
+        return not self.roles.isdisjoint(roles)
+
+    @property
+    def is_service(self) -> bool:
+        return "service" in self.roles
+
+
+class KeySource(Protocol):
+    async def keys(self, kid: str | None) -> KeySet: ...
+
+
+class StaticKeys:
+    """Keys known in-process (the users service verifies its own tokens this way)."""
+
+    def __init__(self, provider: Callable[[], KeySet]) -> None:
+        self._provider = provider
+
+    async def keys(self, kid: str | None) -> KeySet:
+        return self._provider()
+
+
+class JwksKeys:
+    """The users service's JWKS, fetched over HTTP and cached; an unknown `kid` triggers a bounded refresh."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, ttl: float = 300.0, min_refresh: float = 10.0
+    ) -> None:
+        self._session, self._url, self._ttl, self._min_refresh = session, url, ttl, min_refresh
+        self._keyset: KeySet | None = None
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def _known(self, kid: str | None) -> bool:
+        return self._keyset is not None and any(k.kid == kid for k in self._keyset.keys)
+
+    async def keys(self, kid: str | None) -> KeySet:
+        age = time.monotonic() - self._fetched_at
+        stale = self._keyset is None or age > self._ttl
+        if stale or (not self._known(kid) and age > self._min_refresh):
+            async with self._lock:
+                age = time.monotonic() - self._fetched_at
+                if self._keyset is None or age > self._min_refresh:
+                    await self._refresh()
+        if self._keyset is None:
+            raise ServiceUnavailable("signing keys are not available")
+        return self._keyset
+
+    async def _refresh(self) -> None:
+        try:
+            async with self._session.get(
+                self._url, timeout=aiohttp.ClientTimeout(total=3)
+            ) as response:
+                response.raise_for_status()
+                document = await response.json(content_type=None)
+            self._keyset = KeySet.import_key_set(document)
+            self._fetched_at = time.monotonic()
+        except (aiohttp.ClientError, TimeoutError, ValueError, JoseError):
+            # Keep serving with the keys we have; an empty cache makes verification answer 503.
+            self._fetched_at = time.monotonic()
+
+
+class TokenVerifier:
+    """Checks signature, algorithm, issuer, audience and expiry; anything else is refused."""
+
+    def __init__(self, keys: KeySource, issuer: str, audience: str, leeway: int = 30) -> None:
+        self._keys = keys
+        self._registry = jwt.JWTClaimsRegistry(
+            leeway=leeway,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            sub={"essential": True},
+            exp={"essential": True},
+        )
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = _unverified_header(token)
+            keyset = await self._keys.keys(header.get("kid"))
+            decoded = jwt.decode(token, keyset, algorithms=ALGORITHMS)
+            self._registry.validate(decoded.claims)
+        except (JoseError, ValueError, TypeError, KeyError) as error:
+            raise Unauthorized("invalid access token") from error
+        roles = decoded.claims.get("roles")
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise Unauthorized("invalid access token")
+        return Principal(subject=str(decoded.claims["sub"]), roles=frozenset(roles))
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    segment = token.split(".")[0]
+    header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    if not isinstance(header, dict) or header.get("alg") not in ALGORITHMS:
+        raise ValueError("unsupported algorithm")
+    return header
+
+
+def public(handler: Handler) -> Handler:
+    """Mark a handler as reachable without a token (everything else needs one)."""
+    setattr(handler, _ACCESS_ATTR, PUBLIC)
+    return handler
+
+
+def requires(*roles: str) -> Callable[[Handler], Handler]:
+    """Mark a handler as reachable only by a principal holding one of `roles`."""
+
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, _ACCESS_ATTR, frozenset(roles))
+        return handler
+
+    return mark
+
+
+def principal(request: web.Request) -> Principal:
+    found = request.get(PRINCIPAL_KEY)
+    if not isinstance(found, Principal):
+        raise Unauthorized()
+    return found
+
+
+def optional_principal(request: web.Request) -> Principal | None:
+    found = request.get(PRINCIPAL_KEY)
+    return found if isinstance(found, Principal) else None
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authorize(request: web.Request, verifier: TokenVerifier) -> Principal | None:
+    """Authenticate the caller and apply the handler's access rule; deny unless a rule allows."""
+    handler = request.match_info.handler
+    access = getattr(handler, _ACCESS_ATTR, None)
+    token = bearer_token(request)
+    if access == PUBLIC:
+        # A stale token must not stop anyone from logging in or browsing: public routes ignore it.
+        try:
+            return await verifier.verify(token) if token else None
+        except Unauthorized:
+            return None
+    found = await verifier.verify(token) if token else None
+    if found is None:
+        raise Unauthorized()
+    if isinstance(access, frozenset) and not found.has_any(*access):
+        raise Forbidden("this action needs one of the roles: " + ", ".join(sorted(access)))
+    return found

@@ -1,0 +1,31 @@
+"""Typed app state shared by every service (one AppKey per resource) and the request keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shopkit.metrics import Metrics
+from shopkit.settings import KitSettings
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as Nats
+    from nats.js import JetStreamContext
+
+    from shopkit.auth import Principal, TokenVerifier
+else:  # AppKey wants a runtime type; the real ones are for the type checker.
+    Nats = JetStreamContext = Principal = TokenVerifier = object
+
+SETTINGS = web.AppKey("settings", KitSettings)
+METRICS = web.AppKey("metrics", Metrics)
+DB = web.AppKey("db", AsyncDatabase)
+NATS = web.AppKey("nats", Nats)
+JETSTREAM = web.AppKey("jetstream", JetStreamContext)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+VERIFIER = web.AppKey("verifier", TokenVerifier)
+
+# Request keys (aiohttp request state is a mapping; strings are its keys).
+PRINCIPAL_KEY = "shop.principal"

@@ -1,0 +1,43 @@
+"""ECS JSON log lines on stdout, carrying the service name, the request id and the user id."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import ecs_logging
+
+from shopkit import context
+
+
+class _ContextFilter(logging.Filter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__["service.name"] = self.service
+        request_id = context.request_id.get()
+        if request_id:
+            record.__dict__["trace.id"] = request_id
+            record.__dict__["http.request.id"] = request_id
+        user = context.user_id.get()
+        if user:
+            record.__dict__["user.id"] = user
+        return True
+
+
+def configure(service: str, level: str = "INFO") -> None:
+    """Route every logger to one ECS JSON handler on stdout (idempotent)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_shop", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stdout)
+    handler._shop = True  # type: ignore[attr-defined]
+    handler.setFormatter(ecs_logging.StdlibFormatter(exclude_fields=["log.original", "process"]))
+    handler.addFilter(_ContextFilter(service))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # One line per request comes from our middleware; aiohttp's access log would double it.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,0 +1,53 @@
+"""Money as integer minor units with an ISO 4217 currency; never floats."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import fields, post_load, validate
+
+from shopkit.schemas import Schema
+
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+MAX_AMOUNT = 10**12
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
+            raise TypeError("amount must be an integer of minor units")
+        if not CURRENCY.match(self.currency):
+            raise ValueError("currency must be an ISO 4217 code")
+
+    def __add__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def times(self, quantity: int) -> Money:
+        return Money(self.amount * quantity, self.currency)
+
+    def _same_currency(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise ValueError(f"cannot combine {self.currency} with {other.currency}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"amount": self.amount, "currency": self.currency}
+
+
+class MoneySchema(Schema):
+    amount = fields.Integer(required=True, strict=True, validate=validate.Range(0, MAX_AMOUNT))
+    currency = fields.String(required=True, validate=validate.Regexp(CURRENCY))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Money:
+        return Money(**data)

@@ -1,0 +1,54 @@
+"""Request parsing: JSON bodies and query strings through marshmallow schemas that reject unknown fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import marshmallow
+from aiohttp import web
+
+from shopkit.problems import MalformedJson, UnsupportedMediaType, ValidationFailed
+
+
+class Schema(marshmallow.Schema):
+    """Unknown fields are an error, so a client can never slip in `roles`, ids or stock."""
+
+    class Meta:
+        unknown = marshmallow.RAISE
+
+
+def validate(schema: marshmallow.Schema, data: Any, *, partial: bool = False) -> Any:
+    try:
+        return schema.load(data, partial=partial)
+    except marshmallow.ValidationError as error:
+        raise ValidationFailed(
+            "the request has invalid fields", errors=_field_errors(error.messages)
+        ) from None
+
+
+def _field_errors(messages: Any) -> Any:
+    if isinstance(messages, list):
+        return {"_body": messages}
+    return messages
+
+
+async def read_json(request: web.Request) -> Any:
+    content_type = request.content_type
+    if request.body_exists and content_type not in ("application/json", "application/octet-stream"):
+        if not content_type.endswith("+json"):
+            raise UnsupportedMediaType("send the body as application/json")
+    raw = await request.read()
+    try:
+        return json.loads(raw) if raw else {}
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedJson("the body is not valid JSON") from None
+
+
+async def load_body(request: web.Request, schema: marshmallow.Schema, *, partial: bool = False) -> Any:
+    """The validated body: 400 when it is not JSON, 422 with per-field errors when it is invalid."""
+    return validate(schema, await read_json(request), partial=partial)
+
+
+def load_query(request: web.Request, schema: marshmallow.Schema) -> Any:
+    return validate(schema, dict(request.query))

@@ -1,0 +1,42 @@
+"""Supervised background loops: one failure is logged and retried, never silently ends the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+log = logging.getLogger("shopkit.tasks")
+
+
+async def run_forever(name: str, step: Callable[[], Awaitable[float | None]], interval: float) -> None:
+    """Call `step` repeatedly; it may return how long to sleep before the next call."""
+    while True:
+        try:
+            pause = await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background task %s failed; retrying", name)
+            pause = None
+        await asyncio.sleep(interval if pause is None else pause)
+
+
+def background(
+    name: str, step: Callable[[web.Application], Awaitable[float | None]], interval: float
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx entry that runs `step(app)` in a loop while the app lives."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run_forever(name, lambda: step(app), interval), name=name)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return context

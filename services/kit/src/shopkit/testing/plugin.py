@@ -1,0 +1,120 @@
+"""A pytest plugin: the real peers (FerretDB, NATS) started once per run, a fresh database per test.
+
+Set SHOP_TEST_MONGO_URL or SHOP_TEST_NATS_URL to run against servers you already have (for example a
+real MongoDB replica set); otherwise the binaries installed by `./task install` are started on free
+loopback ports in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shopkit import mongo, processes
+
+
+@pytest.fixture(scope="session")
+def peers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("peers")
+
+
+@pytest.fixture(scope="session")
+def mongo_url(peers_dir: Path) -> Iterator[str]:
+    given = os.environ.get("SHOP_TEST_MONGO_URL")
+    if given:
+        yield given
+        return
+    peer = processes.ferretdb(peers_dir, processes.free_port()).start()
+    try:
+        yield f"mongodb://127.0.0.1:{peer.port}/"
+    finally:
+        peer.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_url(peers_dir: Path) -> Iterator[str]:
+    given = os.environ.get("SHOP_TEST_NATS_URL")
+    if given:
+        yield given
+        return
+    peer = processes.nats(peers_dir, processes.free_port()).start()
+    try:
+        yield f"nats://127.0.0.1:{peer.port}"
+    finally:
+        peer.stop()
+
+
+@pytest.fixture(scope="session")
+async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[Any]]:
+    client = mongo.client(mongo_url)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def database_name() -> str:
+    return "t_" + uuid.uuid4().hex[:16]
+
+
+@pytest.fixture
+async def db(
+    mongo_client: AsyncMongoClient[Any], database_name: str
+) -> AsyncIterator[AsyncDatabase[Any]]:
+    """A database no other test has touched, dropped afterwards."""
+    database = mongo_client[database_name]
+    try:
+        yield database
+    finally:
+        await mongo_client.drop_database(database_name)
+
+
+@pytest.fixture
+async def nats_client(nats_url: str) -> AsyncIterator[nats.NATS]:
+    connection = await nats.connect(nats_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def service_env(mongo_url: str, nats_url: str, database_name: str) -> dict[str, str]:
+    """The environment a service under test reads: this test's database, the shared broker."""
+    return {
+        "MONGO_URL": mongo_url,
+        "MONGO_DATABASE": database_name,
+        "NATS_URL": nats_url,
+        "LOG_LEVEL": "WARNING",
+        "JWT_ISSUER": "https://shop.test",
+        "JWT_AUDIENCE": "shop",
+    }
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[web.Application], Awaitable[TestClient[Any, Any]]]]:
+    """Start an app on a loopback port and give back a client for it; everything stops afterwards."""
+    clients: list[TestClient[Any, Any]] = []
+
+    async def start(app: web.Application) -> TestClient[Any, Any]:
+        client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    try:
+        yield start
+    finally:
+        for client in reversed(clients):
+            await client.close()
