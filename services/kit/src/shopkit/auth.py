@@ -19,7 +19,7 @@ from joserfc.jwk import KeySet
 from shopkit.keys import PRINCIPAL_KEY
 from shopkit.problems import Forbidden, ServiceUnavailable, Unauthorized
 
-ALGORITHMS = ["EdDSA", "ES256"]
+ALGORITHMS = ["ES256"]
 ROLES = ("customer", "staff", "admin", "service")
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[web.StreamResponse]])
 _ACCESS_ATTR = "__shop_access__"
@@ -32,6 +32,7 @@ class Principal:
 
     subject: str
     roles: frozenset[str]
+    session_id: str | None = None
 
     def has_any(self, *roles: str) -> bool:
         return not self.roles.isdisjoint(roles)
@@ -59,7 +60,11 @@ class JwksKeys:
     """The users service's JWKS, fetched over HTTP and cached; an unknown `kid` triggers a bounded refresh."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, url: str, ttl: float = 300.0, min_refresh: float = 10.0
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        ttl: float = 300.0,
+        min_refresh: float = 10.0,
     ) -> None:
         self._session, self._url, self._ttl, self._min_refresh = session, url, ttl, min_refresh
         self._keyset: KeySet | None = None
@@ -119,7 +124,12 @@ class TokenVerifier:
         roles = decoded.claims.get("roles")
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthorized("invalid access token")
-        return Principal(subject=str(decoded.claims["sub"]), roles=frozenset(roles))
+        session = decoded.claims.get("sid")
+        return Principal(
+            subject=str(decoded.claims["sub"]),
+            roles=frozenset(roles),
+            session_id=session if isinstance(session, str) else None,
+        )
 
 
 def _unverified_header(token: str) -> dict[str, Any]:

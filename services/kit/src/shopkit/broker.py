@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import nats
 from aiohttp import web
+from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamConfig
 
 from shopkit.keys import JETSTREAM, NATS, SETTINGS
@@ -37,7 +38,7 @@ async def ensure_stream(js: nats.js.JetStreamContext, service: str) -> None:
         await js.update_stream(config)
 
 
-async def connect(url: str, name: str) -> nats.NATS:
+async def connect(url: str, name: str) -> NatsClient:
     async def disconnected() -> None:
         log.warning("disconnected from NATS")
 

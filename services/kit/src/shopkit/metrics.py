@@ -28,32 +28,52 @@ class Metrics:
         return cls(
             registry=registry,
             requests=Counter(
-                "http_requests", "HTTP requests answered", ["service", "method", "route", "status"],
+                "http_requests",
+                "HTTP requests answered",
+                ["service", "method", "route", "status"],
                 registry=registry,
             ),
             latency=Histogram(
-                "http_request_duration_seconds", "HTTP request latency",
-                ["service", "method", "route"], buckets=LATENCY_BUCKETS, registry=registry,
+                "http_request_duration_seconds",
+                "HTTP request latency",
+                ["service", "method", "route"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
             ),
             in_flight=Gauge(
-                "http_requests_in_flight", "HTTP requests being handled", ["service"], registry=registry
-            ).labels(**labels),  # type: ignore[arg-type]
-            outbox_lag=Gauge(
-                "outbox_lag_seconds", "Age of the oldest unpublished event", ["service"],
+                "http_requests_in_flight",
+                "HTTP requests being handled",
+                ["service"],
                 registry=registry,
-            ).labels(**labels),  # type: ignore[arg-type]
+            ).labels(**labels),
+            outbox_lag=Gauge(
+                "outbox_lag_seconds",
+                "Age of the oldest unpublished event",
+                ["service"],
+                registry=registry,
+            ).labels(**labels),
             events_published=Counter(
-                "events_published", "Events relayed to JetStream", ["service", "type"], registry=registry
+                "events_published",
+                "Events relayed to JetStream",
+                ["service", "type"],
+                registry=registry,
             ),
             events_handled=Counter(
-                "events_handled", "Events consumed", ["service", "type", "outcome"], registry=registry
+                "events_handled",
+                "Events consumed",
+                ["service", "type", "outcome"],
+                registry=registry,
             ),
             events_dead_lettered=Counter(
-                "events_dead_lettered", "Events given up after bounded redelivery", ["service", "type"],
+                "events_dead_lettered",
+                "Events given up after bounded redelivery",
+                ["service", "type"],
                 registry=registry,
             ),
             upstream_calls=Counter(
-                "upstream_calls", "Calls to other services", ["service", "upstream", "outcome"],
+                "upstream_calls",
+                "Calls to other services",
+                ["service", "upstream", "outcome"],
                 registry=registry,
             ),
         )

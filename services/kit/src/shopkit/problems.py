@@ -127,9 +127,19 @@ class GatewayTimeout(Problem):
 _BY_STATUS: dict[int, type[Problem]] = {
     cls.status: cls
     for cls in (
-        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict,
-        PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, ValidationFailed,
-        BadGateway, ServiceUnavailable, GatewayTimeout,
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PreconditionFailed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+        BadGateway,
+        ServiceUnavailable,
+        GatewayTimeout,
     )
 }
 

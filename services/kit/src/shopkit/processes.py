@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -42,7 +43,9 @@ def http_ok(url: str) -> bool:
 def require_binary(name: str) -> str:
     found = shutil.which(name)
     if found is None:
-        raise PeerFailed(f"{name} is not installed: run ./task install (it puts tools in .tools/bin)")
+        raise PeerFailed(
+            f"{name} is not installed: run ./task install (it puts tools in .tools/bin)"
+        )
     return found
 
 
@@ -82,7 +85,9 @@ class Peer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise PeerFailed(f"{self.name} exited with {self.process.returncode}: {self.tail()}")
+                raise PeerFailed(
+                    f"{self.name} exited with {self.process.returncode}: {self.tail()}"
+                )
             if self.ready():
                 return
             time.sleep(0.05)
@@ -117,10 +122,8 @@ def stop_group(pid: int, grace: float = 25.0) -> None:
         if _is_zombie(pid):
             return
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _is_zombie(pid: int) -> bool:
@@ -155,7 +158,16 @@ def nats(state_dir: Path, port: int) -> Peer:
     data.mkdir(parents=True, exist_ok=True)
     return Peer(
         name="nats",
-        argv=[require_binary("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(data)],
+        argv=[
+            require_binary("nats-server"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-js",
+            "-sd",
+            str(data),
+        ],
         log_path=state_dir / "logs" / "nats.log",
         port=port,
     )

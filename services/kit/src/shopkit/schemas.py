@@ -35,9 +35,12 @@ def _field_errors(messages: Any) -> Any:
 
 async def read_json(request: web.Request) -> Any:
     content_type = request.content_type
-    if request.body_exists and content_type not in ("application/json", "application/octet-stream"):
-        if not content_type.endswith("+json"):
-            raise UnsupportedMediaType("send the body as application/json")
+    json_like = content_type in (
+        "application/json",
+        "application/octet-stream",
+    ) or content_type.endswith("+json")
+    if request.body_exists and not json_like:
+        raise UnsupportedMediaType("send the body as application/json")
     raw = await request.read()
     try:
         return json.loads(raw) if raw else {}
@@ -45,7 +48,9 @@ async def read_json(request: web.Request) -> Any:
         raise MalformedJson("the body is not valid JSON") from None
 
 
-async def load_body(request: web.Request, schema: marshmallow.Schema, *, partial: bool = False) -> Any:
+async def load_body(
+    request: web.Request, schema: marshmallow.Schema, *, partial: bool = False
+) -> Any:
     """The validated body: 400 when it is not JSON, 422 with per-field errors when it is invalid."""
     return validate(schema, await read_json(request), partial=partial)
 

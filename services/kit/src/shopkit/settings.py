@@ -34,7 +34,7 @@ class SettingsError(ValueError):
         self.problems = problems
 
 
-def env(name: str, default: Any = _MISSING, *, help: str) -> Any:  # noqa: A002
+def env(name: str, default: Any = _MISSING, *, help: str) -> Any:
     """Declare a setting read from the environment variable `name`."""
     return dataclasses.field(default=default, metadata={"env": name, "help": help})
 
@@ -109,13 +109,17 @@ class KitSettings:
     host: str = env("HOST", "127.0.0.1", help="address the HTTP server binds")
     port: int = env("PORT", 8000, help="port the HTTP server binds")
     mongo_url: Secret = env("MONGO_URL", help="MongoDB connection string (FerretDB locally)")
-    mongo_database: str = env("MONGO_DATABASE", "", help="database name; defaults to the service name")
+    mongo_database: str = env(
+        "MONGO_DATABASE", "", help="database name; defaults to the service name"
+    )
     nats_url: str = env("NATS_URL", "nats://127.0.0.1:4222", help="NATS server with JetStream")
     log_level: str = env("LOG_LEVEL", "INFO", help="logging level")
     jwks_url: str = env("JWKS_URL", "", help="where services fetch the users service's public keys")
     jwt_issuer: str = env("JWT_ISSUER", "https://shop.local", help="issuer of access tokens")
     jwt_audience: str = env("JWT_AUDIENCE", "shop", help="audience of access tokens")
-    shutdown_timeout: float = env("SHUTDOWN_TIMEOUT", 20.0, help="seconds to drain requests on stop")
+    shutdown_timeout: float = env(
+        "SHUTDOWN_TIMEOUT", 20.0, help="seconds to drain requests on stop"
+    )
 
     @property
     def database(self) -> str:

@@ -17,6 +17,7 @@ import nats
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from nats.aio.client import Client as NatsClient
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -81,7 +82,7 @@ async def db(
 
 
 @pytest.fixture
-async def nats_client(nats_url: str) -> AsyncIterator[nats.NATS]:
+async def nats_client(nats_url: str) -> AsyncIterator[NatsClient]:
     connection = await nats.connect(nats_url)
     try:
         yield connection

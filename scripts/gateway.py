@@ -1,0 +1,187 @@
+"""Render the nginx gateway's config from nginx/shop.conf.template and start nginx with it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shopkit import problems
+from shopkit.processes import Peer, PeerFailed
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "nginx" / "shop.conf.template"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One nginx location proxied to one upstream, optionally under a limit_req zone."""
+
+    location: str
+    upstream: str
+    limit: str | None = None
+
+
+# Adding a service: its upstream servers in the mapping given to render(), its prefixes here.
+ROUTES: tuple[Route, ...] = (
+    Route("= /api/v1/auth/login", "users", limit="login"),
+    Route("/api/v1/auth/", "users"),
+    Route("= /api/v1/users", "users"),  # the admin list
+    Route("/api/v1/users/", "users"),  # profiles, addresses, /api/v1/users/openapi.json
+)
+
+# Errors nginx itself produces (no route, body too large, rate limited, upstream down or slow).
+GATEWAY_PROBLEMS: dict[int, tuple[type[problems.Problem], str]] = {
+    400: (problems.BadRequest, "The request could not be parsed."),
+    404: (problems.NotFound, "No resource is served at this path."),
+    405: (problems.MethodNotAllowed, "The gateway does not accept this method here."),
+    413: (problems.PayloadTooLarge, "The request body is larger than 1 MiB."),
+    429: (problems.TooManyRequests, "Too many requests from this address; retry shortly."),
+    500: (problems.Problem, "The gateway failed to handle the request."),
+    502: (problems.BadGateway, "The upstream service could not be reached."),
+    503: (problems.ServiceUnavailable, "The upstream service is unavailable."),
+    504: (problems.GatewayTimeout, "The upstream service did not answer in time."),
+}
+
+
+def _upstreams_block(upstreams: Mapping[str, Sequence[str]]) -> str:
+    blocks = []
+    for name, servers in upstreams.items():
+        if not servers:
+            raise ValueError(f"upstream {name} has no servers")
+        lines = [f"    upstream {name} {{"]
+        lines += [f"        server {server} max_fails=1 fail_timeout=5s;" for server in servers]
+        # Idle connections close before aiohttp's 75 s keepalive does, so nginx never reuses a
+        # connection the service is closing.
+        lines += ["        keepalive 64;", "        keepalive_timeout 60s;", "    }", ""]
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
+
+
+def _routes_block(routes: Sequence[Route], upstreams: Mapping[str, Sequence[str]]) -> str:
+    blocks = []
+    for route in routes:
+        if route.upstream not in upstreams:
+            continue
+        lines = [f"        location {route.location} {{"]
+        if route.limit:
+            lines.append(f"            limit_req zone={route.limit} burst=20 nodelay;")
+        lines += [f"            proxy_pass http://{route.upstream};", "        }", ""]
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
+
+
+def _problem_body(status: int, problem: type[problems.Problem], detail: str) -> str:
+    body = {
+        "type": problems.TYPE_BASE + problem.slug,
+        "title": problem.title,
+        "status": status,
+        "detail": detail,
+        "instance": "@instance@",
+        "request_id": "@request_id@",
+    }
+    text = json.dumps(body, separators=(",", ":"))
+    # nginx fills these in; both maps only let through values that need no JSON escaping.
+    return text.replace("@instance@", "$shop_instance").replace("@request_id@", "$shop_request_id")
+
+
+def _problems_block() -> str:
+    lines = []
+    for status in GATEWAY_PROBLEMS:
+        lines.append(f"        error_page {status} @problem_{status};")
+    for status, (problem, detail) in GATEWAY_PROBLEMS.items():
+        lines += [
+            "",
+            f"        location @problem_{status} {{",
+            "            default_type application/problem+json;",
+            f"            return {status} '{_problem_body(status, problem, detail)}';",
+            "        }",
+        ]
+    return "\n".join(lines)
+
+
+def render(
+    listen_port: int,
+    upstreams: Mapping[str, Sequence[str]],
+    state_dir: Path,
+    routes: Sequence[Route] = ROUTES,
+) -> str:
+    """The config for a gateway on 127.0.0.1:`listen_port`; routes to unknown upstreams skipped."""
+    values = {
+        "listen_port": str(listen_port),
+        "state_dir": str(state_dir.resolve()),
+        "upstreams": _upstreams_block(upstreams),
+        "routes": _routes_block(routes, upstreams),
+        "problems": _problems_block(),
+    }
+    # {{name}} placeholders: nginx's own $var and ${var} syntax rules out string.Template.
+    return re.sub(r"\{\{(\w+)\}\}", lambda match: values[match.group(1)], TEMPLATE.read_text())
+
+
+def nginx_binary() -> str:
+    # Debian puts nginx in /usr/sbin, which a non-login PATH may lack.
+    found = shutil.which("nginx", path=os.environ.get("PATH", "") + os.pathsep + "/usr/sbin")
+    if found is None:
+        raise PeerFailed("nginx is not installed: run ./task install")
+    return found
+
+
+def peer(
+    state_dir: Path,
+    listen_port: int,
+    upstreams: Mapping[str, Sequence[str]],
+    log_path: Path | None = None,
+) -> Peer:
+    """Write the config into `state_dir` and describe the nginx process that serves it."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "tmp").mkdir(exist_ok=True)
+    prefix = state_dir.resolve()
+    conf = prefix / "nginx.conf"
+    conf.write_text(render(listen_port, upstreams, prefix))
+    return Peer(
+        name="nginx",
+        # -e: nginx opens its compiled-in error log before reading the config; keep that local too.
+        argv=[nginx_binary(), "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
+        log_path=log_path or state_dir / "nginx.log",
+        port=listen_port,
+        ready_url=f"http://127.0.0.1:{listen_port}/healthz",
+    )
+
+
+def _parse_upstream(text: str) -> tuple[str, list[str]]:
+    name, _, servers = text.partition("=")
+    if not name or not servers:
+        raise argparse.ArgumentTypeError("expected NAME=HOST:PORT[,HOST:PORT...]")
+    return name, [server.strip() for server in servers.split(",") if server.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8080, help="port the gateway listens on")
+    parser.add_argument(
+        "--upstream",
+        type=_parse_upstream,
+        action="append",
+        default=[],
+        metavar="NAME=HOST:PORT,...",
+        help="servers of one upstream; repeat per service",
+    )
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".run" / "nginx")
+    parser.add_argument("--output", type=Path, help="write here instead of stdout")
+    args = parser.parse_args(argv)
+    upstreams = dict(args.upstream) or {"users": ["127.0.0.1:8101", "127.0.0.1:8102"]}
+    config = render(args.port, upstreams, args.state_dir)
+    if args.output:
+        args.output.write_text(config)
+    else:
+        sys.stdout.write(config)
+
+
+if __name__ == "__main__":
+    main()

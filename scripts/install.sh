@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Install everything the local stack and the tests need; fast and harmless when all is already there.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+FERRETDB_VERSION="v1.24.2"
+export PATH="$TOOLS/bin:$PATH:/usr/local/go/bin"
+# Builds from a copied module folder are not git checkouts; stamping VCS info would fail there.
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+mkdir -p "$TOOLS/bin"
+
+log() { printf '==> %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_system_packages() {
+    local missing=()
+    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+    command -v nats-server >/dev/null || missing+=(nats-server)
+    command -v wrk >/dev/null || missing+=(wrk)
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return
+    fi
+    log "apt-get install ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_uv() {
+    if command -v uv >/dev/null; then
+        return
+    fi
+    log "pip install uv (into .tools)"
+    # --target keeps uv inside the project and sidesteps PEP 668 on a system Python.
+    python3 -m pip install --quiet --disable-pip-version-check --target "$TOOLS/uv" uv
+    ln -sf "$TOOLS/uv/bin/uv" "$TOOLS/bin/uv"
+}
+
+sync_python() {
+    if [ -f "$ROOT/uv.lock" ]; then
+        (cd "$ROOT" && uv sync --frozen --quiet)
+    else
+        (cd "$ROOT" && uv sync --quiet)
+    fi
+}
+
+require_go() {
+    if ! command -v go >/dev/null; then
+        echo "go is required to build FerretDB (install Go 1.22 or newer)" >&2
+        exit 1
+    fi
+}
+
+build_ferretdb() {
+    if [ -x "$TOOLS/bin/ferretdb" ]; then
+        return
+    fi
+    require_go
+    log "building FerretDB $FERRETDB_VERSION (about a minute)"
+    local module src="$TOOLS/src/ferretdb"
+    module="$(go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"
+    rm -rf "$src"
+    mkdir -p "$TOOLS/src"
+    cp -r "$module" "$src"
+    chmod -R u+w "$src"
+    # The module zip lacks the generated version file, and FerretDB panics at start without it
+    # (upstream issues 2982 and 4889); a tools-module `go get -tool` build has the same problem.
+    echo "$FERRETDB_VERSION" >"$src/build/version/version.txt"
+    (cd "$src" && go build -o "$TOOLS/bin/ferretdb" ./cmd/ferretdb)
+    rm -rf "$src"
+    rmdir "$TOOLS/src" 2>/dev/null || true
+}
+
+install_system_packages
+install_uv
+sync_python
+build_ferretdb
+log "tools ready"

@@ -1,0 +1,178 @@
+"""The local stack behind `./task up`, `down` and `status`: FerretDB, NATS, the services, nginx."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import gateway
+
+from shopkit import processes
+from shopkit.processes import Peer, PeerFailed
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / ".run"
+LOGS = RUN / "logs"
+PIDS = RUN / "pids.json"
+GATEWAY_PORT = 8080
+MONGO_PORT = 27017
+NATS_PORT = 4222
+# Each service's instances (nginx balances across them); a new service is one more entry.
+SERVICES: dict[str, tuple[int, ...]] = {"users": (8101, 8102)}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; blank and # comment lines skipped, one pair of outer quotes removed."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def stack_env() -> dict[str, str]:
+    """`.env.example` (working local values) overlaid with `.env` (your own, never committed)."""
+    example = ROOT / ".env.example"
+    if not example.exists():
+        raise PeerFailed(".env.example is missing: it holds the values every service needs")
+    values = read_env_file(example)
+    if (ROOT / ".env").exists():
+        values.update(read_env_file(ROOT / ".env"))
+    return values
+
+
+def service_command(name: str) -> list[str]:
+    script = ROOT / ".venv" / "bin" / name
+    if not script.exists():
+        raise PeerFailed(f"{script} is missing: run ./task install")
+    return [str(script)]
+
+
+def parts(env: Mapping[str, str]) -> list[Peer]:
+    """Every process of the stack, in start order (each waits for the ones before it)."""
+    stack = [processes.ferretdb(RUN, MONGO_PORT), processes.nats(RUN, NATS_PORT)]
+    for name, ports in SERVICES.items():
+        for port in ports:
+            stack.append(
+                Peer(
+                    name=f"{name}-{port}",
+                    argv=service_command(name),
+                    log_path=LOGS / f"{name}-{port}.log",
+                    env={**env, "SERVICE_NAME": name, "PORT": str(port)},
+                    port=port,
+                    ready_url=f"http://127.0.0.1:{port}/readyz",
+                )
+            )
+    upstreams = {name: [f"127.0.0.1:{port}" for port in ports] for name, ports in SERVICES.items()}
+    stack.append(gateway.peer(RUN / "nginx", GATEWAY_PORT, upstreams, LOGS / "nginx.log"))
+    return stack
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def ours(pid: int) -> bool:
+    """Still a process we started: alive and leading its own session (Peer starts each so)."""
+    try:
+        return alive(pid) and os.getsid(pid) == pid
+    except OSError:
+        return False
+
+
+def read_pids() -> dict[str, int]:
+    try:
+        pids: dict[str, int] = json.loads(PIDS.read_text())
+    except FileNotFoundError:
+        return {}
+    return pids
+
+
+def write_pids(pids: Mapping[str, int]) -> None:
+    RUN.mkdir(parents=True, exist_ok=True)
+    PIDS.write_text(json.dumps(dict(pids), indent=2) + "\n")
+
+
+def up() -> None:
+    env = stack_env()
+    pids = read_pids()
+    for part in parts(env):
+        pid = pids.get(part.name)
+        if pid is not None and ours(pid):
+            # Ours from an earlier `up`: perhaps still starting, never start a second copy.
+            part.wait_ready(timeout=60)
+            print(f"{part.name:<12} already running (pid {pid})")
+            continue
+        print(f"{part.name:<12} starting...", flush=True)
+        try:
+            part.start()
+        finally:
+            # Recorded even when not ready, so `down` can still stop it.
+            if part.process is not None and part.process.poll() is None:
+                pids[part.name] = part.process.pid
+                write_pids(pids)
+        assert part.process is not None
+        print(f"{part.name:<12} ready (pid {part.process.pid})")
+    print()
+    print(f"gateway   http://127.0.0.1:{GATEWAY_PORT}  (try /api/v1/users/openapi.json)")
+    for name, ports in SERVICES.items():
+        print(f"{name:<9} " + "  ".join(f"http://127.0.0.1:{port}" for port in ports))
+    print(f"mongodb   mongodb://127.0.0.1:{MONGO_PORT}/  (FerretDB)")
+    print(f"nats      nats://127.0.0.1:{NATS_PORT}")
+    print(f"logs      {LOGS.relative_to(ROOT)}/ and {(RUN / 'nginx').relative_to(ROOT)}/access.log")
+
+
+def down() -> None:
+    pids = read_pids()
+    # Reverse start order: the gateway stops taking requests before the services drain.
+    for name, pid in reversed(list(pids.items())):
+        if ours(pid):
+            print(f"{name:<12} stopping (pid {pid})", flush=True)
+            processes.stop_group(pid)
+        else:
+            print(f"{name:<12} was not running")
+    PIDS.unlink(missing_ok=True)
+
+
+def status() -> None:
+    pids = read_pids()
+    for part in parts(stack_env()):
+        pid = pids.get(part.name)
+        if pid is None or not ours(pid):
+            state = "stopped"
+        elif part.ready():
+            state = f"running (pid {pid})"
+        else:
+            state = f"alive but not ready (pid {pid})"
+        print(f"{part.name:<12} {state}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status"])
+    command = parser.parse_args().command
+    # The tools built by ./task install, also when this runs outside the Taskfile.
+    os.environ["PATH"] = f"{ROOT / '.tools' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    try:
+        {"up": up, "down": down, "status": status}[command]()
+    except PeerFailed as error:
+        sys.exit(f"{error}\n(logs in {LOGS}; `./task down` stops what did start)")
+
+
+if __name__ == "__main__":
+    main()

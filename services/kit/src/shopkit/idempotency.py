@@ -1,0 +1,206 @@
+"""Idempotency-Key for retried client writes: an insert-first claim, then a stored replay."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from shopkit import clock, context
+from shopkit.auth import optional_principal
+from shopkit.keys import DB
+from shopkit.problems import BadRequest, Conflict, Problem, ValidationFailed
+from shopkit.tasks import background
+
+log = logging.getLogger("shopkit.idempotency")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+COLLECTION = "idempotency"
+# Longer than any handler runs (its calls all time out sooner), so only a crashed claim gets older.
+STALE_AFTER = timedelta(seconds=60)
+RETENTION = timedelta(hours=24)
+PURGE_INTERVAL = 600.0
+IN_FLIGHT, COMPLETED = "in_flight", "completed"
+_VALID_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+# Outcomes a retry would reproduce anyway; 409, 412, 429 and 5xx may change, so they free the key.
+_STORED_CLIENT_ERRORS = frozenset({400, 401, 403, 404, 422})
+_REPLAYED_HEADERS = ("Location", "ETag", "Last-Modified", "WWW-Authenticate")
+_CLAIM_ATTEMPTS = 3
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    slug, title = "idempotency-key-reused", "Idempotency key reused with another request"
+
+
+class RequestInFlight(Conflict):
+    slug, title = "request-in-flight", "A request with this idempotency key is in progress"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "1"})
+        super().__init__(detail, **kwargs)
+
+
+def idempotent(required: bool = True) -> Callable[[Handler], Handler]:
+    """One run per (caller, route, Idempotency-Key); repeats replay the stored response."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            key = request.headers.get(HEADER)
+            if key is None:
+                if required:
+                    raise BadRequest(f"this request needs an {HEADER} header")
+                return await handler(request)
+            if not _VALID_KEY.fullmatch(key):
+                raise BadRequest(f"the {HEADER} header must be 1 to 255 visible ASCII characters")
+            records: AsyncCollection[Any] = request.app[DB][COLLECTION]
+            record_id = _record_id(request, key)
+            fingerprint = _fingerprint(request.method, request.raw_path, await request.read())
+            claim = await _claim(records, record_id, fingerprint)
+            if isinstance(claim, web.Response):
+                return claim
+            try:
+                response = await handler(request)
+            except Problem as problem:
+                await _settle(
+                    records,
+                    record_id,
+                    claim,
+                    problem.response(request.path, context.request_id.get()),
+                )
+                raise
+            except BaseException:
+                # Outcome unknown (a bug, a lost database, a cancellation): let the client retry.
+                await _release(records, record_id, claim)
+                raise
+            await _settle(records, record_id, claim, response)
+            return response
+
+        return guarded
+
+    return decorate
+
+
+async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
+    await db[COLLECTION].create_index("created_at")
+
+
+async def purge_expired(db: AsyncDatabase[Any], older_than: timedelta = RETENTION) -> int:
+    """Delete records claimed over `older_than` ago (FerretDB has no TTL index); count them."""
+    result = await db[COLLECTION].delete_many({"created_at": {"$lt": clock.now() - older_than}})
+    return result.deleted_count
+
+
+async def _purge_step(app: web.Application) -> None:
+    removed = await purge_expired(app[DB])
+    if removed:
+        log.info("purged %d idempotency records", removed)
+
+
+sweeper = background("idempotency-sweeper", _purge_step, PURGE_INTERVAL)
+"""A cleanup_ctx entry that purges expired idempotency records every ten minutes."""
+
+
+def _record_id(request: web.Request, key: str) -> str:
+    principal = optional_principal(request)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else request.path
+    # A JSON array keeps the parts apart, so ("a", "b|c") can never meet ("a|b", "c").
+    material = json.dumps([principal.subject if principal else None, route, key])
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _fingerprint(method: str, raw_path: str, body: bytes) -> str:
+    # raw_path is undecoded, so it holds no newline and the separator is unambiguous.
+    return hashlib.sha256(f"{method} {raw_path}\n".encode() + body).hexdigest()
+
+
+async def _claim(
+    records: AsyncCollection[Any], record_id: str, fingerprint: str
+) -> str | web.Response:
+    """Our claim token, or the stored response to replay; raises when the key is busy or misused."""
+    for _ in range(_CLAIM_ATTEMPTS):
+        token = uuid.uuid4().hex
+        document = {
+            "_id": record_id,
+            "claim": token,
+            "fingerprint": fingerprint,
+            "state": IN_FLIGHT,
+            "created_at": clock.now(),
+        }
+        try:
+            # The unique _id is the lock: the only write FerretDB guarantees under concurrency.
+            await records.insert_one(document)
+            return token
+        except DuplicateKeyError:
+            existing = await records.find_one({"_id": record_id})
+        if existing is None:
+            continue  # released between our insert and our read: claim again
+        if existing["fingerprint"] != fingerprint:
+            raise IdempotencyKeyReused(f"this {HEADER} was already used with a different request")
+        if existing["state"] == COMPLETED:
+            return _replay(existing)
+        if clock.now() - _aware(existing["created_at"]) < STALE_AFTER:
+            raise RequestInFlight("a request with this key is still being processed; retry later")
+        # The holder crashed: delete exactly its claim, then claim again (a racer's insert may win).
+        await records.delete_one({"_id": record_id, "claim": existing["claim"], "state": IN_FLIGHT})
+    raise RequestInFlight("a request with this key is still being processed; retry later")
+
+
+async def _settle(
+    records: AsyncCollection[Any], record_id: str, claim: str, response: web.StreamResponse
+) -> None:
+    status = response.status
+    if not (200 <= status < 300 or status in _STORED_CLIENT_ERRORS):
+        await _release(records, record_id, claim)
+        return
+    if not isinstance(response, web.Response) or not isinstance(response.body, bytes | None):
+        log.warning("a streamed response cannot be replayed; releasing the idempotency key")
+        await _release(records, record_id, claim)
+        return
+    stored = {
+        "state": COMPLETED,
+        "status": status,
+        "body": response.body or b"",
+        "content_type": response.headers.get("Content-Type"),
+        "headers": {
+            name: response.headers[name] for name in _REPLAYED_HEADERS if name in response.headers
+        },
+        "completed_at": clock.now(),
+    }
+    try:
+        await records.update_one({"_id": record_id, "claim": claim}, {"$set": stored})
+    except PyMongoError:
+        # The client still gets this answer; a retry meets the claim and waits until it is stale.
+        log.exception("could not store the idempotent response")
+
+
+async def _release(records: AsyncCollection[Any], record_id: str, claim: str) -> None:
+    try:
+        await records.delete_one({"_id": record_id, "claim": claim})
+    except PyMongoError:
+        log.exception("could not release the idempotency key; it frees itself when stale")
+
+
+def _replay(record: dict[str, Any]) -> web.Response:
+    headers = {**record.get("headers", {}), REPLAYED_HEADER: "true"}
+    if record.get("content_type"):
+        headers["Content-Type"] = record["content_type"]
+    return web.Response(status=record["status"], body=record["body"], headers=headers)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -1,0 +1,204 @@
+"""The outbox relay: publishes unpublished events to JetStream, then marks them published."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from shopkit import broker
+from shopkit.events import DEFAULT_COLLECTION, Event, EventStore, encode, utc_now
+from shopkit.keys import DB, JETSTREAM, METRICS, SETTINGS
+from shopkit.metrics import Metrics
+from shopkit.tasks import background
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+
+log = logging.getLogger("shopkit.relay")
+Hook = Callable[[Event], Awaitable[None]]
+LEASES_COLLECTION = "leases"
+
+
+def holder_id() -> str:
+    """Who holds a lease: readable in the database, unique per process start."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+class Lease:
+    """Insert-first leadership over one name, so one relay works in steady state.
+
+    FerretDB has no atomic compare-and-set, so a lost race may leave two holders for a moment;
+    the relay is idempotent, so that overlap costs work, never correctness.
+    """
+
+    def __init__(
+        self, collection: AsyncCollection[Any], name: str, holder: str, ttl: float = 10.0
+    ) -> None:
+        self._collection = collection
+        self._name = name
+        self._holder = holder
+        self._ttl = timedelta(seconds=ttl)
+
+    async def acquire(self) -> bool:
+        """Take the lease if free or expired, renew it if ours; False while another holds it."""
+        now = utc_now()
+        current = await self._collection.find_one({"_id": self._name})
+        if current is None:
+            return await self._insert()
+        expires_at = current["expires_at"].replace(tzinfo=now.tzinfo)
+        if expires_at > now:
+            if current["holder"] != self._holder:
+                return False
+            # Renew early and only while unexpired: nobody may take over a live lease, so this
+            # read-modify-write cannot overwrite a successor's lease.
+            if expires_at - now < self._ttl / 2:
+                await self._collection.update_one(
+                    {"_id": self._name, "token": current["token"]},
+                    {"$set": {"expires_at": now + self._ttl}},
+                )
+            return True
+        # Expired: delete exactly that lease (by its token), then race the others to insert.
+        await self._collection.delete_one({"_id": self._name, "token": current["token"]})
+        return await self._insert()
+
+    async def release(self) -> None:
+        """Let another instance take over now rather than after the lease expires."""
+        await self._collection.delete_one({"_id": self._name, "holder": self._holder})
+
+    async def _insert(self) -> bool:
+        lease = {
+            "_id": self._name,
+            "holder": self._holder,
+            "token": uuid.uuid4().hex,
+            "expires_at": utc_now() + self._ttl,
+        }
+        try:
+            await self._collection.insert_one(lease)
+        except DuplicateKeyError:
+            return False
+        return True
+
+
+class Relay:
+    """Publishes a service's unpublished events with `Nats-Msg-Id` = event id, so JetStream drops
+    the copies an interrupted or overlapping relay sends again."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        js: JetStreamContext,
+        service: str,
+        *,
+        lease: Lease | None = None,
+        metrics: Metrics | None = None,
+        before_publish: Hook | None = None,
+        batch: int = 100,
+        publish_timeout: float = 5.0,
+    ) -> None:
+        self._store = store
+        self._js = js
+        self._service = service
+        self._lease = lease
+        self._metrics = metrics
+        self._before_publish = before_publish
+        self.batch = batch
+        self._publish_timeout = publish_timeout
+
+    async def run_once(self) -> int:
+        """Publish up to `batch` events, oldest first; how many (none while another leads)."""
+        if self._lease is not None and not await self._lease.acquire():
+            # Still measure: the gauge must not go stale on the instances that stand by.
+            self._report_lag(await self._store.unpublished(limit=1))
+            return 0
+        events = await self._store.unpublished(self.batch)
+        self._report_lag(events)
+        held_back: set[str] = set()
+        published = 0
+        for event in events:
+            if event.stream_id in held_back:
+                continue
+            if self._before_publish is not None:
+                try:
+                    await self._before_publish(event)
+                except Exception:
+                    # Hold back this stream only (its later events keep their order behind this
+                    # one); the other streams must not stall on it. Lag shows it if it persists.
+                    log.exception("before_publish failed for event %s; retrying later", event.id)
+                    held_back.add(event.stream_id)
+                    continue
+            await self._publish(event)
+            published += 1
+        return published
+
+    async def step(self) -> float | None:
+        """One pass of the background loop: go again at once while a full batch came back."""
+        return 0 if await self.run_once() >= self.batch else None
+
+    async def close(self) -> None:
+        if self._lease is not None:
+            await self._lease.release()
+
+    async def _publish(self, event: Event) -> None:
+        ack = await self._js.publish(
+            broker.subject(self._service, event.type),
+            encode(event),
+            timeout=self._publish_timeout,
+            stream=broker.stream_name(self._service),
+            headers={"Nats-Msg-Id": event.id},
+        )
+        # Counted as JetStream stored it (a resent copy it drops is not counted), with no await
+        # in between, so a relay cancelled right after the ack does not lose the count.
+        if self._metrics is not None and not ack.duplicate:
+            self._metrics.events_published.labels(self._service, event.type).inc()
+        # Only after the ack: a crash between the two republishes the event, which JetStream
+        # drops as a duplicate within its window and consumers' inboxes drop after it.
+        await self._store.mark_published(event.id)
+
+    def _report_lag(self, oldest_first: list[Event]) -> None:
+        if self._metrics is None:
+            return
+        lag = (utc_now() - oldest_first[0].occurred_at).total_seconds() if oldest_first else 0.0
+        self._metrics.outbox_lag.set(max(lag, 0.0))
+
+
+def relay_ctx(
+    *,
+    collection: str = DEFAULT_COLLECTION,
+    before_publish: Callable[[web.Application, Event], Awaitable[None]] | None = None,
+    interval: float = 1.0,
+    batch: int = 100,
+    lease_ttl: float = 10.0,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx entry relaying this service's events while the app lives:
+    `app.cleanup_ctx.append(relay_ctx())`, after the kit's database and broker contexts."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        store = EventStore(app[DB], collection)
+        await store.ensure_indexes()
+        relay = Relay(
+            store,
+            app[JETSTREAM],
+            app[SETTINGS].service_name,
+            lease=Lease(app[DB][LEASES_COLLECTION], f"relay.{collection}", holder_id(), lease_ttl),
+            metrics=app[METRICS],
+            before_publish=functools.partial(before_publish, app) if before_publish else None,
+            batch=batch,
+        )
+        async for _ in background(f"relay.{collection}", lambda _app: relay.step(), interval)(app):
+            yield
+        try:
+            await relay.close()
+        except PyMongoError:
+            log.warning("could not release the relay lease; it will expire instead")
+
+    return context

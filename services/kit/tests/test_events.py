@@ -1,0 +1,281 @@
+"""Event streams on real FerretDB: one winner per seq, `decide` converges, retries stored once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shopkit.events import (
+    ConcurrencyConflict,
+    Event,
+    EventIdReused,
+    EventStore,
+    NewEvent,
+    decide,
+    decode,
+    encode,
+)
+from shopkit.problems import Conflict
+
+
+class LimitReached(Conflict):
+    slug, title = "limit-reached", "Limit reached"
+
+
+def count(total: int, event: Event) -> int:
+    return total + int(event.data["by"])
+
+
+def increment(total: int) -> NewEvent:
+    return NewEvent("counter.incremented", {"by": 1})
+
+
+@pytest.fixture
+async def store(db: AsyncDatabase[Any]) -> EventStore:
+    events = EventStore(db)
+    await events.ensure_indexes()
+    return events
+
+
+async def test_appends_at_the_same_seq_from_20_concurrent_tasks_have_exactly_one_winner(
+    store: EventStore,
+) -> None:
+    # given a stream at seq 3
+    for seq in range(3):
+        await store.append("cart-1", seq, "cart.item_added", {"n": seq})
+
+    # when 20 tasks append at seq 4 at once
+    async def append(n: int) -> Event | None:
+        try:
+            return await store.append("cart-1", 3, "cart.item_added", {"n": n})
+        except ConcurrencyConflict:
+            return None
+
+    results = await asyncio.gather(*(append(n) for n in range(20)))
+
+    # then exactly one won, and the stream holds its event at seq 4
+    winners = [event for event in results if event is not None]
+    assert len(winners) == 1
+    assert await store.head("cart-1") == 4
+    assert (await store.load("cart-1", after_seq=3)) == winners
+
+
+async def test_a_lost_race_is_a_409_conflict(store: EventStore) -> None:
+    # given a stream with one event
+    await store.append("order-1", 0, "order.placed", {})
+
+    # when another writer appends at the same seq
+    with pytest.raises(ConcurrencyConflict) as raised:
+        await store.append("order-1", 0, "order.placed", {})
+
+    # then the error is the kit's Conflict, which clients see as 409
+    assert isinstance(raised.value, Conflict)
+    assert raised.value.status == 409
+
+
+async def test_decide_under_20_concurrent_callers_appends_20_events_without_gaps(
+    store: EventStore,
+) -> None:
+    # when 20 callers increment the same counter at once
+    outcomes = await asyncio.gather(
+        *(decide(store, "counter-1", 0, count, increment) for _ in range(20))
+    )
+
+    # then every call succeeded, each at its own seq, and the stream is 1..20 with no gap
+    assert sorted(outcome.seq for outcome in outcomes) == list(range(1, 21))
+    assert sorted(outcome.state for outcome in outcomes) == list(range(1, 21))
+    events = await store.load("counter-1")
+    assert [event.seq for event in events] == list(range(1, 21))
+
+
+async def test_the_same_event_id_appended_twice_is_stored_once(store: EventStore) -> None:
+    # given an event appended with an id derived from what caused it
+    first = await store.append("sku-1", 0, "stock.reserved", {"qty": 2}, event_id="order-9:reserve")
+
+    # when the caller retries it, at the same seq and after the stream moved on
+    again = await store.append("sku-1", 0, "stock.reserved", {"qty": 2}, event_id="order-9:reserve")
+    await store.append("sku-1", 1, "stock.received", {"qty": 5})
+    later = await store.append("sku-1", 2, "stock.reserved", {"qty": 2}, event_id="order-9:reserve")
+
+    # then the stored event is returned each time and the stream holds it once
+    assert again == first
+    assert later == first
+    assert [event.type for event in await store.load("sku-1")] == [
+        "stock.reserved",
+        "stock.received",
+    ]
+
+
+async def test_an_event_id_taken_by_another_stream_is_refused(store: EventStore) -> None:
+    # given an event id used in one stream
+    await store.append("sku-1", 0, "stock.reserved", {}, event_id="shared-id")
+
+    # when another stream appends an event with the same id
+    with pytest.raises(EventIdReused):
+        await store.append("sku-2", 0, "stock.reserved", {}, event_id="shared-id")
+
+    # then that stream is left untouched
+    assert await store.head("sku-2") == 0
+
+
+async def test_an_appended_event_reads_back_equal(store: EventStore) -> None:
+    # when an event is appended
+    appended = await store.append("order-7", 0, "order.placed", {"total": {"amount": 1299}})
+
+    # then load returns it unchanged, in UTC, unpublished
+    (loaded,) = await store.load("order-7")
+    assert loaded == appended
+    assert loaded.occurred_at.utcoffset() is not None
+    assert loaded.published_at is None
+
+
+async def test_load_returns_the_events_after_a_seq_in_order(store: EventStore) -> None:
+    # given a stream of five events and another stream beside it
+    for seq in range(5):
+        await store.append("order-1", seq, "order.noted", {"n": seq})
+    await store.append("order-2", 0, "order.noted", {"n": 99})
+
+    # when it is loaded after seq 2
+    events = await store.load("order-1", after_seq=2)
+
+    # then seqs 3..5 come back in order, and only from that stream
+    assert [(event.seq, event.data["n"]) for event in events] == [(3, 2), (4, 3), (5, 4)]
+    assert await store.head("order-1") == 5
+
+
+async def test_an_empty_stream_has_head_0_and_no_events(store: EventStore) -> None:
+    assert await store.head("nothing-yet") == 0
+    assert await store.load("nothing-yet") == []
+
+
+async def test_event_data_that_is_not_json_is_refused_at_append(store: EventStore) -> None:
+    # when data holds something JSON cannot carry
+    with pytest.raises(TypeError):
+        await store.append("order-1", 0, "order.placed", {"at": object()})
+
+    # then nothing was stored (the relay would otherwise stall on it)
+    assert await store.head("order-1") == 0
+
+
+async def test_decide_from_a_projection_folds_only_the_newer_events(store: EventStore) -> None:
+    # given a counter at 3 whose projection saw the first two increments only
+    for seq in range(3):
+        await store.append("counter-2", seq, "counter.incremented", {"by": 1})
+    folded: list[int] = []
+
+    def counting(total: int, event: Event) -> int:
+        folded.append(event.seq)
+        return count(total, event)
+
+    # when deciding from the projection's state and seq
+    outcome = await decide(store, "counter-2", 2, counting, increment, after_seq=2)
+
+    # then only seq 3 was folded before deciding, and the new event is at seq 4
+    assert folded == [3, 4]
+    assert (outcome.state, outcome.seq) == (4, 4)
+    assert outcome.event is not None
+    assert outcome.event.seq == 4
+
+
+async def test_a_refused_decision_appends_nothing(store: EventStore) -> None:
+    # given a counter already at its limit
+    await store.append("counter-3", 0, "counter.incremented", {"by": 5})
+
+    def at_most_five(total: int) -> NewEvent:
+        if total >= 5:
+            raise LimitReached("the counter is at its limit")
+        return increment(total)
+
+    # when deciding to increment it
+    with pytest.raises(LimitReached):
+        await decide(store, "counter-3", 0, count, at_most_five)
+
+    # then the stream did not change
+    assert await store.head("counter-3") == 1
+
+
+async def test_a_decision_with_nothing_to_do_appends_nothing(store: EventStore) -> None:
+    # given a counter at 1
+    await store.append("counter-4", 0, "counter.incremented", {"by": 1})
+
+    # when the decision finds nothing to append
+    outcome = await decide(store, "counter-4", 0, count, lambda total: None)
+
+    # then the outcome carries the current state and no event
+    assert (outcome.state, outcome.seq, outcome.event) == (1, 1, None)
+
+
+async def test_a_retried_decision_with_a_derived_id_is_applied_once(store: EventStore) -> None:
+    # given an increment decided once with an id derived from the request
+    def once(total: int) -> NewEvent:
+        return NewEvent("counter.incremented", {"by": 1}, id="request-1:increment")
+
+    first = await decide(store, "counter-5", 0, count, once)
+
+    # when the same request is decided again (a client retry)
+    again = await decide(store, "counter-5", 0, count, once)
+
+    # then the stream holds it once and both answers agree
+    assert await store.head("counter-5") == 1
+    assert first.event == again.event
+    assert (again.state, again.seq) == (1, 1)
+
+
+class RivalledStore(EventStore):
+    """A real store where a rival appends just before each of our appends, every time."""
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_seq: int,
+        type: str,
+        data: dict[str, Any],
+        event_id: str | None = None,
+    ) -> Event:
+        await super().append(
+            stream_id, await self.head(stream_id), "counter.incremented", {"by": 1}
+        )
+        return await super().append(stream_id, expected_seq, type, data, event_id)
+
+
+async def test_decide_gives_up_with_a_conflict_after_its_attempts(db: AsyncDatabase[Any]) -> None:
+    # given a stream where every append of ours loses to a rival
+    store = RivalledStore(db)
+    await store.ensure_indexes()
+
+    # when deciding with three attempts
+    with pytest.raises(ConcurrencyConflict, match="gave up after 3 attempts"):
+        await decide(store, "counter-6", 0, count, increment, attempts=3)
+
+    # then only the rival's three events are in the stream
+    assert await store.head("counter-6") == 3
+
+
+def test_an_event_survives_the_wire_format() -> None:
+    # given an event as the relay publishes it
+    event = Event(
+        id="e1",
+        stream_id="order-1",
+        seq=3,
+        type="order.paid",
+        data={"total": {"amount": 1299, "currency": "EUR"}},
+        occurred_at=datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+    )
+
+    # when it is encoded and decoded
+    body = encode(event)
+
+    # then the consumer reads the same event, with an RFC 3339 UTC timestamp on the wire
+    assert decode(body) == event
+    assert b'"occurred_at":"2025-01-02T03:04:05.678Z"' in body
+
+
+def test_a_body_that_is_not_an_event_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        decode(b'{"id": "only an id"}')
+    with pytest.raises(ValueError):
+        decode(b"not json")

@@ -1,0 +1,327 @@
+"""The outbox relay on real FerretDB and JetStream: every event published once, whatever stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+import pytest
+from aiohttp import web
+from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shopkit import broker
+from shopkit.events import Event, EventStore
+from shopkit.keys import DB, JETSTREAM, METRICS, SETTINGS
+from shopkit.metrics import Metrics
+from shopkit.relay import LEASES_COLLECTION, Lease, Relay, relay_ctx
+from shopkit.settings import KitSettings, Secret
+
+
+@pytest.fixture
+def service() -> str:
+    """A service name of this test's own, so its JetStream stream meets no other test's."""
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+async def js(nats_client: nats.NATS, service: str) -> AsyncIterator[JetStreamContext]:
+    jetstream = nats_client.jetstream(timeout=5)
+    await broker.ensure_stream(jetstream, service)
+    try:
+        yield jetstream
+    finally:
+        await jetstream.delete_stream(broker.stream_name(service))
+
+
+@pytest.fixture
+async def store(db: AsyncDatabase[Any]) -> EventStore:
+    events = EventStore(db)
+    await events.ensure_indexes()
+    return events
+
+
+async def stream_messages(js: JetStreamContext, service: str) -> list[RawStreamMsg]:
+    """Every message JetStream holds in the service's stream, read back one by one."""
+    name = broker.stream_name(service)
+    state = (await js.stream_info(name)).state
+    if state.messages == 0:
+        return []
+    return [await js.get_msg(name, seq) for seq in range(state.first_seq, state.last_seq + 1)]
+
+
+def message_ids(messages: list[RawStreamMsg]) -> Counter[str]:
+    return Counter((message.headers or {})["Nats-Msg-Id"] for message in messages)
+
+
+async def append_many(store: EventStore, count: int, streams: int = 10) -> list[str]:
+    ids = []
+    for n in range(count):
+        event = await store.append(f"order-{n % streams}", n // streams, "order.noted", {"n": n})
+        ids.append(event.id)
+    return ids
+
+
+async def drain(relay: Relay) -> None:
+    while await relay.run_once():
+        pass
+
+
+def lease(db: AsyncDatabase[Any], holder: str, ttl: float = 10.0) -> Lease:
+    return Lease(db[LEASES_COLLECTION], "relay.events", holder, ttl)
+
+
+async def test_the_relay_publishes_each_event_once_on_its_subject(
+    store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given 30 events across a few streams
+    ids = await append_many(store, 30, streams=3)
+    metrics = Metrics.create(service)
+
+    # when the relay runs until nothing is left
+    await drain(Relay(store, js, service, metrics=metrics, batch=7))
+
+    # then JetStream holds each event exactly once, on shop.<service>.<type>, with its fields
+    messages = await stream_messages(js, service)
+    assert message_ids(messages) == Counter(ids)
+    assert {message.subject for message in messages} == {f"shop.{service}.order.noted"}
+    body = json.loads(messages[0].data or b"")
+    assert set(body) == {"id", "type", "stream_id", "seq", "occurred_at", "data"}
+    assert body["id"] == (messages[0].headers or {})["Nats-Msg-Id"]
+    # and every event is marked published, and counted
+    assert await store.unpublished(limit=100) == []
+    published = metrics.registry.get_sample_value(
+        "events_published_total", {"service": service, "type": "order.noted"}
+    )
+    assert published == 30
+
+
+async def test_events_whose_publication_was_not_recorded_are_not_doubled(
+    store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given events the relay published, half of which lost their published_at (a crash after
+    # the ack and before the write)
+    ids = await append_many(store, 40)
+    await drain(Relay(store, js, service))
+    await store.collection.update_many({"_id": {"$in": ids[::2]}}, {"$set": {"published_at": None}})
+
+    # when a relay runs again
+    metrics = Metrics.create(service)
+    await drain(Relay(store, js, service, metrics=metrics))
+
+    # then JetStream still holds each event once, and the resent copies were not counted
+    assert message_ids(await stream_messages(js, service)) == Counter(ids)
+    assert await store.unpublished(limit=100) == []
+    assert metrics.registry.get_sample_value(
+        "events_published_total", {"service": service, "type": "order.noted"}
+    ) in (None, 0)
+
+
+async def test_killing_relays_at_random_points_loses_and_doubles_no_event(
+    store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given 500 unpublished events
+    ids = await append_many(store, 500, streams=50)
+    seed = random.randrange(1 << 32)
+    rng = random.Random(seed)
+    metrics = Metrics.create(service)
+
+    async def relay_forever() -> None:
+        relay = Relay(store, js, service, metrics=metrics, batch=rng.choice([1, 10, 50]))
+        while True:
+            await relay.run_once()
+
+    # when two relays at a time (no lease: the worst overlap) are killed at random moments,
+    # and fresh ones started, until every event is marked published
+    kills = 0
+    async with asyncio.timeout(90):
+        while await store.unpublished(limit=1):
+            relays = [asyncio.create_task(relay_forever()) for _ in range(2)]
+            await asyncio.sleep(rng.uniform(0, 0.05))
+            for task in relays:
+                task.cancel()
+            for task in relays:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            kills += 1
+
+    # then JetStream holds every event exactly once, and the count agrees
+    held = message_ids(await stream_messages(js, service))
+    assert held == Counter(ids), f"seed {seed}, {kills} kills"
+    assert kills > 1, "the relays were never interrupted"
+    assert (
+        metrics.registry.get_sample_value(
+            "events_published_total", {"service": service, "type": "order.noted"}
+        )
+        == 500
+    )
+
+
+async def test_two_relays_at_once_publish_each_event_exactly_once(
+    store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given 200 unpublished events
+    ids = await append_many(store, 200)
+
+    # when two relays without a lease run side by side until all are published
+    await asyncio.gather(
+        drain(Relay(store, js, service, batch=20)), drain(Relay(store, js, service, batch=20))
+    )
+
+    # then their overlap cost work only: each event is in JetStream once
+    assert message_ids(await stream_messages(js, service)) == Counter(ids)
+
+
+async def test_only_the_lease_holder_relays(
+    db: AsyncDatabase[Any], store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given a relay that holds the lease
+    leader = Relay(store, js, service, lease=lease(db, "a"))
+    standby = Relay(store, js, service, lease=lease(db, "b"))
+    await leader.run_once()
+
+    # when events are appended and the standby runs
+    ids = await append_many(store, 5)
+    standby_published = await standby.run_once()
+
+    # then the standby published nothing, and the leader publishes them all
+    assert standby_published == 0
+    assert await leader.run_once() == 5
+    assert message_ids(await stream_messages(js, service)) == Counter(ids)
+
+
+async def test_a_standby_relay_takes_over_an_expired_lease(
+    db: AsyncDatabase[Any], store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given a leader with a short lease that then stops (killed, so it never releases it)
+    leader = Relay(store, js, service, lease=lease(db, "a", ttl=0.3))
+    await leader.run_once()
+    ids = await append_many(store, 5)
+    standby = Relay(store, js, service, lease=lease(db, "b", ttl=0.3))
+
+    # when the standby keeps trying
+    published = 0
+    async with asyncio.timeout(5):
+        while not published:
+            published = await standby.run_once()
+
+    # then it took over once the lease expired, and the old leader now stands by
+    assert published == 5
+    assert message_ids(await stream_messages(js, service)) == Counter(ids)
+    assert await leader.run_once() == 0
+    assert await db[LEASES_COLLECTION].count_documents({}) == 1
+
+
+async def test_a_released_lease_is_taken_over_at_once(
+    db: AsyncDatabase[Any], store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given a leader with a long lease that shuts down cleanly
+    leader = Relay(store, js, service, lease=lease(db, "a", ttl=60))
+    await leader.run_once()
+    await leader.close()
+
+    # when events are appended and the standby runs
+    await append_many(store, 3)
+
+    # then the standby relays them without waiting for the lease to expire
+    assert await Relay(store, js, service, lease=lease(db, "b", ttl=60)).run_once() == 3
+
+
+async def test_outbox_lag_is_the_age_of_the_oldest_unpublished_event(
+    db: AsyncDatabase[Any], store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given a leader, and a standby that reports metrics
+    leader = Relay(store, js, service, lease=lease(db, "a"))
+    await leader.run_once()
+    metrics = Metrics.create(service)
+    standby = Relay(store, js, service, lease=lease(db, "b"), metrics=metrics)
+    before = await store.append("order-1", 0, "order.placed", {})
+    await store.append("order-2", 0, "order.placed", {})
+
+    # when the standby measures while the events wait
+    await standby.run_once()
+    oldest_age = (datetime.now(UTC) - before.occurred_at).total_seconds()
+    waiting_lag = metrics.registry.get_sample_value("outbox_lag_seconds", {"service": service})
+
+    # then the lag is the oldest event's age, and drops to zero once the leader published
+    assert waiting_lag is not None
+    assert waiting_lag > 0
+    assert waiting_lag <= oldest_age
+    await leader.run_once()
+    await standby.run_once()
+    assert metrics.registry.get_sample_value("outbox_lag_seconds", {"service": service}) == 0
+
+
+async def test_before_publish_runs_before_each_event_is_published(
+    store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given a hook that notes how many messages JetStream held when it ran
+    seen: list[tuple[int, int]] = []
+
+    async def repair(event: Event) -> None:
+        held = (await js.stream_info(broker.stream_name(service))).state.messages
+        seen.append((event.seq, held))
+
+    await append_many(store, 3, streams=1)
+
+    # when the relay runs
+    await Relay(store, js, service, before_publish=repair).run_once()
+
+    # then the hook ran for each event before that event was published
+    assert seen == [(1, 0), (2, 1), (3, 2)]
+
+
+async def test_a_failing_before_publish_holds_back_only_its_stream(
+    store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given two streams, the first event of one of which the hook cannot handle yet
+    async def repair(event: Event) -> None:
+        if event.stream_id == "order-bad" and event.seq == 1:
+            raise RuntimeError("projection unavailable")
+
+    good = [await store.append("order-good", seq, "order.noted", {}) for seq in range(2)]
+    bad = [await store.append("order-bad", seq, "order.noted", {}) for seq in range(2)]
+
+    # when the relay runs
+    published = await Relay(store, js, service, before_publish=repair).run_once()
+
+    # then the other stream went out, and the failing stream waits whole, in order
+    assert published == 2
+    assert message_ids(await stream_messages(js, service)) == Counter(e.id for e in good)
+    assert [event.id for event in await store.unpublished(limit=10)] == [e.id for e in bad]
+
+
+async def test_relay_ctx_relays_while_the_app_runs_and_releases_its_lease(
+    db: AsyncDatabase[Any], store: EventStore, js: JetStreamContext, service: str, mongo_url: str
+) -> None:
+    # given an app wired with one line
+    app = web.Application()
+    app[SETTINGS] = KitSettings(service_name=service, mongo_url=Secret(mongo_url))
+    app[METRICS] = Metrics.create(service)
+    app[DB] = db
+    app[JETSTREAM] = js
+    app.cleanup_ctx.append(relay_ctx(interval=0.05))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        # when an event is appended
+        event = await store.append("order-1", 0, "order.placed", {})
+
+        # then it reaches JetStream soon
+        async with asyncio.timeout(5):
+            while not await stream_messages(js, service):
+                await asyncio.sleep(0.02)
+        assert message_ids(await stream_messages(js, service)) == Counter([event.id])
+    finally:
+        await runner.cleanup()
+    # and stopping the app gave the lease back
+    assert await db[LEASES_COLLECTION].count_documents({}) == 0

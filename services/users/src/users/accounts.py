@@ -1,0 +1,230 @@
+"""Account use cases: registration, email verification, profile, password change and reset, admin."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from shopkit import clock
+from users.deps import Users
+from users.errors import (
+    CannotChangeOwnAccess,
+    EmailAlreadyRegistered,
+    InvalidCredentials,
+    InvalidToken,
+    UserNotFound,
+)
+from users.model import Role, User
+from users.outbox import pending
+from users.store import EmailTaken, new_id
+
+VERIFICATION_TTL = timedelta(hours=24)
+RESET_TTL = timedelta(minutes=30)
+
+
+def normalise_email(email: str) -> str:
+    local, _, domain = email.strip().rpartition("@")
+    # Domains are case-insensitive; local parts are in theory not, but every real mailbox treats them so.
+    return f"{local.lower()}@{domain.lower()}"
+
+
+def _token() -> tuple[str, str]:
+    token = secrets.token_urlsafe(32)
+    return token, hashlib.sha256(token.encode()).hexdigest()
+
+
+def _verification(user_id: str, email: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The verification state for the account and the event that asks notifications to mail the link."""
+    token, token_hash = _token()
+    expires_at = clock.now() + VERIFICATION_TTL
+    state = {"token_hash": token_hash, "email": email, "expires_at": expires_at}
+    event = pending(
+        f"verify-{token_hash[:24]}",
+        "user.email_verification_requested",
+        {
+            "user_id": user_id,
+            "email": email,
+            "token": token,
+            "expires_at": clock.rfc3339(expires_at),
+        },
+    )
+    return state, event
+
+
+async def register(
+    users: Users,
+    *,
+    email: str,
+    name: str,
+    password: str,
+    roles: tuple[str, ...] = (Role.CUSTOMER,),
+    verified: bool = False,
+) -> User:
+    user_id = new_id()
+    email = normalise_email(email)
+    now = clock.now()
+    events = [
+        pending(
+            f"registered-{user_id}",
+            "user.registered",
+            {
+                "user_id": user_id,
+                "email": email,
+                "name": name,
+                "roles": list(roles),
+            },
+        )
+    ]
+    doc: dict[str, Any] = {
+        "_id": user_id,
+        "email": email,
+        "name": name,
+        "phone": None,
+        "password_hash": await users.hasher.hash(password),
+        "roles": list(roles),
+        "email_verified": verified,
+        "pending_email": None,
+        "disabled": False,
+        "default_shipping_address_id": None,
+        "default_billing_address_id": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if not verified:
+        doc["verification"], event = _verification(user_id, email)
+        events.append(event)
+    # The account and its events are one insert: a crash afterwards leaves them for the sweeper.
+    doc["pending_events"] = events
+    try:
+        user = await users.store.insert_user(doc)
+    except EmailTaken:
+        raise EmailAlreadyRegistered("an account with this email exists") from None
+    await users.outbox.flush(user_id, events)
+    return user
+
+
+async def verify_email(users: Users, token: str) -> User:
+    token_hash = hashlib.sha256(token.encode()).hexdigest()
+    doc = await users.store.by_verification(token_hash)
+    if doc is None or doc["verification"]["expires_at"] <= clock.now():
+        raise InvalidToken("the verification link is invalid or has expired")
+    if not await users.store.use_token(token_hash):
+        raise InvalidToken("the verification link was already used")
+    email = doc["verification"]["email"]
+    try:
+        return await users.store.update(
+            doc["_id"],
+            {"email": email, "email_verified": True, "pending_email": None},
+            unset=("verification",),
+        )
+    except EmailTaken:
+        raise EmailAlreadyRegistered("another account took this email meanwhile") from None
+
+
+async def get(users: Users, user_id: str) -> User:
+    user = await users.store.get(user_id)
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+async def update_profile(users: Users, user: User, changes: dict[str, Any]) -> User:
+    email = changes.pop("email", None)
+    if email is not None:
+        email = normalise_email(email)
+        if email != user.email:
+            if await users.store.by_email(email) is not None:
+                raise EmailAlreadyRegistered("an account with this email exists")
+            state, event = _verification(user.id, email)
+            changes.update(pending_email=email, verification=state)
+            updated = await users.store.update(user.id, changes)
+            await users.outbox.emit(user.id, event["id"], event["type"], event["data"])
+            return updated
+    if not changes:
+        return user
+    return await users.store.update(user.id, changes)
+
+
+async def change_password(
+    users: Users, user: User, current: str, new: str, session: str | None
+) -> None:
+    if not await users.hasher.verify(current, user.password_hash):
+        raise InvalidCredentials("the current password is wrong")
+    await _set_password(users, user, new, keep_session=session)
+
+
+async def _set_password(users: Users, user: User, new: str, keep_session: str | None) -> None:
+    await users.store.update(user.id, {"password_hash": await users.hasher.hash(new)})
+    await users.families.revoke_all(user.id, reason="password-changed", keep=keep_session)
+    await users.outbox.emit(
+        user.id,
+        f"password-{new_id()}",
+        "user.password_changed",
+        {"user_id": user.id, "email": user.email},
+    )
+
+
+async def request_password_reset(users: Users, email: str) -> None:
+    """Same answer whether or not the account exists, so the endpoint reveals nothing."""
+    user = await users.store.by_email(normalise_email(email))
+    if user is None or user.disabled:
+        return
+    token, token_hash = _token()
+    expires_at = clock.now() + RESET_TTL
+    await users.store.insert_reset_token(token_hash, user.id, expires_at)
+    await users.outbox.emit(
+        user.id,
+        f"reset-{token_hash[:24]}",
+        "user.password_reset_requested",
+        {
+            "user_id": user.id,
+            "email": user.email,
+            "token": token,
+            "expires_at": clock.rfc3339(expires_at),
+        },
+    )
+
+
+async def confirm_password_reset(users: Users, token: str, new: str) -> None:
+    token_hash = hashlib.sha256(token.encode()).hexdigest()
+    record = await users.store.reset_token(token_hash)
+    if record is None or record["expires_at"] <= clock.now():
+        raise InvalidToken("the reset link is invalid or has expired")
+    if not await users.store.use_token(token_hash):
+        raise InvalidToken("the reset link was already used")
+    user = await get(users, record["user_id"])
+    await _set_password(users, user, new, keep_session=None)
+
+
+async def admin_update(users: Users, actor: str, user_id: str, changes: dict[str, Any]) -> User:
+    user = await get(users, user_id)
+    if user.id == actor and ("roles" in changes or "disabled" in changes):
+        # Otherwise the last admin could remove the platform's only way back in.
+        raise CannotChangeOwnAccess("ask another admin to change your own roles or status")
+    updated = await users.store.update(user.id, changes) if changes else user
+    if changes.get("disabled"):
+        await users.families.revoke_all(user.id, reason="disabled")
+    return updated
+
+
+async def ensure_admin(users: Users) -> None:
+    """Create the first admin from the environment; running it again (or on two instances) is harmless."""
+    settings = users.settings
+    if not settings.admin_email or not settings.admin_password.value:
+        return
+    existing = await users.store.by_email(normalise_email(settings.admin_email))
+    if existing is not None:
+        return
+    # Another instance may create it at the same moment; then the email is simply taken.
+    with contextlib.suppress(EmailAlreadyRegistered):
+        await register(
+            users,
+            email=settings.admin_email,
+            name="Administrator",
+            password=settings.admin_password.value,
+            roles=(Role.ADMIN,),
+            verified=True,
+        )

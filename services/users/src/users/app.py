@@ -1,0 +1,70 @@
+"""The users service, wired: kit defaults, stores, signing keys, background jobs, routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from shopkit import idempotency, relay
+from shopkit.app import build_app
+from shopkit.auth import StaticKeys
+from shopkit.events import EventStore
+from shopkit.keys import DB
+from shopkit.tasks import background
+from users import accounts
+from users.deps import Users
+from users.keys import OPENAPI, USERS
+from users.openapi import document
+from users.outbox import Outbox
+from users.passwords import Hasher
+from users.routes import routes
+from users.sessions import Families
+from users.settings import UsersSettings
+from users.signing import SigningKeys
+from users.store import UserStore
+from users.throttle import LoginThrottle
+
+
+def create_app(settings: UsersSettings) -> web.Application:
+    signing = SigningKeys(settings.signing_keys.value)
+    # The users service verifies its own tokens with the keys it holds: no HTTP call to itself.
+    app = build_app(settings, keys=lambda _: StaticKeys(lambda: signing.public_keys))
+
+    async def domain_ctx(app: web.Application) -> AsyncIterator[None]:
+        db = app[DB]
+        store = UserStore(db)
+        events = EventStore(db)
+        families = EventStore(db, collection="token_events")
+        await store.ensure_indexes()
+        await events.ensure_indexes()
+        await families.ensure_indexes()
+        await idempotency.ensure_indexes(db)
+        app[USERS] = Users(
+            settings=settings,
+            store=store,
+            hasher=Hasher(settings.password_pepper.value, settings.password_hash_cost),
+            keys=signing,
+            families=Families(families, store, settings.refresh_token_ttl),
+            throttle=LoginThrottle(
+                store,
+                settings.login_failures_per_account,
+                settings.login_failures_per_client,
+                settings.login_window,
+            ),
+            outbox=Outbox(events, store),
+        )
+        await accounts.ensure_admin(app[USERS])
+        yield
+
+    async def flush_outbox(app: web.Application) -> float | None:
+        await app[USERS].outbox.flush_stale()
+        return None
+
+    app.cleanup_ctx.append(domain_ctx)
+    app.cleanup_ctx.append(background("users-outbox", flush_outbox, interval=5.0))
+    app.cleanup_ctx.append(relay.relay_ctx())
+    app.cleanup_ctx.append(idempotency.sweeper)
+    app.router.add_routes(routes)
+    app[OPENAPI] = document(app)
+    return app

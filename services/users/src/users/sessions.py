@@ -1,0 +1,154 @@
+"""Refresh-token families: each login is a stream of issued, rotated and revoked events.
+
+A refresh token is `<family id>.<secret>` and only its SHA-256 is stored. Rotation appends at the next
+sequence number, so of two concurrent uses of one token exactly one wins; the loser then finds its
+token spent, which is reuse: the whole family is revoked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shopkit import clock
+from shopkit.events import ConcurrencyConflict, Event, EventStore
+from users.errors import InvalidRefreshToken, SessionNotFound
+from users.store import UserStore, new_id
+
+MAX_ATTEMPTS = 5
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _stream(family_id: str) -> str:
+    return f"family-{family_id}"
+
+
+@dataclass(slots=True)
+class Family:
+    seq: int = 0
+    user_id: str = ""
+    current: str = ""
+    spent: set[str] = field(default_factory=set)
+    expires_at: datetime | None = None
+    revoked: bool = False
+
+    def apply(self, event: Event) -> None:
+        self.seq = event.seq
+        if event.type == "issued":
+            self.user_id = event.data["user_id"]
+            self.current = event.data["token_hash"]
+            self.expires_at = datetime.fromisoformat(event.data["expires_at"])
+        elif event.type == "rotated":
+            self.spent.add(self.current)
+            self.current = event.data["token_hash"]
+        elif event.type == "revoked":
+            self.revoked = True
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    family_id: str
+    user_id: str
+    refresh_token: str
+
+
+class Families:
+    def __init__(self, events: EventStore, store: UserStore, ttl: int) -> None:
+        self._events, self._store, self._ttl = events, store, timedelta(seconds=ttl)
+
+    async def _load(self, family_id: str) -> Family:
+        family = Family()
+        for event in await self._events.load(_stream(family_id)):
+            family.apply(event)
+        return family
+
+    async def start(self, user_id: str, user_agent: str | None, ip: str | None) -> Issued:
+        family_id = new_id()
+        token = f"{family_id}.{secrets.token_urlsafe(32)}"
+        now = clock.now()
+        expires_at = now + self._ttl
+        await self._events.append(
+            _stream(family_id),
+            0,
+            "issued",
+            {
+                "user_id": user_id,
+                "token_hash": token_hash(token),
+                "expires_at": expires_at.isoformat(),
+            },
+        )
+        await self._store.upsert_session(
+            family_id,
+            {
+                "user_id": user_id,
+                "created_at": now,
+                "last_used_at": now,
+                "expires_at": expires_at,
+                "user_agent": (user_agent or "")[:256] or None,
+                "ip": ip,
+                "revoked_at": None,
+            },
+        )
+        return Issued(family_id, user_id, token)
+
+    async def rotate(self, token: str) -> Issued:
+        family_id = token.partition(".")[0]
+        presented = token_hash(token)
+        for _ in range(MAX_ATTEMPTS):
+            family = await self._load(family_id)
+            if not family.user_id or family.revoked:
+                raise InvalidRefreshToken()
+            if family.expires_at is not None and family.expires_at <= clock.now():
+                raise InvalidRefreshToken("the session has expired; log in again")
+            if presented in family.spent:
+                await self.revoke(family_id, reason="reuse")
+                raise InvalidRefreshToken("refresh token reused; every session of this login ended")
+            if presented != family.current:
+                raise InvalidRefreshToken()
+            fresh = f"{family_id}.{secrets.token_urlsafe(32)}"
+            try:
+                await self._events.append(
+                    _stream(family_id), family.seq, "rotated", {"token_hash": token_hash(fresh)}
+                )
+            except ConcurrencyConflict:
+                continue  # someone used this token at the same moment: reload, it is now spent
+            await self._store.upsert_session(family_id, {"last_used_at": clock.now()})
+            return Issued(family_id, family.user_id, fresh)
+        raise InvalidRefreshToken()
+
+    async def owner(self, token: str) -> tuple[str, str]:
+        """The (family id, user id) a refresh token belongs to, whether or not it is current."""
+        family_id = token.partition(".")[0]
+        family = await self._load(family_id)
+        presented = token_hash(token)
+        if not family.user_id or (presented != family.current and presented not in family.spent):
+            raise InvalidRefreshToken()
+        return family_id, family.user_id
+
+    async def revoke(self, family_id: str, reason: str) -> None:
+        for _ in range(MAX_ATTEMPTS):
+            family = await self._load(family_id)
+            if not family.user_id:
+                raise SessionNotFound()
+            if family.revoked:
+                break
+            try:
+                await self._events.append(
+                    _stream(family_id), family.seq, "revoked", {"reason": reason}
+                )
+                break
+            except ConcurrencyConflict:
+                continue
+        else:
+            raise ConcurrencyConflict("the session kept changing; try again")
+        await self._store.upsert_session(family_id, {"revoked_at": clock.now()})
+
+    async def revoke_all(self, user_id: str, reason: str, keep: str | None = None) -> None:
+        for session in await self._store.active_sessions(user_id):
+            if session.id != keep:
+                await self.revoke(session.id, reason)

@@ -1,0 +1,36 @@
+"""Login throttling per (account, client) and per client, so an attacker elsewhere cannot lock a user out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from shopkit import clock
+from shopkit.problems import TooManyRequests
+from users.store import UserStore
+
+
+class LoginThrottle:
+    def __init__(self, store: UserStore, per_account: int, per_client: int, window: int) -> None:
+        self._store = store
+        self._limits = {"account": per_account, "client": per_client}
+        self._window = timedelta(seconds=window)
+
+    @staticmethod
+    def _keys(email: str, client: str) -> dict[str, str]:
+        # The account key includes the client: failures from an attacker's address never
+        # throttle the real user logging in from theirs.
+        return {"account": f"account:{email}|{client}", "client": f"client:{client}"}
+
+    async def check(self, email: str, client: str) -> None:
+        now = clock.now()
+        for scope, key in self._keys(email, client).items():
+            count, oldest = await self._store.failures_since(key, now - self._window)
+            if count >= self._limits[scope] and oldest is not None:
+                retry_after = int((oldest + self._window - now).total_seconds()) + 1
+                raise TooManyRequests(retry_after, "too many failed logins; try again later")
+
+    async def failed(self, email: str, client: str) -> None:
+        await self._store.record_failure(list(self._keys(email, client).values()))
+
+    async def succeeded(self, email: str, client: str) -> None:
+        await self._store.clear_failures(self._keys(email, client)["account"])

@@ -1,0 +1,75 @@
+"""Signing in: login, refresh rotation, logout and the client-credentials grant for services."""
+
+from __future__ import annotations
+
+import hmac
+
+from users.accounts import normalise_email
+from users.deps import Users
+from users.errors import AccountDisabled, InvalidClient, InvalidCredentials, InvalidRefreshToken
+from users.model import TokenPair, User
+from users.sessions import Issued
+
+
+def _pair(users: Users, user: User, issued: Issued) -> TokenPair:
+    settings = users.settings
+    access = users.keys.sign(
+        subject=user.id,
+        roles=user.roles,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl=settings.access_token_ttl,
+        extra={"sid": issued.family_id},
+    )
+    return TokenPair(access, issued.refresh_token, settings.access_token_ttl)
+
+
+async def login(
+    users: Users, email: str, password: str, *, client: str, user_agent: str | None
+) -> TokenPair:
+    email = normalise_email(email)
+    await users.throttle.check(email, client)
+    user = await users.store.by_email(email)
+    # An unknown email still costs one bcrypt verification, so timing does not tell accounts apart.
+    if (
+        not await users.hasher.verify(password, user.password_hash if user else None)
+        or user is None
+    ):
+        await users.throttle.failed(email, client)
+        raise InvalidCredentials()
+    if user.disabled:
+        raise AccountDisabled("this account is disabled")
+    await users.throttle.succeeded(email, client)
+    issued = await users.families.start(user.id, user_agent, client)
+    return _pair(users, user, issued)
+
+
+async def refresh(users: Users, refresh_token: str) -> TokenPair:
+    issued = await users.families.rotate(refresh_token)
+    user = await users.store.get(issued.user_id)
+    if user is None or user.disabled:
+        await users.families.revoke(issued.family_id, reason="disabled")
+        raise InvalidRefreshToken()
+    return _pair(users, user, issued)
+
+
+async def logout(users: Users, refresh_token: str) -> None:
+    """Whoever holds a refresh token may end its session (and only that one)."""
+    family_id, _ = await users.families.owner(refresh_token)
+    await users.families.revoke(family_id, reason="logout")
+
+
+def client_credentials(users: Users, client_id: str, client_secret: str) -> dict[str, object]:
+    expected = users.settings.clients().get(client_id)
+    # compare_digest against a dummy keeps timing flat for unknown client ids.
+    if not hmac.compare_digest((expected or "\0").encode(), client_secret.encode()) or not expected:
+        raise InvalidClient()
+    settings = users.settings
+    token = users.keys.sign(
+        subject=f"service:{client_id}",
+        roles=("service",),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl=settings.service_token_ttl,
+    )
+    return {"access_token": token, "token_type": "Bearer", "expires_in": settings.service_token_ttl}

@@ -1,0 +1,89 @@
+"""Address book: CRUD, defaults, validation, and no access to anyone else's addresses."""
+
+from __future__ import annotations
+
+from users_support import Api
+
+HOME = {
+    "recipient": "Ada Lovelace",
+    "line1": "12 St James's Square",
+    "city": "London",
+    "postal_code": "SW1Y 4JH",
+    "country": "GB",
+}
+
+
+async def test_the_first_address_becomes_both_defaults_and_can_be_replaced(api: Api) -> None:
+    auth = await api.user("home@example.com")
+
+    first = await (
+        await api.client.post("/api/v1/users/me/addresses", json=HOME, headers=auth)
+    ).json()
+    second_response = await api.client.post(
+        "/api/v1/users/me/addresses",
+        json={**HOME, "line1": "1 Office Rd", "default_billing": True},
+        headers=auth,
+    )
+    second = await second_response.json()
+    listed = (await (await api.client.get("/api/v1/users/me/addresses", headers=auth)).json())[
+        "items"
+    ]
+
+    assert second_response.status == 201
+    assert first["is_default_shipping"]
+    assert first["is_default_billing"]
+    by_id = {a["id"]: a for a in listed}
+    assert by_id[first["id"]]["is_default_shipping"] is True
+    assert by_id[first["id"]]["is_default_billing"] is False
+    assert by_id[second["id"]]["is_default_billing"] is True
+
+
+async def test_an_address_is_updated_and_deleted(api: Api) -> None:
+    auth = await api.user("edit@example.com")
+    created = await (
+        await api.client.post("/api/v1/users/me/addresses", json=HOME, headers=auth)
+    ).json()
+    url = f"/api/v1/users/me/addresses/{created['id']}"
+
+    patched = await api.client.patch(url, json={"city": "Bath", "line2": None}, headers=auth)
+    assert (await patched.json())["city"] == "Bath"
+
+    assert (await api.client.delete(url, headers=auth)).status == 204
+    assert (await api.client.get(url, headers=auth)).status == 404
+    me = await (await api.client.get("/api/v1/users/me", headers=auth)).json()
+    assert me["default_shipping_address_id"] is None
+
+
+async def test_invalid_address_fields_get_per_field_errors(api: Api) -> None:
+    auth = await api.user("bad@example.com")
+    response = await api.client.post(
+        "/api/v1/users/me/addresses",
+        json={**HOME, "country": "Britain", "user_id": "x"},
+        headers=auth,
+    )
+    errors = (await response.json())["errors"]
+    assert response.status == 422
+    assert {"country", "user_id"} <= errors.keys()
+    nulled = await api.client.post(
+        "/api/v1/users/me/addresses", json={**HOME, "city": None}, headers=auth
+    )
+    assert nulled.status == 422
+
+
+async def test_user_a_cannot_read_or_change_user_b_addresses(api: Api) -> None:
+    alice = await api.user("alice@example.com")
+    bob = await api.user("bob@example.com")
+    bobs = await (
+        await api.client.post("/api/v1/users/me/addresses", json=HOME, headers=bob)
+    ).json()
+    url = f"/api/v1/users/me/addresses/{bobs['id']}"
+
+    read = await api.client.get(url, headers=alice)
+    change = await api.client.patch(url, json={"city": "Paris"}, headers=alice)
+    delete = await api.client.delete(url, headers=alice)
+    alices_list = await (await api.client.get("/api/v1/users/me/addresses", headers=alice)).json()
+
+    assert (read.status, change.status, delete.status) == (404, 404, 404)
+    assert alices_list["items"] == []
+    still = await (await api.client.get(url, headers=bob)).json()
+    assert still["city"] == "London"

@@ -1,0 +1,124 @@
+"""The caller's own account: profile edits, email change, password change and reset, sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from users_support import Api
+
+
+async def test_profile_update_changes_name_and_refuses_roles(api: Api) -> None:
+    auth = await api.user("me@example.com")
+
+    renamed = await api.client.patch("/api/v1/users/me", json={"name": "Grace"}, headers=auth)
+    escalate = await api.client.patch("/api/v1/users/me", json={"roles": ["admin"]}, headers=auth)
+    me = await (await api.client.get("/api/v1/users/me", headers=auth)).json()
+
+    assert renamed.status == 200
+    assert escalate.status == 422
+    assert me["name"] == "Grace"
+    assert me["roles"] == ["customer"]
+
+
+async def test_an_email_change_waits_for_verification(api: Api, db: Any) -> None:
+    auth = await api.user("old@example.com")
+
+    changed = await (
+        await api.client.patch("/api/v1/users/me", json={"email": "new@example.com"}, headers=auth)
+    ).json()
+    assert changed["email"] == "old@example.com"
+    assert changed["pending_email"] == "new@example.com"
+
+    event = await db.events.find_one(
+        {"type": "user.email_verification_requested", "data.email": "new@example.com"}
+    )
+    verified = await api.client.post(
+        "/api/v1/auth/verify-email", json={"token": event["data"]["token"]}
+    )
+    body = await verified.json()
+    assert body["email"] == "new@example.com"
+    assert body["email_verified"] is True
+    assert body["pending_email"] is None
+
+
+async def test_changing_the_password_ends_every_other_session(api: Api) -> None:
+    await api.register("pw@example.com")
+    laptop = await api.login("pw@example.com")
+    phone = await api.login("pw@example.com")
+    auth = {"Authorization": f"Bearer {laptop['access_token']}"}
+
+    wrong = await api.client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": "nope nope", "new_password": "brand new horse"},
+        headers=auth,
+    )
+    changed = await api.client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": "correct horse", "new_password": "brand new horse"},
+        headers=auth,
+    )
+
+    assert wrong.status == 401
+    assert changed.status == 204
+    phone_refresh = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": phone["refresh_token"]}
+    )
+    laptop_refresh = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": laptop["refresh_token"]}
+    )
+    assert phone_refresh.status == 401
+    assert laptop_refresh.status == 200
+    await api.login("pw@example.com", "brand new horse")
+
+
+async def test_password_reset_answers_alike_and_its_token_works_once(api: Api, db: Any) -> None:
+    await api.register("reset@example.com")
+    session = await api.login("reset@example.com")
+
+    known = await api.client.post(
+        "/api/v1/auth/password-reset", json={"email": "reset@example.com"}
+    )
+    unknown = await api.client.post(
+        "/api/v1/auth/password-reset", json={"email": "ghost@example.com"}
+    )
+    assert known.status == unknown.status == 202
+    assert await known.json() == await unknown.json()
+
+    event = await db.events.find_one({"type": "user.password_reset_requested"})
+    token = event["data"]["token"]
+    body = {"token": token, "new_password": "reset horse 42"}
+    first = await api.client.post("/api/v1/auth/password-reset/confirm", json=body)
+    second = await api.client.post("/api/v1/auth/password-reset/confirm", json=body)
+
+    assert first.status == 204
+    assert second.status == 422
+    await api.login("reset@example.com", "reset horse 42")
+    stale = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": session["refresh_token"]}
+    )
+    assert stale.status == 401
+
+
+async def test_sessions_are_listed_and_can_be_ended_by_their_owner_only(api: Api) -> None:
+    await api.register("s@example.com")
+    first = await api.login("s@example.com", **{"User-Agent": "laptop"})
+    second = await api.login("s@example.com", **{"User-Agent": "phone"})
+    auth = {"Authorization": f"Bearer {first['access_token']}"}
+    intruder = await api.user("intruder@example.com")
+
+    listed = (await (await api.client.get("/api/v1/users/me/sessions", headers=auth)).json())[
+        "items"
+    ]
+    assert len(listed) == 2
+    assert [s["current"] for s in listed].count(True) == 1
+    other = next(s for s in listed if not s["current"])
+
+    stolen = await api.client.delete(f"/api/v1/users/me/sessions/{other['id']}", headers=intruder)
+    ended = await api.client.delete(f"/api/v1/users/me/sessions/{other['id']}", headers=auth)
+
+    assert stolen.status == 404
+    assert ended.status == 204
+    refresh = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
+    )
+    assert refresh.status == 401

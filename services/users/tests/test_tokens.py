@@ -1,0 +1,186 @@
+"""Access and refresh tokens: what is accepted, what is refused, and how families are revoked."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import ECKey
+from users_support import Api, Client
+
+from users.signing import generate_key_set
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+async def _me(client: Client, token: str) -> int:
+    response = await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    return response.status
+
+
+async def test_register_login_refresh_and_read_me(api: Api) -> None:
+    await api.register("flow@example.com")
+    tokens = await api.login("flow@example.com")
+    assert tokens["expires_in"] == 900
+
+    refreshed = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert refreshed.status == 200
+    fresh = await refreshed.json()
+    assert fresh["refresh_token"] != tokens["refresh_token"]
+
+    me = await api.client.get(
+        "/api/v1/users/me", headers={"Authorization": f"Bearer {fresh['access_token']}"}
+    )
+    assert me.status == 200
+    body = await me.json()
+    assert body["email"] == "flow@example.com"
+    assert body["roles"] == ["customer"]
+    assert "password_hash" not in body
+
+
+async def test_the_access_token_carries_the_expected_claims(api: Api) -> None:
+    await api.register("claims@example.com")
+    token = (await api.login("claims@example.com"))["access_token"]
+    header_segment, payload_segment, _ = token.split(".")
+    header = json.loads(base64.urlsafe_b64decode(header_segment + "=="))
+    claims = json.loads(base64.urlsafe_b64decode(payload_segment + "=="))
+
+    assert header["alg"] == "ES256"
+    assert header["kid"] == "test-1"
+    assert {"iss", "aud", "sub", "roles", "exp", "sid"} <= claims.keys()
+    assert claims["exp"] - claims["iat"] == 900
+
+
+async def test_forged_tokens_are_refused(api: Api, signing_keys: str) -> None:
+    await api.register("forge@example.com")
+    genuine = (await api.login("forge@example.com"))["access_token"]
+    header, payload, signature = genuine.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    now = int(time.time())
+    stranger = ECKey.import_key(json.loads(generate_key_set("test-1"))["keys"][0])
+    ours = ECKey.import_key(json.loads(signing_keys)["keys"][0])
+
+    def signed(changes: dict[str, Any], key: ECKey = ours) -> str:
+        return jwt.encode({"alg": "ES256", "kid": "test-1"}, {**claims, **changes}, key)
+
+    forged = {
+        "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{payload}.",
+        "alg none, no signature": f"{_b64({'alg': 'none'})}.{payload}",
+        "alg HS256 with the public key": f"{_b64({'alg': 'HS256', 'kid': 'test-1'})}.{payload}.{signature}",
+        "another key": signed({}, stranger),
+        "wrong audience": signed({"aud": "elsewhere"}),
+        "wrong issuer": signed({"iss": "https://evil.example"}),
+        "expired": signed({"exp": now - 120, "iat": now - 1000, "nbf": now - 1000}),
+        "tampered payload": f"{header}.{_b64({**claims, 'roles': ['admin']})}.{signature}",
+        "garbage": "not-a-token",
+    }
+
+    statuses = {name: await _me(api.client, token) for name, token in forged.items()}
+
+    assert statuses == dict.fromkeys(forged, 401)
+    assert await _me(api.client, genuine) == 200
+
+
+async def test_a_missing_token_gets_401_with_a_bearer_challenge(client: Client) -> None:
+    response = await client.get("/api/v1/users/me")
+    assert response.status == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.content_type == "application/problem+json"
+
+
+async def test_a_reused_refresh_token_revokes_its_whole_family(api: Api) -> None:
+    # given a login whose refresh token was rotated once
+    await api.register("reuse@example.com")
+    first = await api.login("reuse@example.com")
+    second = await (
+        await api.client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+        )
+    ).json()
+
+    # when the spent token is presented again (a thief replaying it)
+    replay = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    )
+
+    # then it is refused, and so is the legitimate newest token of that family
+    assert replay.status == 401
+    after = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
+    )
+    assert after.status == 401
+
+
+async def test_logout_ends_the_session(api: Api) -> None:
+    await api.register("bye@example.com")
+    tokens = await api.login("bye@example.com")
+
+    out = await api.client.post(
+        "/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}
+    )
+    again = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+
+    assert out.status == 204
+    assert again.status == 401
+
+
+async def test_jwks_publishes_public_keys_only(client: Client) -> None:
+    response = await client.get("/api/v1/auth/jwks")
+    keys = (await response.json())["keys"]
+    assert [k["kid"] for k in keys] == ["test-1"]
+    assert all("d" not in k for k in keys)
+    assert response.headers["Cache-Control"].startswith("public")
+
+
+async def test_a_token_of_a_rotated_out_key_verifies_until_the_key_is_retired(
+    start_users: Any, signing_keys: str
+) -> None:
+    # given a token signed by the old key
+    old = await start_users()
+    await Api(old).register("rotate@example.com")
+    token = (await Api(old).login("rotate@example.com"))["access_token"]
+
+    # when a new key signs and the old one is kept for verification
+    new_key = json.loads(generate_key_set("test-2"))["keys"][0]
+    both = json.dumps({"keys": [new_key, json.loads(signing_keys)["keys"][0]]})
+    rotated = await start_users(SIGNING_KEYS=both)
+    retired = await start_users(SIGNING_KEYS=json.dumps({"keys": [new_key]}))
+
+    # then the old token still works, new tokens carry the new kid, and retiring the key ends it
+    assert await _me(rotated, token) == 200
+    fresh = (await Api(rotated).login("rotate@example.com"))["access_token"]
+    assert json.loads(base64.urlsafe_b64decode(fresh.split(".")[0] + "=="))["kid"] == "test-2"
+    assert await _me(retired, token) == 401
+
+
+async def test_client_credentials_give_a_service_token(client: Client) -> None:
+    granted = await client.post(
+        "/api/v1/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "orders",
+            "client_secret": "orders-secret",
+        },
+    )
+    assert granted.status == 200
+    token = (await granted.json())["access_token"]
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["roles"] == ["service"]
+    assert claims["sub"] == "service:orders"
+
+    basic = base64.b64encode(b"orders:wrong").decode()
+    refused = await client.post(
+        "/api/v1/auth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert refused.status == 401

@@ -1,0 +1,41 @@
+"""Helpers shared by the users tests: the admin's credentials and small verbs over the client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+ADMIN = {"email": "root@shop.test", "password": "admin-password-1"}
+Client = TestClient[Any, Any]
+
+
+class Api:
+    """Small verbs over the client so each test reads as its scenario."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def register(self, email: str, password: str = "correct horse", name: str = "Ada") -> Any:
+        response = await self.client.post(
+            "/api/v1/auth/register", json={"email": email, "password": password, "name": name}
+        )
+        assert response.status == 201, await response.text()
+        return await response.json()
+
+    async def login(self, email: str, password: str = "correct horse", **headers: str) -> Any:
+        response = await self.client.post(
+            "/api/v1/auth/login", json={"email": email, "password": password}, headers=headers
+        )
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+    async def user(self, email: str, password: str = "correct horse") -> dict[str, str]:
+        """Register and log in; the Authorization header of the new user."""
+        await self.register(email, password)
+        tokens = await self.login(email, password)
+        return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+    async def admin(self) -> dict[str, str]:
+        tokens = await self.login(ADMIN["email"], ADMIN["password"])
+        return {"Authorization": f"Bearer {tokens['access_token']}"}

@@ -1,0 +1,85 @@
+"""End-to-end fixtures: the services as real processes behind the real nginx gateway."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from shopkit.processes import Peer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+# The gateway renderer and the stack live in scripts/, which is not a package.
+sys.path.insert(0, str(ROOT / "scripts"))
+import gateway as gateway_config  # noqa: E402
+from stack import read_env_file  # noqa: E402
+
+Upstreams = Mapping[str, Sequence[str]]
+
+
+@pytest.fixture(scope="session")
+def users_instances(
+    mongo_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[str]]:
+    """Two users processes (the `users` console script) sharing one fresh database."""
+    logs = tmp_path_factory.mktemp("users")
+    env = {
+        **read_env_file(ROOT / ".env.example"),
+        "SERVICE_NAME": "users",
+        "MONGO_URL": mongo_url,
+        "NATS_URL": nats_url,
+        "MONGO_DATABASE": "e2e_" + uuid.uuid4().hex[:12],
+        "LOG_LEVEL": "WARNING",
+    }
+    started: list[Peer] = []
+    try:
+        for index in (1, 2):
+            port = free_port()
+            peer = Peer(
+                name=f"users-{index}",
+                argv=[str(ROOT / ".venv" / "bin" / "users")],
+                log_path=logs / f"users-{index}.log",
+                env={**env, "PORT": str(port)},
+                port=port,
+                ready_url=f"http://127.0.0.1:{port}/readyz",
+            )
+            # One at a time: both bootstrap the admin account in the same database.
+            started.append(peer.start())
+        yield [f"127.0.0.1:{peer.port}" for peer in started]
+    finally:
+        for peer in reversed(started):
+            peer.stop()
+
+
+@pytest.fixture(scope="session")
+def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Upstreams], str]]:
+    """Start an nginx gateway for the given upstreams; answers its base URL. All stop at the end."""
+    started: list[Peer] = []
+
+    def start(upstreams: Upstreams) -> str:
+        port = free_port()
+        state = tmp_path_factory.mktemp("gateway")
+        started.append(gateway_config.peer(state, port, upstreams).start(timeout=10))
+        return f"http://127.0.0.1:{port}"
+
+    try:
+        yield start
+    finally:
+        for peer in reversed(started):
+            peer.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(start_gateway: Callable[[Upstreams], str], users_instances: list[str]) -> str:
+    """The shop's gateway with two users instances behind it: the base URL clients use."""
+    return start_gateway({"users": users_instances})
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        yield session
