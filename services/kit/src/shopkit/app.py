@@ -14,8 +14,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shopkit import broker, context, logs, mongo
-from shopkit.auth import JwksKeys, KeySource, TokenVerifier, authorize, public
-from shopkit.keys import HTTP, METRICS, PRINCIPAL_KEY, SETTINGS, VERIFIER
+from shopkit.auth import PRINCIPAL, JwksKeys, KeySource, TokenVerifier, authorize, public
+from shopkit.keys import HTTP, METRICS, SETTINGS, VERIFIER
 from shopkit.metrics import Metrics
 from shopkit.problems import Problem, ServiceUnavailable, for_status
 from shopkit.settings import KitSettings
@@ -106,7 +106,7 @@ async def authentication(
     if request.match_info.http_exception is None:
         found = await authorize(request, request.app[VERIFIER])
         if found is not None:
-            request[PRINCIPAL_KEY] = found
+            request[PRINCIPAL] = found
             context.user_id.set(found.subject)
     return await handler(request)
 

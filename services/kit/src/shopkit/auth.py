@@ -16,7 +16,6 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from shopkit.keys import PRINCIPAL_KEY
 from shopkit.problems import Forbidden, ServiceUnavailable, Unauthorized
 
 ALGORITHMS = ["ES256"]
@@ -40,6 +39,9 @@ class Principal:
     @property
     def is_service(self) -> bool:
         return "service" in self.roles
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 class KeySource(Protocol):
@@ -157,14 +159,14 @@ def requires(*roles: str) -> Callable[[Handler], Handler]:
 
 
 def principal(request: web.Request) -> Principal:
-    found = request.get(PRINCIPAL_KEY)
+    found = request.get(PRINCIPAL)
     if not isinstance(found, Principal):
         raise Unauthorized()
     return found
 
 
 def optional_principal(request: web.Request) -> Principal | None:
-    found = request.get(PRINCIPAL_KEY)
+    found = request.get(PRINCIPAL)
     return found if isinstance(found, Principal) else None
 
 

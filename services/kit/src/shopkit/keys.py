@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     from nats.aio.client import Client as Nats
     from nats.js import JetStreamContext
 
-    from shopkit.auth import Principal, TokenVerifier
+    from shopkit.auth import TokenVerifier
 else:  # AppKey wants a runtime type; the real ones are for the type checker.
-    Nats = JetStreamContext = Principal = TokenVerifier = object
+    Nats = JetStreamContext = TokenVerifier = object
 
 SETTINGS = web.AppKey("settings", KitSettings)
 METRICS = web.AppKey("metrics", Metrics)
@@ -26,6 +26,3 @@ NATS = web.AppKey("nats", Nats)
 JETSTREAM = web.AppKey("jetstream", JetStreamContext)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
-
-# Request keys (aiohttp request state is a mapping; strings are its keys).
-PRINCIPAL_KEY = "shop.principal"

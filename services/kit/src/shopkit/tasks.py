@@ -12,18 +12,22 @@ from aiohttp import web
 log = logging.getLogger("shopkit.tasks")
 
 
-async def run_forever(
-    name: str, step: Callable[[], Awaitable[float | None]], interval: float
-) -> None:
+async def run_forever(name: str, step: Callable[[], Awaitable[float | None]], interval: float) -> None:
     """Call `step` repeatedly; it may return how long to sleep before the next call."""
+    task = asyncio.current_task()
     while True:
         try:
             pause = await step()
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("background task %s failed; retrying", name)
+            if task is None or not task.cancelling():
+                log.exception("background task %s failed; retrying", name)
             pause = None
+        # Some libraries swallow a cancellation (Python 3.11's wait_for can, bpo-42130); a loop
+        # that kept going would block the app's shutdown forever, so we check for it ourselves.
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
         await asyncio.sleep(interval if pause is None else pause)
 
 
