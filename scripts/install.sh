@@ -35,7 +35,8 @@ install_uv() {
     fi
     log "pip install uv (into .tools)"
     # --target keeps uv inside the project and sidesteps PEP 668 on a system Python.
-    python3 -m pip install --quiet --disable-pip-version-check --target "$TOOLS/uv" uv
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        --target "$TOOLS/uv" uv
     ln -sf "$TOOLS/uv/bin/uv" "$TOOLS/bin/uv"
 }
 

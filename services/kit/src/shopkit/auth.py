@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -103,9 +104,21 @@ class JwksKeys:
 
 
 class TokenVerifier:
-    """Checks signature, algorithm, issuer, audience and expiry; anything else is refused."""
+    """Checks signature, algorithm, issuer, audience and expiry; anything else is refused.
 
-    def __init__(self, keys: KeySource, issuer: str, audience: str, leeway: int = 30) -> None:
+    A token that verified is remembered for at most `cache_seconds` (and never past its expiry), so
+    a client sending the same token on every request pays for one signature check, not thousands.
+    """
+
+    def __init__(
+        self,
+        keys: KeySource,
+        issuer: str,
+        audience: str,
+        leeway: int = 30,
+        cache_seconds: float = 60.0,
+        cache_size: int = 10_000,
+    ) -> None:
         self._keys = keys
         self._registry = jwt.JWTClaimsRegistry(
             leeway=leeway,
@@ -114,8 +127,15 @@ class TokenVerifier:
             sub={"essential": True},
             exp={"essential": True},
         )
+        self._cache: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._cache_seconds, self._cache_size = cache_seconds, cache_size
 
     async def verify(self, token: str) -> Principal:
+        cached = self._cache.get(token)
+        if cached is not None:
+            if cached[0] > time.time():
+                return cached[1]
+            del self._cache[token]
         try:
             header = _unverified_header(token)
             keyset = await self._keys.keys(header.get("kid"))
@@ -127,11 +147,20 @@ class TokenVerifier:
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthorized("invalid access token")
         session = decoded.claims.get("sid")
-        return Principal(
+        found = Principal(
             subject=str(decoded.claims["sub"]),
             roles=frozenset(roles),
             session_id=session if isinstance(session, str) else None,
         )
+        self._remember(
+            token, min(float(decoded.claims["exp"]), time.time() + self._cache_seconds), found
+        )
+        return found
+
+    def _remember(self, token: str, until: float, found: Principal) -> None:
+        self._cache[token] = (until, found)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
 
 def _unverified_header(token: str) -> dict[str, Any]:

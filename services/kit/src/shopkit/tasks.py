@@ -12,7 +12,9 @@ from aiohttp import web
 log = logging.getLogger("shopkit.tasks")
 
 
-async def run_forever(name: str, step: Callable[[], Awaitable[float | None]], interval: float) -> None:
+async def run_forever(
+    name: str, step: Callable[[], Awaitable[float | None]], interval: float
+) -> None:
     """Call `step` repeatedly; it may return how long to sleep before the next call."""
     task = asyncio.current_task()
     while True:
