@@ -74,6 +74,15 @@ def _routes_block(routes: Sequence[Route], upstreams: Mapping[str, Sequence[str]
             lines.append(f"            limit_req zone={route.limit} burst=20 nodelay;")
         lines += [f"            proxy_pass http://{route.upstream};", "        }", ""]
         blocks.append("\n".join(lines))
+    # Each service's own probes, reachable through the gateway for monitoring and benchmarks.
+    for name in upstreams:
+        for probe in ("healthz", "readyz"):
+            blocks.append(
+                f"        location = /api/v1/{name}/{probe} {{\n"
+                f"            access_log off;\n"
+                f"            proxy_pass http://{name}/{probe};\n"
+                f"        }}\n"
+            )
     return "\n".join(blocks)
 
 

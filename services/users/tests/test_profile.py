@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from users_support import Api
@@ -122,3 +123,22 @@ async def test_sessions_are_listed_and_can_be_ended_by_their_owner_only(api: Api
         "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
     )
     assert refresh.status == 401
+
+
+async def test_a_change_on_one_instance_is_seen_by_another_at_once(start_users: Any) -> None:
+    # given two instances on one database, the second having cached the account
+    first, second = await start_users(), await start_users()
+    auth = await Api(first).user("two@example.com")
+    assert (await (await second.get("/api/v1/users/me", headers=auth)).json())["name"] == "Ada"
+
+    # when the first one renames it
+    await first.patch("/api/v1/users/me", json={"name": "Grace"}, headers=auth)
+
+    # then the second answers the new name as soon as the invalidation arrives
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        me = await (await second.get("/api/v1/users/me", headers=auth)).json()
+        if me["name"] == "Grace":
+            break
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)

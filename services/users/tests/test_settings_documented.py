@@ -41,4 +41,7 @@ def test_an_undocumented_setting_is_reported(tmp_path: Path) -> None:
 
     names = settings_read([], [source]) | {"KNOWN"}
 
-    assert undocumented(names, tmp_path) == {"README.md": ["SNEAKY_FLAG"], ".env.example": ["SNEAKY_FLAG"]}
+    assert undocumented(names, tmp_path) == {
+        "README.md": ["SNEAKY_FLAG"],
+        ".env.example": ["SNEAKY_FLAG"],
+    }

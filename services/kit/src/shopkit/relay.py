@@ -156,8 +156,8 @@ class Relay:
             stream=broker.stream_name(self._service),
             headers={"Nats-Msg-Id": event.id},
         )
-        # Counted as JetStream stored it (a resent copy it drops is not counted), with no await
-        # in between, so a relay cancelled right after the ack does not lose the count.
+        # Counted once, when JetStream stored it: a resent copy it drops is not counted again (one
+        # whose first ack never reached a killed relay is not counted at all).
         if self._metrics is not None and not ack.duplicate:
             self._metrics.events_published.labels(self._service, event.type).inc()
         # Only after the ack: a crash between the two republishes the event, which JetStream

@@ -9,12 +9,14 @@ from aiohttp import web
 from shopkit import idempotency, relay
 from shopkit.app import build_app
 from shopkit.auth import StaticKeys
+from shopkit.cache import Cache
 from shopkit.events import EventStore
-from shopkit.keys import DB
+from shopkit.keys import DB, NATS
 from shopkit.tasks import background
 from users import accounts
 from users.deps import Users
 from users.keys import OPENAPI, USERS
+from users.model import User
 from users.openapi import document
 from users.outbox import Outbox
 from users.passwords import Hasher
@@ -33,7 +35,9 @@ def create_app(settings: UsersSettings) -> web.Application:
 
     async def domain_ctx(app: web.Application) -> AsyncIterator[None]:
         db = app[DB]
-        store = UserStore(db)
+        cache: Cache[User] = Cache("users", ttl=30.0)
+        await cache.attach(app[NATS], settings.service_name)
+        store = UserStore(db, cache)
         events = EventStore(db)
         families = EventStore(db, collection="token_events")
         await store.ensure_indexes()
@@ -56,6 +60,7 @@ def create_app(settings: UsersSettings) -> web.Application:
         )
         await accounts.ensure_admin(app[USERS])
         yield
+        await cache.detach()
 
     async def flush_outbox(app: web.Application) -> float | None:
         await app[USERS].outbox.flush_stale()

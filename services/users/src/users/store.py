@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shopkit import clock
+from shopkit.cache import Cache
 from users.model import Address, Session, User
 
 _USER_FIELDS = {f.name for f in fields(User)}
@@ -43,7 +44,9 @@ def _session(doc: dict[str, Any]) -> Session:
 
 
 class UserStore:
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    def __init__(self, db: AsyncDatabase[Any], cache: Cache[User] | None = None) -> None:
+        # Accounts are read on every authenticated request and changed rarely: worth caching.
+        self.cache: Cache[User] = cache or Cache("users", ttl=0)
         self.users = db.users
         self.addresses = db.addresses
         self.used_tokens = db.used_tokens
@@ -69,8 +72,16 @@ class UserStore:
         return _user(doc)
 
     async def get(self, user_id: str) -> User | None:
+        found = self.cache.get(user_id)
+        if found is not None:
+            return found
+        epoch = self.cache.epoch()
         doc = await self.users.find_one({"_id": user_id})
-        return _user(doc) if doc else None
+        if doc is None:
+            return None
+        found = _user(doc)
+        self.cache.put(user_id, found, epoch)
+        return found
 
     async def by_email(self, email: str) -> User | None:
         doc = await self.users.find_one({"email": email})
@@ -92,6 +103,8 @@ class UserStore:
             )
         except DuplicateKeyError:
             raise EmailTaken() from None
+        finally:
+            await self.cache.invalidate(user_id)
         if doc is None:
             raise LookupError(user_id)
         return _user(doc)

@@ -1,0 +1,78 @@
+"""A process-local read cache whose entries every instance drops when any instance changes the source.
+
+Invalidations travel on core NATS (`cache.<service>.<name>`), outside the JetStream streams: they are
+hints, not events. A missed one (a broker outage) is bounded by the entries' time to live. A read that
+raced with an invalidation does not fill the cache: `put` needs the epoch seen before the read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from typing import Generic, TypeVar
+
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+V = TypeVar("V")
+log = logging.getLogger("shopkit.cache")
+
+
+class Cache(Generic[V]):
+    def __init__(self, name: str, ttl: float, size: int = 10_000) -> None:
+        self.name, self._ttl, self._size = name, ttl, size
+        self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
+        self._epoch = 0
+        self._nats: NatsClient | None = None
+        self._subject = ""
+        self._subscription: Subscription | None = None
+
+    async def attach(self, connection: NatsClient, service: str) -> None:
+        self._nats, self._subject = connection, f"cache.{service}.{self.name}"
+
+        async def dropped(message: Msg) -> None:
+            self._drop(message.data.decode())
+
+        self._subscription = await connection.subscribe(self._subject, cb=dropped)
+
+    async def detach(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+            self._subscription = None
+
+    def epoch(self) -> int:
+        """Take this before reading the source; hand it to `put` afterwards."""
+        return self._epoch
+
+    def get(self, key: str) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            del self._entries[key]
+            return None
+        return entry[1]
+
+    def put(self, key: str, value: V, epoch: int) -> None:
+        if epoch != self._epoch:
+            return  # something changed while we were reading: this value may already be stale
+        self._entries[key] = (time.monotonic() + self._ttl, value)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    async def invalidate(self, key: str) -> None:
+        """Drop `key` here at once and tell the other instances to drop it too."""
+        self._drop(key)
+        if self._nats is None:
+            return
+        try:
+            await self._nats.publish(self._subject, key.encode())
+        except nats.errors.Error:
+            log.warning("could not broadcast a cache invalidation; peers expire it by TTL")
+
+    def _drop(self, key: str) -> None:
+        self._epoch += 1
+        self._entries.pop(key, None)

@@ -1,0 +1,57 @@
+"""The local read cache: TTL, the epoch guard against stale fills, and invalidation across instances."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from shopkit.cache import Cache
+
+
+async def _eventually(check: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_read_that_raced_with_an_invalidation_does_not_fill_the_cache() -> None:
+    cache: Cache[str] = Cache("things", ttl=60)
+    epoch = cache.epoch()  # a reader starts reading the old value
+
+    await cache.invalidate("a")  # meanwhile a writer changes it
+    cache.put("a", "old", epoch)  # the reader finishes
+
+    assert cache.get("a") is None
+    cache.put("a", "new", cache.epoch())
+    assert cache.get("a") == "new"
+
+
+async def test_entries_expire_after_their_time_to_live() -> None:
+    cache: Cache[str] = Cache("things", ttl=0.0)
+    cache.put("a", "value", cache.epoch())
+    assert cache.get("a") is None
+
+
+async def test_an_invalidation_on_one_instance_drops_the_entry_on_another(nats_url: str) -> None:
+    import nats
+
+    service = "cache" + uuid.uuid4().hex[:8]
+    first_connection, second_connection = await nats.connect(nats_url), await nats.connect(nats_url)
+    first: Cache[str] = Cache("things", ttl=60)
+    second: Cache[str] = Cache("things", ttl=60)
+    await first.attach(first_connection, service)
+    await second.attach(second_connection, service)
+    await second_connection.flush()
+    try:
+        second.put("a", "cached", second.epoch())
+
+        await first.invalidate("a")
+
+        await _eventually(lambda: second.get("a") is None)
+    finally:
+        await first.detach()
+        await second.detach()
+        await first_connection.close()
+        await second_connection.close()
