@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import nats
 import pytest
 from aiohttp import web
+from nats.aio.client import Client as Nats
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from pymongo.asynchronous.database import AsyncDatabase
@@ -35,7 +35,7 @@ def service() -> str:
 
 
 @pytest.fixture
-async def js(nats_client: nats.NATS, service: str) -> AsyncIterator[JetStreamContext]:
+async def js(nats_client: Nats, service: str) -> AsyncIterator[JetStreamContext]:
     jetstream = nats_client.jetstream(timeout=5)
     await broker.ensure_stream(jetstream, service)
     try:
@@ -72,9 +72,9 @@ async def append_many(store: EventStore, count: int, streams: int = 10) -> list[
     return ids
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 5.0) -> T:
-    """Poll `probe` until it gives something truthy, failing the test after `timeout` seconds."""
-    async with asyncio.timeout(timeout):
+async def eventually(probe: Callable[[], Awaitable[T]], within: float = 5.0) -> T:
+    """Poll `probe` until it gives something truthy, failing the test after `within` seconds."""
+    async with asyncio.timeout(within):
         while not (found := await probe()):
             await asyncio.sleep(0.02)
         return found

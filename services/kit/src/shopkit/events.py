@@ -157,9 +157,15 @@ class EventStore:
         await self.collection.create_index(
             [("stream_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="stream_seq"
         )
-        # Serves the relay's query: unpublished events, oldest first.
+        # Serves the relay's query and its whole sort: unpublished events, oldest first.
         await self.collection.create_index(
-            [("published_at", ASCENDING), ("occurred_at", ASCENDING)], name="unpublished"
+            [
+                ("published_at", ASCENDING),
+                ("occurred_at", ASCENDING),
+                ("stream_id", ASCENDING),
+                ("seq", ASCENDING),
+            ],
+            name="unpublished_oldest_first",
         )
 
     async def append(

@@ -111,7 +111,7 @@ class Relay:
         self._lease = lease
         self._metrics = metrics
         self._before_publish = before_publish
-        self.batch = batch
+        self._batch = batch
         self._publish_timeout = publish_timeout
 
     async def run_once(self) -> int:
@@ -120,7 +120,7 @@ class Relay:
             # Still measure: the gauge must not go stale on the instances that stand by.
             self._report_lag(await self._store.unpublished(limit=1))
             return 0
-        events = await self._store.unpublished(self.batch)
+        events = await self._store.unpublished(self._batch)
         self._report_lag(events)
         held_back: set[str] = set()
         published = 0
@@ -142,7 +142,7 @@ class Relay:
 
     async def step(self) -> float | None:
         """One pass of the background loop: go again at once while a full batch came back."""
-        return 0 if await self.run_once() >= self.batch else None
+        return 0 if await self.run_once() >= self._batch else None
 
     async def close(self) -> None:
         if self._lease is not None:
