@@ -80,4 +80,5 @@ install_system_packages
 install_uv
 sync_python
 build_ferretdb
+bash "$ROOT/scripts/install-opensearch.sh" >/dev/null
 log "tools ready"

@@ -171,3 +171,17 @@ def nats(state_dir: Path, port: int) -> Peer:
         log_path=state_dir / "logs" / "nats.log",
         port=port,
     )
+
+
+def opensearch(state_dir: Path, port: int) -> Peer:
+    """Single-node OpenSearch 2.19 (tools/opensearch, built by scripts/install-opensearch.sh)."""
+    home = state_dir / "opensearch"
+    home.mkdir(parents=True, exist_ok=True)
+    return Peer(
+        name="opensearch",
+        argv=[require_binary("shop-search-node"), str(home.resolve()), str(port)],
+        log_path=state_dir / "logs" / "opensearch.log",
+        env={"SEARCH_JAVA_OPTS": "-Xms512m -Xmx512m -XX:+UseSerialGC"},
+        port=port,
+        ready_url=f"http://127.0.0.1:{port}/_cluster/health?wait_for_status=yellow&timeout=1s",
+    )

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from shopkit import clock
+from shopkit.ids import new_id
 from users.deps import Users
 from users.errors import (
     CannotChangeOwnAccess,
@@ -19,7 +20,7 @@ from users.errors import (
 )
 from users.model import Role, User
 from users.outbox import pending
-from users.store import EmailTaken, new_id
+from users.store import EmailTaken
 
 VERIFICATION_TTL = timedelta(hours=24)
 RESET_TTL = timedelta(minutes=30)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from shopkit import clock
+from shopkit.ids import new_id
 from users.deps import Users
 from users.errors import AddressNotFound, TooManyAddresses
 from users.model import Address, User
-from users.store import new_id
 
 MAX_ADDRESSES = 50
 _DEFAULT_FLAGS = {

@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 
 from shopkit import clock
 from shopkit.events import ConcurrencyConflict, Event, EventStore
+from shopkit.ids import new_id
 from users.errors import InvalidRefreshToken, SessionNotFound
-from users.store import UserStore, new_id
+from users.store import UserStore
 
 MAX_ATTEMPTS = 5
 

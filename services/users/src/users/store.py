@@ -7,7 +7,6 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -19,11 +18,6 @@ from users.model import Address, Session, User
 _USER_FIELDS = {f.name for f in fields(User)}
 _ADDRESS_FIELDS = {f.name for f in fields(Address)}
 _SESSION_FIELDS = {f.name for f in fields(Session)}
-
-
-def new_id() -> str:
-    """Time-ordered ids (ObjectId hex), so cursor pagination by id follows creation."""
-    return str(ObjectId())
 
 
 class EmailTaken(Exception):

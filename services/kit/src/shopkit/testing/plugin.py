@@ -56,6 +56,20 @@ def nats_url(peers_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def opensearch_url(peers_dir: Path) -> Iterator[str]:
+    """A real OpenSearch node, started on first use (it takes several seconds and 400 MB)."""
+    given = os.environ.get("SHOP_TEST_OPENSEARCH_URL")
+    if given:
+        yield given
+        return
+    peer = processes.opensearch(peers_dir, processes.free_port()).start(timeout=180)
+    try:
+        yield f"http://127.0.0.1:{peer.port}"
+    finally:
+        peer.stop()
+
+
+@pytest.fixture(scope="session")
 async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[Any]]:
     client = mongo.client(mongo_url)
     try:
