@@ -17,7 +17,9 @@ import wrk
 
 def post(path: str, body: dict[str, str]) -> dict[str, str]:
     request = urllib.request.Request(  # noqa: S310 (a fixed loopback URL)
-        wrk.GATEWAY + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        wrk.GATEWAY + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         return dict(json.loads(response.read() or b"{}"))
@@ -26,7 +28,9 @@ def post(path: str, body: dict[str, str]) -> dict[str, str]:
 def access_token() -> str:
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
     post("/api/v1/auth/register", {"email": email, "password": "bench password", "name": "Bench"})
-    return post("/api/v1/auth/login", {"email": email, "password": "bench password"})["access_token"]
+    return post("/api/v1/auth/login", {"email": email, "password": "bench password"})[
+        "access_token"
+    ]
 
 
 def main() -> None:
@@ -36,7 +40,9 @@ def main() -> None:
     args = parser.parse_args()
     token = access_token()
     health = wrk.run("/api/v1/users/healthz", args.connections, args.duration)
-    me = wrk.run("/api/v1/users/me", args.connections, args.duration, [f"Authorization: Bearer {token}"])
+    me = wrk.run(
+        "/api/v1/users/me", args.connections, args.duration, [f"Authorization: Bearer {token}"]
+    )
     print(f"wrk -t1 -c{args.connections} -d{args.duration}s through nginx at {wrk.GATEWAY}")
     print(wrk.HEADER)
     print(health.row("GET /api/v1/users/healthz"))

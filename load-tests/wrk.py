@@ -33,9 +33,7 @@ class Figures:
     failures: int
 
     def row(self, name: str) -> str:
-        return (
-            f"{name:44} {self.rps:9.0f} {self.p50_ms:8.2f} {self.p95_ms:8.2f} {self.p99_ms:8.2f} {self.failures:8d}"
-        )
+        return f"{name:44} {self.rps:9.0f} {self.p50_ms:8.2f} {self.p95_ms:8.2f} {self.p99_ms:8.2f} {self.failures:8d}"
 
 
 HEADER = f"{'endpoint':44} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'failed':>8}"
@@ -51,7 +49,9 @@ def run(path: str, connections: int, duration: int, headers: list[str] | None = 
         command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", script.name]
         for header in headers or []:
             command += ["-H", header]
-        output = subprocess.run([*command, GATEWAY + path], capture_output=True, text=True, check=True).stdout
+        output = subprocess.run(
+            [*command, GATEWAY + path], capture_output=True, text=True, check=True
+        ).stdout
     report = json.loads(next(line for line in output.splitlines() if line.startswith("{")))
     return Figures(
         rps=report["requests"] / report["seconds"],

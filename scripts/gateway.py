@@ -34,6 +34,13 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/v1/auth/", "users"),
     Route("= /api/v1/users", "users"),  # the admin list
     Route("/api/v1/users/", "users"),  # profiles, addresses, /api/v1/users/openapi.json
+    Route("= /api/v1/products", "products"),
+    Route("/api/v1/products/", "products"),
+    Route("= /api/v1/categories", "products"),
+    Route("/api/v1/categories/", "products"),
+    Route("= /api/v1/search", "products"),
+    Route("/api/v1/search/", "products"),
+    Route("/api/v1/inventory/", "products"),
 )
 
 # Errors nginx itself produces (no route, body too large, rate limited, upstream down or slow).

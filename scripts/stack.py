@@ -22,7 +22,8 @@ GATEWAY_PORT = 8080
 MONGO_PORT = 27017
 NATS_PORT = 4222
 # Each service's instances (nginx balances across them); a new service is one more entry.
-SERVICES: dict[str, tuple[int, ...]] = {"users": (8101, 8102)}
+SEARCH_PORT = 9200
+SERVICES: dict[str, tuple[int, ...]] = {"users": (8101, 8102), "products": (8111, 8112)}
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -60,7 +61,11 @@ def service_command(name: str) -> list[str]:
 
 def parts(env: Mapping[str, str]) -> list[Peer]:
     """Every process of the stack, in start order (each waits for the ones before it)."""
-    stack = [processes.ferretdb(RUN, MONGO_PORT), processes.nats(RUN, NATS_PORT)]
+    stack = [
+        processes.ferretdb(RUN, MONGO_PORT),
+        processes.nats(RUN, NATS_PORT),
+        processes.opensearch(RUN, SEARCH_PORT),
+    ]
     for name, ports in SERVICES.items():
         for port in ports:
             stack.append(
@@ -115,12 +120,12 @@ def up() -> None:
         pid = pids.get(part.name)
         if pid is not None and ours(pid):
             # Ours from an earlier `up`: perhaps still starting, never start a second copy.
-            part.wait_ready(timeout=60)
+            part.wait_ready(timeout=180)
             print(f"{part.name:<12} already running (pid {pid})")
             continue
         print(f"{part.name:<12} starting...", flush=True)
         try:
-            part.start()
+            part.start(timeout=180)
         finally:
             # Recorded even when not ready, so `down` can still stop it.
             if part.process is not None and part.process.poll() is None:
@@ -134,6 +139,7 @@ def up() -> None:
         print(f"{name:<9} " + "  ".join(f"http://127.0.0.1:{port}" for port in ports))
     print(f"mongodb   mongodb://127.0.0.1:{MONGO_PORT}/  (FerretDB)")
     print(f"nats      nats://127.0.0.1:{NATS_PORT}")
+    print(f"search    http://127.0.0.1:{SEARCH_PORT}  (OpenSearch)")
     print(f"logs      {LOGS.relative_to(ROOT)}/ and {(RUN / 'nginx').relative_to(ROOT)}/access.log")
 
 

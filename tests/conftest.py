@@ -21,38 +21,62 @@ from stack import read_env_file  # noqa: E402
 Upstreams = Mapping[str, Sequence[str]]
 
 
-@pytest.fixture(scope="session")
-def users_instances(
-    mongo_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
+def run_instances(
+    name: str, env: Mapping[str, str], logs: Path, count: int = 2
 ) -> Iterator[list[str]]:
-    """Two users processes (the `users` console script) sharing one fresh database."""
-    logs = tmp_path_factory.mktemp("users")
+    """`count` processes of one service (its console script) sharing one fresh database."""
     env = {
         **read_env_file(ROOT / ".env.example"),
-        "SERVICE_NAME": "users",
-        "MONGO_URL": mongo_url,
-        "NATS_URL": nats_url,
+        **env,
+        "SERVICE_NAME": name,
         "MONGO_DATABASE": "e2e_" + uuid.uuid4().hex[:12],
         "LOG_LEVEL": "WARNING",
     }
     started: list[Peer] = []
     try:
-        for index in (1, 2):
+        for index in range(1, count + 1):
             port = free_port()
             peer = Peer(
-                name=f"users-{index}",
-                argv=[str(ROOT / ".venv" / "bin" / "users")],
-                log_path=logs / f"users-{index}.log",
+                name=f"{name}-{index}",
+                argv=[str(ROOT / ".venv" / "bin" / name)],
+                log_path=logs / f"{name}-{index}.log",
                 env={**env, "PORT": str(port)},
                 port=port,
                 ready_url=f"http://127.0.0.1:{port}/readyz",
             )
-            # One at a time: both bootstrap the admin account in the same database.
+            # One at a time: instances bootstrap shared state (the admin account, indexes).
             started.append(peer.start())
         yield [f"127.0.0.1:{peer.port}" for peer in started]
     finally:
         for peer in reversed(started):
             peer.stop()
+
+
+@pytest.fixture(scope="session")
+def users_instances(
+    mongo_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[str]]:
+    env = {"MONGO_URL": mongo_url, "NATS_URL": nats_url}
+    yield from run_instances("users", env, tmp_path_factory.mktemp("users"))
+
+
+@pytest.fixture(scope="session")
+def products_instances(
+    mongo_url: str,
+    nats_url: str,
+    opensearch_url: str,
+    users_instances: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[list[str]]:
+    env = {
+        "MONGO_URL": mongo_url,
+        "NATS_URL": nats_url,
+        "OPENSEARCH_URL": opensearch_url,
+        "SEARCH_INDEX": "e2e_" + uuid.uuid4().hex[:8],
+        # Straight to a users instance: the gateway starts after the services it routes to.
+        "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
+    }
+    yield from run_instances("products", env, tmp_path_factory.mktemp("products"))
 
 
 @pytest.fixture(scope="session")
@@ -74,9 +98,13 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
 
 
 @pytest.fixture(scope="session")
-def gateway(start_gateway: Callable[[Upstreams], str], users_instances: list[str]) -> str:
-    """The shop's gateway with two users instances behind it: the base URL clients use."""
-    return start_gateway({"users": users_instances})
+def gateway(
+    start_gateway: Callable[[Upstreams], str],
+    users_instances: list[str],
+    products_instances: list[str],
+) -> str:
+    """The shop's gateway with two instances of each service behind it: the base URL clients use."""
+    return start_gateway({"users": users_instances, "products": products_instances})
 
 
 @pytest.fixture

@@ -108,6 +108,12 @@ async def test_the_same_event_id_appended_twice_is_stored_once(store: EventStore
         "stock.reserved",
         "stock.received",
     ]
+    # and it was queued for the relay once, with no intent left behind
+    assert [event.type for event in await store.unpublished(limit=10)] == [
+        "stock.reserved",
+        "stock.received",
+    ]
+    assert await store.pending_intents() == []
 
 
 async def test_an_event_id_taken_by_another_stream_is_refused(store: EventStore) -> None:
@@ -120,17 +126,28 @@ async def test_an_event_id_taken_by_another_stream_is_refused(store: EventStore)
 
     # then that stream is left untouched
     assert await store.head("sku-2") == 0
+    assert [event.stream_id for event in await store.unpublished(limit=10)] == ["sku-1"]
+    assert await store.pending_intents() == []
 
 
 async def test_an_appended_event_reads_back_equal(store: EventStore) -> None:
     # when an event is appended
     appended = await store.append("order-7", 0, "order.placed", {"total": {"amount": 1299}})
 
-    # then load returns it unchanged, in UTC, unpublished
+    # then load returns it unchanged, in UTC
     (loaded,) = await store.load("order-7")
     assert loaded == appended
     assert loaded.occurred_at.utcoffset() is not None
-    assert loaded.published_at is None
+
+
+async def test_an_event_is_stored_in_its_slot_under_its_own_id(store: EventStore) -> None:
+    # when an event is appended at seq 1
+    event = await store.append("order-8", 0, "order.placed", {}, event_id="order-8:placed")
+
+    # then its document's _id is the slot, and the event id is a field beside stream and seq
+    document = await store.collection.find_one({"_id": "order-8:000000000001"})
+    assert document is not None
+    assert (document["id"], document["stream_id"], document["seq"]) == (event.id, "order-8", 1)
 
 
 async def test_load_returns_the_events_after_a_seq_in_order(store: EventStore) -> None:
@@ -145,6 +162,122 @@ async def test_load_returns_the_events_after_a_seq_in_order(store: EventStore) -
     # then seqs 3..5 come back in order, and only from that stream
     assert [(event.seq, event.data["n"]) for event in events] == [(3, 2), (4, 3), (5, 4)]
     assert await store.head("order-1") == 5
+    assert await store.head("order-1", from_seq=3) == 5
+
+
+class CountingStore(EventStore):
+    """A real store that notes each slot it reads."""
+
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
+        super().__init__(db)
+        self.reads: list[tuple[str, int]] = []
+
+    async def get(self, stream_id: str, seq: int) -> Event | None:
+        self.reads.append((stream_id, seq))
+        return await super().get(stream_id, seq)
+
+
+async def test_load_after_a_seq_reads_only_the_newer_slots(db: AsyncDatabase[Any]) -> None:
+    # given a stream of 50 events
+    store = CountingStore(db)
+    await store.ensure_indexes()
+    await store.append_batch({"ledger-1": [NewEvent("stock.moved", {"n": n}) for n in range(50)]})
+
+    # when it is loaded after seq 48
+    events = await store.load("ledger-1", after_seq=48)
+
+    # then it read seqs 49 and 50, and the free slot 51 that ends the stream: nothing older
+    assert [event.seq for event in events] == [49, 50]
+    assert store.reads == [("ledger-1", 49), ("ledger-1", 50), ("ledger-1", 51)]
+
+
+async def test_decide_from_a_current_projection_reads_nothing(db: AsyncDatabase[Any]) -> None:
+    # given a counter at 3 and a projection that is up to date
+    store = CountingStore(db)
+    await store.ensure_indexes()
+    for seq in range(3):
+        await store.append("counter-7", seq, "counter.incremented", {"by": 1})
+    store.reads.clear()
+
+    # when deciding from the projection
+    outcome = await decide(store, "counter-7", 3, count, increment, after_seq=3)
+
+    # then the append alone proved the state current: no event was read
+    assert (outcome.state, outcome.seq) == (4, 4)
+    assert store.reads == []
+
+
+async def test_a_refusal_from_a_stale_projection_is_decided_again_on_the_newer_events(
+    store: EventStore,
+) -> None:
+    # given a counter at 5 (its limit) then lowered to 4, and a projection that saw only seq 1
+    await store.append("counter-8", 0, "counter.incremented", {"by": 5})
+    await store.append("counter-8", 1, "counter.incremented", {"by": -1})
+
+    def at_most_five(total: int) -> NewEvent:
+        if total >= 5:
+            raise LimitReached("the counter is at its limit")
+        return increment(total)
+
+    # when deciding from the stale projection
+    outcome = await decide(store, "counter-8", 5, count, at_most_five, after_seq=1)
+
+    # then the refusal was not trusted: the newer event was folded and the increment appended
+    assert (outcome.state, outcome.seq) == (5, 3)
+
+
+async def test_a_lost_race_names_the_winner(store: EventStore) -> None:
+    # given a stream with one event
+    winner = await store.append("order-3", 0, "order.placed", {})
+
+    # when another writer appends at the same seq with an event id of its own
+    with pytest.raises(ConcurrencyConflict) as raised:
+        await store.append("order-3", 0, "order.placed", {}, event_id="order-3:other")
+
+    # then the conflict carries the event that took the slot
+    assert raised.value.winner == winner
+
+
+async def test_a_batch_loads_fresh_streams_without_queueing_them(store: EventStore) -> None:
+    # when two fresh streams are bulk-loaded
+    events = await store.append_batch(
+        {
+            "sku-1": [NewEvent("stock.received", {"qty": 5}), NewEvent("stock.sold", {"qty": 1})],
+            "sku-2": [NewEvent("stock.received", {"qty": 9}, id="seed:sku-2:1")],
+        }
+    )
+
+    # then each stream holds its events from seq 1, and the relay has nothing to publish
+    assert [(event.stream_id, event.seq) for event in events] == [
+        ("sku-1", 1),
+        ("sku-1", 2),
+        ("sku-2", 1),
+    ]
+    assert await store.load("sku-1") == events[:2]
+    assert (await store.load("sku-2"))[0].id == "seed:sku-2:1"
+    assert await store.unpublished(limit=10) == []
+    # and a stream that is not fresh is refused
+    with pytest.raises(ConcurrencyConflict):
+        await store.append_batch({"sku-2": [NewEvent("stock.received", {"qty": 1})]})
+
+
+async def test_appends_are_queued_for_the_relay_unless_told_not_to(
+    db: AsyncDatabase[Any], store: EventStore
+) -> None:
+    # given a relayed store and a private one
+    private = EventStore(db, "private_events")
+    await private.ensure_indexes()
+
+    # when events are appended to each, one of them without publishing
+    queued = await store.append("order-5", 0, "order.placed", {})
+    await store.append("order-5", 1, "order.noted", {}, publish=False)
+    await private.append("family-1", 0, "issued", {})
+
+    # then only the first is queued, and no append left an intent behind
+    assert await store.unpublished(limit=10) == [queued]
+    assert await private.unpublished(limit=10) == []
+    assert await store.pending_intents() == []
+    assert await db.list_collection_names(filter={"name": "private_events_outbox"}) == []
 
 
 async def test_an_empty_stream_has_head_0_and_no_events(store: EventStore) -> None:

@@ -57,7 +57,7 @@ async def publish(
     db: AsyncDatabase[Any], js: JetStreamContext, publisher: str
 ) -> Callable[[str, str], Awaitable[Event]]:
     """Publish an event the way the publisher does: append to its stream, relay it."""
-    store = EventStore(db, "published_events")
+    store = EventStore(db, "published_events", relayed=True)
     await store.ensure_indexes()
     relay = Relay(store, js, publisher)
 

@@ -128,11 +128,12 @@ async def test_the_relay_publishes_each_event_once_on_its_subject(
 async def test_events_whose_publication_was_not_recorded_are_not_doubled(
     store: EventStore, js: JetStreamContext, service: str
 ) -> None:
-    # given events the relay published, half of which lost their published_at (a crash after
-    # the ack and before the write)
+    # given events the relay published, half of which were still queued when it stopped (a crash
+    # after the acks and before the dequeue)
     ids = await append_many(store, 40)
+    queued = await store.outbox.find().to_list()
     await drain(Relay(store, js, service))
-    await store.collection.update_many({"_id": {"$in": ids[::2]}}, {"$set": {"published_at": None}})
+    await store.outbox.insert_many(queued[::2])
 
     # when a relay runs again
     metrics = Metrics.create(service)
@@ -161,7 +162,7 @@ async def test_killing_relays_at_random_points_loses_and_doubles_no_event(
             await relay.run_once()
 
     # when two relays at a time (no lease: the worst overlap) are killed at random moments,
-    # and fresh ones started, until every event is marked published
+    # and fresh ones started, until no event is left queued
     kills = 0
     async with asyncio.timeout(90):
         while await store.unpublished(limit=1):
@@ -252,7 +253,7 @@ async def test_a_released_lease_is_taken_over_at_once(
     assert await Relay(store, js, service, lease=lease(db, "b", ttl=60)).run_once() == 3
 
 
-async def test_outbox_lag_is_the_age_of_the_oldest_unpublished_event(
+async def test_outbox_lag_is_the_age_of_the_oldest_queued_event(
     db: AsyncDatabase[Any], store: EventStore, js: JetStreamContext, service: str
 ) -> None:
     # given a leader, and a standby that reports metrics
@@ -268,7 +269,7 @@ async def test_outbox_lag_is_the_age_of_the_oldest_unpublished_event(
     oldest_age = (datetime.now(UTC) - before.occurred_at).total_seconds()
     waiting_lag = metrics.registry.get_sample_value("outbox_lag_seconds", {"service": service})
 
-    # then the lag is the oldest event's age, and drops to zero once the leader published
+    # then the lag is the oldest queued event's age, and drops to zero once the leader published
     assert waiting_lag is not None
     assert waiting_lag > 0
     assert waiting_lag <= oldest_age
@@ -339,3 +340,129 @@ async def test_relay_ctx_relays_while_the_app_runs_and_releases_its_lease(
         await runner.cleanup()
     # and stopping the app gave the lease back
     assert await db[LEASES_COLLECTION].count_documents({}) == 0
+
+
+class CrashingEvents:
+    """An events collection whose inserts never happen: the process died just before them."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def insert_one(self, document: dict[str, Any]) -> None:
+        raise ConnectionError("the appender died before inserting its event")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class CrashAfterInsert(EventStore):
+    """A real store whose appends die right after inserting the event, before queueing it."""
+
+    async def _queue(self, event: Event) -> None:
+        raise ConnectionError("the appender died before queueing its event")
+
+
+async def test_an_append_that_died_before_its_event_publishes_nothing_and_is_cleaned_up(
+    db: AsyncDatabase[Any], store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given an append that wrote its intent and died before inserting its event
+    crashing = EventStore(db)
+    crashing.collection = CrashingEvents(crashing.collection)  # type: ignore[assignment]
+    with pytest.raises(ConnectionError):
+        await crashing.append("order-1", 0, "order.placed", {}, event_id="ghost")
+    (intent,) = await store.pending_intents()
+    relay = Relay(store, js, service, grace=0.3)
+
+    # when the relay runs within the grace period
+    published = await relay.run_once()
+
+    # then it waits: nothing published, the intent kept (the insert might still land)
+    assert published == 0
+    assert await store.pending_intents() == [intent]
+
+    # and once the grace period is over, the intent is dropped and still nothing is published
+    await asyncio.sleep(0.35)
+    assert await relay.run_once() == 0
+    assert await store.pending_intents() == []
+    assert await stream_messages(js, service) == []
+    assert await store.head("order-1") == 0
+
+
+async def test_an_append_that_died_after_its_event_is_published_after_the_grace_period(
+    db: AsyncDatabase[Any], store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given an append that inserted its event and died before queueing it, then a later event
+    # of the same stream appended normally
+    crashing = CrashAfterInsert(db)
+    with pytest.raises(ConnectionError):
+        await crashing.append("order-1", 0, "order.placed", {})
+    (first,) = await store.load("order-1")
+    second = await store.append("order-1", 1, "order.paid", {})
+    relay = Relay(store, js, service, grace=0.3)
+
+    # when the relay runs within the grace period
+    published = await relay.run_once()
+
+    # then the stream waits whole: its later event must not overtake the first
+    assert published == 0
+    assert await stream_messages(js, service) == []
+
+    # and once the grace period is over, both go out once, in order
+    await asyncio.sleep(0.35)
+    await drain(relay)
+    await drain(relay)
+    messages = await stream_messages(js, service)
+    assert [(message.headers or {})["Nats-Msg-Id"] for message in messages] == [
+        first.id,
+        second.id,
+    ]
+    assert await store.pending_intents() == []
+
+
+class PausedStore(EventStore):
+    """A real store whose appends of one event id wait, after the event's insert, to be let go."""
+
+    def __init__(self, db: AsyncDatabase[Any], paused_id: str) -> None:
+        super().__init__(db)
+        self.paused_id = paused_id
+        self.inserted = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def _queue(self, event: Event) -> None:
+        if event.id == self.paused_id:
+            self.inserted.set()
+            await self.go_on.wait()
+        await super()._queue(event)
+
+
+async def test_a_later_event_waits_for_an_earlier_one_still_being_appended(
+    db: AsyncDatabase[Any], store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given an append at seq 1 paused between its event's insert and its queueing, and an
+    # append at seq 2 that completed meanwhile
+    slow = PausedStore(db, paused_id="order-1:placed")
+    first_append = asyncio.create_task(
+        slow.append("order-1", 0, "order.placed", {}, event_id="order-1:placed")
+    )
+    await slow.inserted.wait()
+    second = await store.append("order-1", 1, "order.paid", {})
+    other = await store.append("order-2", 0, "order.placed", {})
+    relay = Relay(store, js, service)
+
+    # when the relay runs
+    published = await relay.run_once()
+
+    # then only the other stream went out
+    assert published == 1
+    assert message_ids(await stream_messages(js, service)) == Counter([other.id])
+
+    # and once the first append completes, the stream follows in order
+    slow.go_on.set()
+    first = await first_append
+    await drain(relay)
+    messages = await stream_messages(js, service)
+    assert [(message.headers or {})["Nats-Msg-Id"] for message in messages] == [
+        other.id,
+        first.id,
+        second.id,
+    ]

@@ -59,5 +59,5 @@ async def test_events_left_behind_by_a_crash_after_registration_are_flushed(
     await users.outbox.flush_stale()
 
     # then the event is in the stream exactly once and nothing is pending
-    assert await db.events.count_documents({"_id": "replayed-1"}) == 1
+    assert await db.events.count_documents({"id": "replayed-1"}) == 1
     assert await db.users.count_documents({"pending_events": {"$exists": True}}) == 0

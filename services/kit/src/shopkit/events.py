@@ -1,8 +1,10 @@
-"""Append-only event streams with optimistic concurrency: the insert at `seq + 1` is the commit.
+"""Append-only event streams with optimistic concurrency: the insert into the next slot is the commit.
 
-Each aggregate whose writes can race is a stream of events in one collection, with a unique index
-on `(stream_id, seq)`. Changing it means: read the state, decide, append the next event at the seq
-you read. A duplicate key means someone else appended first; reload and decide again. `decide`
+Each aggregate whose writes can race is a stream of events in one collection. An event's `_id` is
+its slot, `<stream id>:<seq, 12 digits>`, so the primary key itself gives one winner per seq; the
+event's own id (what consumers and JetStream deduplicate on) is the field `id`, under a unique
+index. Changing a stream means: decide on a state, insert the event at the seq that state was read
+at plus one. A duplicate key means someone else appended first; reload and decide again. `decide`
 is that loop, so a use case usually reads:
 
     def fold(count: int, event: Event) -> int:
@@ -17,37 +19,59 @@ is that loop, so a use case usually reads:
     outcome.state, outcome.seq, outcome.event  # the state after it, its seq, what was appended
 
 A caller with a projection passes its state and seq (`initial=projection, after_seq=its_seq`) so
-only newer events are folded. A decision appends at most one event: without transactions, two
+only newer events are read. A decision appends at most one event: without transactions, two
 inserts are two commits, and a conflict between them would leave half a decision in the stream.
+
+Why the layout is shaped by FerretDB (v1, SQLite backend, what the tests and local stack run):
+only single-document inserts and their unique-index checks are cheap there. No filter but `_id`
+equality is pushed down to SQLite (FerretDB issue #3235), so every other find, and every update or
+delete, decodes the whole collection in Go; and even `_id` equality is a SQLite table scan (a JSON
+predicate the `_id` index cannot serve), stopping at the first match, so a miss reads every row.
+Hence: reads go by `_id` only and as few as possible (`decide` tries its append before reading),
+an event is never updated, and the relay never reads this collection. It reads the small outbox
+that `append` feeds instead (see `append`; the relay lives in `shopkit.relay`). On MongoDB, every
+one of these reads is a primary-key lookup.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shopkit import clock
-from shopkit.problems import Conflict
+from shopkit.problems import Conflict, Problem
 
 S = TypeVar("S")
 DEFAULT_COLLECTION = "events"
+# The slot's seq is zero-padded to a fixed width, so a slot names one (stream, seq) whatever the
+# stream id holds, and a stream's slots sort in seq order.
+SEQ_DIGITS = 12
+MAX_SEQ = 10**SEQ_DIGITS - 1
+BATCH_INSERT = 1000
+DUPLICATE_KEY = 11000
 
 
 class ConcurrencyConflict(Conflict):
-    """Another writer appended to the stream first; the state this decision read is stale."""
+    """Another writer appended to the stream first; the state this decision read is stale.
+
+    `winner` is the event that took the slot when the append read it (it does so when given an
+    event id, to tell a retry from a lost race), so a caller can fold it without reading it again.
+    """
 
     slug, title = "concurrency-conflict", "The resource changed concurrently"
+    winner: Event | None = None
 
 
 class EventIdReused(Conflict):
@@ -64,7 +88,6 @@ class Event:
     type: str
     data: dict[str, Any]
     occurred_at: datetime
-    published_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +106,17 @@ class Outcome(Generic[S]):
     event: Event | None
 
 
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """An append under way (or interrupted): its event may or may not be in its slot yet."""
+
+    event_id: str
+    slot: str
+    stream_id: str
+    seq: int
+    at: datetime
+
+
 def utc_now() -> datetime:
     # BSON dates hold milliseconds: truncate so an event reads back equal to what was appended.
     now = clock.now()
@@ -91,6 +125,11 @@ def utc_now() -> datetime:
 
 def _as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def slot(stream_id: str, seq: int) -> str:
+    """The `_id` of a stream's event at `seq`."""
+    return f"{stream_id}:{seq:0{SEQ_DIGITS}d}"
 
 
 def encode(event: Event) -> bytes:
@@ -124,49 +163,61 @@ def decode(payload: bytes) -> Event:
 
 def _to_document(event: Event) -> dict[str, Any]:
     return {
-        "_id": event.id,
+        "_id": slot(event.stream_id, event.seq),
+        "id": event.id,
         "stream_id": event.stream_id,
         "seq": event.seq,
         "type": event.type,
         "data": event.data,
         "occurred_at": event.occurred_at,
-        "published_at": event.published_at,
     }
 
 
-def _from_document(document: dict[str, Any]) -> Event:
-    published_at = document.get("published_at")
+def _from_document(document: Mapping[str, Any]) -> Event:
     return Event(
-        id=document["_id"],
+        id=document["id"],
         stream_id=document["stream_id"],
         seq=document["seq"],
         type=document["type"],
         data=document["data"],
         occurred_at=_as_utc(document["occurred_at"]),
-        published_at=_as_utc(published_at) if published_at is not None else None,
     )
 
 
 class EventStore:
-    """The streams of one collection (`events` is relayed to JetStream; a private one is not)."""
+    """The streams of one collection, and the outbox that feeds its relay.
 
-    def __init__(self, db: AsyncDatabase[Any], collection: str = DEFAULT_COLLECTION) -> None:
+    A relayed store (the default `events` collection, or `relayed=True`) also writes, per append,
+    an intent into `<collection>_intents` and the event's message into `<collection>_outbox`; a
+    private store (any other collection, `token_events` for instance) writes the events only.
+    """
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Any],
+        collection: str = DEFAULT_COLLECTION,
+        *,
+        relayed: bool | None = None,
+    ) -> None:
         self.collection: AsyncCollection[Any] = db[collection]
+        self.outbox: AsyncCollection[Any] = db[f"{collection}_outbox"]
+        self.intents: AsyncCollection[Any] = db[f"{collection}_intents"]
+        self.relayed = collection == DEFAULT_COLLECTION if relayed is None else relayed
 
     async def ensure_indexes(self) -> None:
-        await self.collection.create_index(
-            [("stream_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="stream_seq"
-        )
-        # Serves the relay's query and its whole sort: unpublished events, oldest first.
-        await self.collection.create_index(
-            [
-                ("published_at", ASCENDING),
-                ("occurred_at", ASCENDING),
-                ("stream_id", ASCENDING),
-                ("seq", ASCENDING),
-            ],
-            name="unpublished_oldest_first",
-        )
+        # SQLite checks a unique index on insert cheaply, though FerretDB never reads through it.
+        await self.collection.create_index("id", unique=True, name="id")
+        if self.relayed:
+            # Serve the relay on MongoDB; on FerretDB the outbox is small enough to scan.
+            await self.outbox.create_index(
+                [("occurred_at", ASCENDING), ("stream_id", ASCENDING), ("seq", ASCENDING)],
+                name="oldest_first",
+            )
+            await self.outbox.create_index(
+                [("stream_id", ASCENDING), ("seq", ASCENDING)], name="stream_seq"
+            )
+
+    # --- writing
 
     async def append(
         self,
@@ -175,14 +226,23 @@ class EventStore:
         type: str,
         data: dict[str, Any],
         event_id: str | None = None,
+        *,
+        publish: bool = True,
     ) -> Event:
         """Insert the event at `expected_seq + 1`; ConcurrencyConflict if that seq is taken.
 
         Appending an event id that is already in this stream returns the stored event, so a
-        caller that lost the answer to its insert can simply retry.
+        caller that lost the answer to its insert can simply retry. `publish=False` leaves the
+        event out of the outbox: history a bulk loader writes as already published.
+
+        In a relayed store the append is three inserts, each the commit of one step, so a crash
+        between any two leaves something the relay can finish: an intent (the event may follow),
+        the event, then its message (what the relay publishes); then the intent is deleted. An
+        interrupted append leaves its intent behind, which the relay resolves after a grace
+        period: it queues the event's message if the slot holds it, and drops the intent if not.
         """
-        if expected_seq < 0:
-            raise ValueError("expected_seq must be 0 or more")
+        if not 0 <= expected_seq < MAX_SEQ:
+            raise ValueError(f"expected_seq must be from 0 to {MAX_SEQ - 1}")
         # Fail at the writer, not later in the relay, which would stall on an unpublishable event.
         json.dumps(data)
         event = Event(
@@ -193,50 +253,209 @@ class EventStore:
             data=data,
             occurred_at=utc_now(),
         )
+        journaled = publish and self.relayed
+        # False when an append of the same event id is under way or was interrupted: its intent
+        # is not ours to delete, and covers this append too when it names the same slot.
+        intended = journaled and await self._intend(event)
         try:
             await self.collection.insert_one(_to_document(event))
         except DuplicateKeyError:
-            # FerretDB v1 names neither the index nor the key (its errmsg is only "E11000 duplicate
-            # key error collection: db.events"), and MongoDB's keyPattern names one violated index
-            # even when both are: only a read tells a retried event from a lost race.
-            if event_id is not None:
-                stored = await self.collection.find_one({"_id": event_id})
-                if stored is not None:
-                    if stored["stream_id"] != stream_id:
-                        raise EventIdReused(f"event {event_id} belongs to another stream") from None
-                    return _from_document(stored)
-            raise ConcurrencyConflict(
-                f"stream {stream_id} already has an event at seq {event.seq}"
-            ) from None
+            try:
+                stored = await self._resolve(event, event_id is not None)
+                if intended and stored.seq == event.seq:
+                    # A concurrent append of this same event took the slot first and may die
+                    # before queueing it, with no intent of its own: queue it (at worst twice).
+                    await self._queue(stored)
+            finally:
+                # This append wrote no event for the relay to finish. (Any error but a duplicate
+                # leaves the intent: the insert may have happened anyway.)
+                if intended:
+                    await self._forget(event)
+            return stored
+        if journaled:
+            await self._queue(event)
+            if intended:
+                await self._forget(event)
         return event
 
-    async def load(self, stream_id: str, after_seq: int = 0) -> list[Event]:
-        cursor = self.collection.find({"stream_id": stream_id, "seq": {"$gt": after_seq}}).sort(
-            "seq", ASCENDING
-        )
-        return [_from_document(document) async for document in cursor]
+    async def append_batch(self, streams: Mapping[str, Sequence[NewEvent]]) -> list[Event]:
+        """Bulk-load fresh streams at seq 1, 2, ... with `insert_many`, never published.
 
-    async def head(self, stream_id: str) -> int:
-        """The stream's last seq, 0 when it has no event yet."""
-        last = await self.collection.find_one(
-            {"stream_id": stream_id}, {"seq": 1}, sort=[("seq", DESCENDING)]
+        For seeders: the events count as history consumers need not hear of. A stream that
+        already has events raises ConcurrencyConflict; the streams inserted before it stay.
+        """
+        events = [
+            Event(
+                id=wanted.id or uuid.uuid4().hex,
+                stream_id=stream_id,
+                seq=seq,
+                type=wanted.type,
+                data=wanted.data,
+                occurred_at=utc_now(),
+            )
+            for stream_id, wanted_events in streams.items()
+            for seq, wanted in enumerate(wanted_events, start=1)
+        ]
+        for event in events:
+            json.dumps(event.data)
+        for start in range(0, len(events), BATCH_INSERT):
+            chunk = events[start : start + BATCH_INSERT]
+            try:
+                await self.collection.insert_many([_to_document(event) for event in chunk])
+            except BulkWriteError as error:
+                (first_error, *_) = error.details["writeErrors"] or [{}]
+                if first_error.get("code") != DUPLICATE_KEY:
+                    raise
+                failed = chunk[first_error["index"]]
+                raise ConcurrencyConflict(
+                    f"stream {failed.stream_id} already has an event at seq {failed.seq}"
+                ) from None
+        return events
+
+    async def _resolve(self, event: Event, caller_chose_id: bool) -> Event:
+        """After a duplicate key: the stored event if this is a retry, else why it is refused.
+
+        FerretDB v1 names neither the index nor the key in its error (only "E11000 duplicate key
+        error collection: db.events"), and MongoDB's keyPattern names one violated index even when
+        both are: only a read tells a retried event from a lost race.
+        """
+        conflict = ConcurrencyConflict(
+            f"stream {event.stream_id} already has an event at seq {event.seq}"
         )
-        return int(last["seq"]) if last is not None else 0
+        if not caller_chose_id:
+            # A fresh random id cannot be taken: the slot is. Spare the read.
+            raise conflict
+        stored = await self.get(event.stream_id, event.seq)
+        if stored is not None:
+            if stored.id == event.id:
+                return stored
+            conflict.winner = stored
+            raise conflict
+        # The slot is free, so the id is taken elsewhere. Lookups by `id` scan the whole
+        # collection on FerretDB; this runs only for a retry that lands on another seq.
+        document = await self.collection.find_one({"id": event.id})
+        if document is None:
+            raise conflict  # not reachable: events are never deleted
+        stored = _from_document(document)
+        if stored.stream_id != event.stream_id:
+            raise EventIdReused(f"event {event.id} belongs to another stream")
+        return stored
+
+    async def _intend(self, event: Event) -> bool:
+        try:
+            await self.intents.insert_one(
+                {
+                    "_id": event.id,
+                    "slot": slot(event.stream_id, event.seq),
+                    "stream_id": event.stream_id,
+                    "seq": event.seq,
+                    "at": event.occurred_at,
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def _forget(self, event: Event) -> None:
+        # By slot too: an intent of the same id for another slot belongs to another append.
+        await self.intents.delete_one({"_id": event.id, "slot": slot(event.stream_id, event.seq)})
+
+    async def _queue(self, event: Event) -> None:
+        document = _to_document(event)
+        document["slot"], document["_id"] = document["_id"], event.id
+        # A duplicate: the relay settled it first, or the appender it settled for did.
+        with contextlib.suppress(DuplicateKeyError):
+            await self.outbox.insert_one(document)
+
+    # --- reading
+
+    async def get(self, stream_id: str, seq: int) -> Event | None:
+        """The stream's event at `seq`, if any: one read by `_id`."""
+        document = await self.collection.find_one({"_id": slot(stream_id, seq)})
+        return _from_document(document) if document is not None else None
+
+    async def load(self, stream_id: str, after_seq: int = 0) -> list[Event]:
+        """The stream's events after `after_seq`, in order.
+
+        Reads slot after slot until a free one. Not batched: FerretDB pushes down no `$in` nor
+        range on `_id`, so one `find({"_id": {"$in": [...]}})` decodes the whole collection in Go,
+        where each single `_id` read is a SQLite scan several times cheaper; so pass the seq you
+        already hold. Seqs have no gaps: an append at seq n + 1 needs the state at n.
+        """
+        events: list[Event] = []
+        while (event := await self.get(stream_id, after_seq + len(events) + 1)) is not None:
+            events.append(event)
+        return events
+
+    async def head(self, stream_id: str, from_seq: int = 0) -> int:
+        """The stream's last seq, 0 when it has no event yet.
+
+        Reads forward from `from_seq`, which must be a seq the stream has reached: a caller with
+        a projection passes the projection's seq, a caller that lost a race the winner's seq.
+        """
+        seq = from_seq
+        while await self.collection.find_one({"_id": slot(stream_id, seq + 1)}, {"_id": 1}):
+            seq += 1
+        return seq
+
+    # --- the relay's side of the outbox
 
     async def unpublished(self, limit: int) -> list[Event]:
-        """Events the relay has not published yet, oldest first (never by insertion order, which
-        concurrent writers do not make chronological)."""
+        """Queued messages, oldest first (never by insertion order, which concurrent writers do
+        not make chronological)."""
         cursor = (
-            self.collection.find({"published_at": None})
+            self.outbox.find()
             .sort([("occurred_at", ASCENDING), ("stream_id", ASCENDING), ("seq", ASCENDING)])
             .limit(limit)
         )
         return [_from_document(document) async for document in cursor]
 
-    async def mark_published(self, event_id: str) -> None:
-        """Only the relay writes `published_at`; events are otherwise immutable, so this cannot
-        clobber a concurrent write even on FerretDB's read-modify-write updates."""
-        await self.collection.update_one({"_id": event_id}, {"$set": {"published_at": utc_now()}})
+    async def queued(self, stream_ids: Collection[str]) -> list[tuple[str, str, int]]:
+        """(event id, stream id, seq) of every queued message of these streams."""
+        cursor = self.outbox.find(
+            {"stream_id": {"$in": list(stream_ids)}}, {"stream_id": 1, "seq": 1}
+        )
+        return [(doc["_id"], doc["stream_id"], doc["seq"]) async for doc in cursor]
+
+    async def pending_intents(self) -> list[Intent]:
+        """Appends under way or interrupted; few, since each append deletes its own at the end."""
+        return [
+            Intent(doc["_id"], doc["slot"], doc["stream_id"], doc["seq"], _as_utc(doc["at"]))
+            async for doc in self.intents.find().sort("at", ASCENDING)
+        ]
+
+    async def oldest_pending(self) -> datetime | None:
+        """When the oldest event not yet published was appended (queued or still an intent)."""
+        message = await self.outbox.find_one({}, {"occurred_at": 1}, sort=[("occurred_at", 1)])
+        intent = await self.intents.find_one({}, {"at": 1}, sort=[("at", 1)])
+        moments = [_as_utc(message["occurred_at"])] if message else []
+        moments += [_as_utc(intent["at"])] if intent else []
+        return min(moments, default=None)
+
+    async def mark_published(self, event_ids: Iterable[str]) -> None:
+        """Dequeue published messages: their deletion is the only record of publication.
+
+        Events carry no `published_at`: an update is a full-collection scan on FerretDB, and the
+        outbox, small because it is drained, makes one delete per batch instead.
+        """
+        ids = list(event_ids)
+        if ids:
+            await self.outbox.delete_many({"_id": {"$in": ids}})
+
+    async def settle(self, intent: Intent) -> bool:
+        """Finish an interrupted append: queue its event if its slot holds it; drop the intent.
+
+        Whether a message was queued. An event that lands after this (its appender stalled past
+        the grace period) is still queued by that appender, which queues after inserting: it is
+        lost only if that appender then dies before queueing, a stall and a crash in one append.
+        """
+        document = await self.collection.find_one({"_id": intent.slot})
+        found = document is not None and document["id"] == intent.event_id
+        if found:
+            assert document is not None
+            await self._queue(_from_document(document))
+        await self.intents.delete_one({"_id": intent.event_id, "slot": intent.slot})
+        return found
 
 
 async def decide(
@@ -249,22 +468,39 @@ async def decide(
     after_seq: int = 0,
     attempts: int = 20,
 ) -> Outcome[S]:
-    """Fold the stream onto `initial`, let `decision` pick the next event, append it; on a
-    conflict fold the newer events and decide again, at most `attempts` times.
+    """Let `decision` pick the next event from `initial` (the state at `after_seq`), append it;
+    on a conflict fold the newer events and decide again, at most `attempts` times.
 
     `decision` raises a Problem to refuse, or returns None when there is nothing to append.
+    The append comes before any read: it succeeds only if the slot after `after_seq` is free,
+    which proves the state was current, so a fresh projection costs no read at all (reads are
+    what FerretDB makes slow). A refusal or a None is returned only once a read confirmed that
+    no newer event exists, so it never rests on a stale state either.
     """
-    state, seq = _fold(initial, after_seq, await store.load(stream_id, after_seq), fold)
+    state, seq = initial, after_seq
     for attempt in range(attempts):
-        wanted = decision(state)
+        try:
+            wanted = decision(state)
+        except Problem:
+            newer = await store.load(stream_id, seq)
+            if not newer:
+                raise
+            state, seq = _fold(state, seq, newer, fold)
+            continue
         if wanted is None:
-            return Outcome(state, seq, None)
+            newer = await store.load(stream_id, seq)
+            if not newer:
+                return Outcome(state, seq, None)
+            state, seq = _fold(state, seq, newer, fold)
+            continue
         try:
             event = await store.append(stream_id, seq, wanted.type, wanted.data, wanted.id)
-        except ConcurrencyConflict:
+        except ConcurrencyConflict as conflict:
             # Jitter spreads contending writers apart, so a hot stream converges instead of
             # every loser colliding again on the next seq.
             await asyncio.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+            if conflict.winner is not None:
+                state, seq = _fold(state, seq, [conflict.winner], fold)
             state, seq = _fold(state, seq, await store.load(stream_id, seq), fold)
             continue
         if event.seq == seq + 1:

@@ -1,4 +1,4 @@
-"""The outbox relay: publishes unpublished events to JetStream, then marks them published."""
+"""The outbox relay: publishes queued events to JetStream, then dequeues them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -16,7 +16,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shopkit import broker
-from shopkit.events import DEFAULT_COLLECTION, Event, EventStore, encode, utc_now
+from shopkit.events import DEFAULT_COLLECTION, Event, EventStore, Intent, encode, utc_now
 from shopkit.keys import DB, JETSTREAM, METRICS, SETTINGS
 from shopkit.metrics import Metrics
 from shopkit.tasks import background
@@ -90,8 +90,14 @@ class Lease:
 
 
 class Relay:
-    """Publishes a service's unpublished events with `Nats-Msg-Id` = event id, so JetStream drops
-    the copies an interrupted or overlapping relay sends again."""
+    """Publishes a service's queued events with `Nats-Msg-Id` = event id, so JetStream drops
+    the copies an interrupted or overlapping relay sends again.
+
+    It reads only the store's outbox and intents, both small, never the events collection (every
+    read of which is a scan on FerretDB), except to settle an append interrupted by a crash. A
+    stream's events go out in seq order: an event waits while an earlier one of its stream is
+    not queued yet (its append is under way) or cannot be published (its hook fails).
+    """
 
     def __init__(
         self,
@@ -104,6 +110,7 @@ class Relay:
         before_publish: Hook | None = None,
         batch: int = 100,
         publish_timeout: float = 5.0,
+        grace: float = 30.0,
     ) -> None:
         self._store = store
         self._js = js
@@ -113,32 +120,65 @@ class Relay:
         self._before_publish = before_publish
         self._batch = batch
         self._publish_timeout = publish_timeout
+        # How long an append may take between its intent and its last insert before the relay
+        # takes it for interrupted; far above any append's duration, so it settles only crashes.
+        self._grace = timedelta(seconds=grace)
 
     async def run_once(self) -> int:
         """Publish up to `batch` events, oldest first; how many (none while another leads)."""
         if self._lease is not None and not await self._lease.acquire():
             # Still measure: the gauge must not go stale on the instances that stand by.
-            self._report_lag(await self._store.unpublished(limit=1))
+            self._report_lag(await self._store.oldest_pending())
             return 0
+        # Messages first, intents after: an event whose message missed this read while a later
+        # one of its stream made it is either still an intent now, or queued (read below).
         events = await self._store.unpublished(self._batch)
-        self._report_lag(events)
+        intents = await self._store.pending_intents()
+        oldest = [events[0].occurred_at] if events else []
+        self._report_lag(min(oldest + [intent.at for intent in intents[:1]], default=None))
+        appending = await self._settle_interrupted(intents)
+        if not events:
+            return 0
+        queued = await self._store.queued({event.stream_id for event in events})
+        # Per stream, the highest seq that may go out in this pass: not past an event still being
+        # appended (up to its seq: a lost race's intent names the winner's slot), nor past one
+        # queued since the read above.
+        limits: dict[str, int] = {}
+        committed = {event_id for event_id, _, _ in queued}
+        for intent in appending:
+            if intent.event_id not in committed:
+                limits[intent.stream_id] = min(limits.get(intent.stream_id, intent.seq), intent.seq)
+        batched = {event.id for event in events}
+        for event_id, stream_id, seq in queued:
+            if event_id not in batched:
+                limits[stream_id] = min(limits.get(stream_id, seq - 1), seq - 1)
         held_back: set[str] = set()
-        published = 0
-        for event in events:
-            if event.stream_id in held_back:
-                continue
-            if self._before_publish is not None:
-                try:
-                    await self._before_publish(event)
-                except Exception:
-                    # Hold back this stream only (its later events keep their order behind this
-                    # one); the other streams must not stall on it. Lag shows it if it persists.
-                    log.exception("before_publish failed for event %s; retrying later", event.id)
+        published: list[str] = []
+        try:
+            for event in sorted(events, key=lambda event: (event.stream_id, event.seq)):
+                if event.stream_id in held_back:
+                    continue
+                if event.seq > limits.get(event.stream_id, event.seq):
                     held_back.add(event.stream_id)
                     continue
-            await self._publish(event)
-            published += 1
-        return published
+                if self._before_publish is not None:
+                    try:
+                        await self._before_publish(event)
+                    except Exception:
+                        # Hold back this stream only (its later events keep their order behind
+                        # this one); the other streams must not stall on it. Lag shows it.
+                        log.exception(
+                            "before_publish failed for event %s; retrying later", event.id
+                        )
+                        held_back.add(event.stream_id)
+                        continue
+                await self._publish(event)
+                published.append(event.id)
+        finally:
+            # After the acks, whatever stopped the loop: a crash before this republishes the
+            # batch, which JetStream drops as duplicates within its window and inboxes after it.
+            await self._store.mark_published(published)
+        return len(published)
 
     async def step(self) -> float | None:
         """One pass of the background loop: go again at once while a full batch came back."""
@@ -147,6 +187,20 @@ class Relay:
     async def close(self) -> None:
         if self._lease is not None:
             await self._lease.release()
+
+    async def _settle_interrupted(self, intents: list[Intent]) -> list[Intent]:
+        """Finish the appends whose intent outlived the grace period (their appender crashed),
+        and give back the others, still under way."""
+        now = utc_now()
+        appending = []
+        for intent in intents:
+            if now - intent.at < self._grace:
+                appending.append(intent)
+            elif await self._store.settle(intent):
+                log.warning("queued event %s, whose append was interrupted", intent.event_id)
+            else:
+                log.info("dropped the intent of event %s, never appended", intent.event_id)
+        return appending
 
     async def _publish(self, event: Event) -> None:
         ack = await self._js.publish(
@@ -160,14 +214,11 @@ class Relay:
         # whose first ack never reached a killed relay is not counted at all).
         if self._metrics is not None and not ack.duplicate:
             self._metrics.events_published.labels(self._service, event.type).inc()
-        # Only after the ack: a crash between the two republishes the event, which JetStream
-        # drops as a duplicate within its window and consumers' inboxes drop after it.
-        await self._store.mark_published(event.id)
 
-    def _report_lag(self, oldest_first: list[Event]) -> None:
+    def _report_lag(self, oldest: datetime | None) -> None:
         if self._metrics is None:
             return
-        lag = (utc_now() - oldest_first[0].occurred_at).total_seconds() if oldest_first else 0.0
+        lag = (utc_now() - oldest).total_seconds() if oldest is not None else 0.0
         self._metrics.outbox_lag.set(max(lag, 0.0))
 
 
@@ -178,12 +229,13 @@ def relay_ctx(
     interval: float = 1.0,
     batch: int = 100,
     lease_ttl: float = 10.0,
+    grace: float = 30.0,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup_ctx entry relaying this service's events while the app lives:
     `app.cleanup_ctx.append(relay_ctx())`, after the kit's database and broker contexts."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        store = EventStore(app[DB], collection)
+        store = EventStore(app[DB], collection, relayed=True)
         await store.ensure_indexes()
         relay = Relay(
             store,
@@ -193,6 +245,7 @@ def relay_ctx(
             metrics=app[METRICS],
             before_publish=functools.partial(before_publish, app) if before_publish else None,
             batch=batch,
+            grace=grace,
         )
         async for _ in background(f"relay.{collection}", lambda _app: relay.step(), interval)(app):
             yield

@@ -26,20 +26,33 @@ class Outbox:
         self._events, self._store = events, store
 
     async def emit(
-        self, user_id: str, event_id: str, event_type: str, data: dict[str, Any]
-    ) -> None:
+        self,
+        user_id: str,
+        event_id: str,
+        event_type: str,
+        data: dict[str, Any],
+        after_seq: int = 0,
+    ) -> int:
+        """Append at the end of the user's stream, wherever it is; the seq it landed at.
+
+        These events record facts already decided, so any free slot will do: try the next one
+        after `after_seq` and read the stream only when it is taken (reads are scans on FerretDB).
+        """
         stream = f"user-{user_id}"
+        seq = after_seq
         while True:
-            head = await self._events.head(stream)
             try:
-                await self._events.append(stream, head, event_type, data, event_id=event_id)
-                return
-            except ConcurrencyConflict:
-                continue  # another event of this user took the slot; take the next one
+                event = await self._events.append(stream, seq, event_type, data, event_id=event_id)
+                return event.seq
+            except ConcurrencyConflict as conflict:
+                # Another event of this user holds that slot: find the end from the winner on.
+                taken = conflict.winner.seq if conflict.winner is not None else seq + 1
+                seq = await self._events.head(stream, from_seq=taken)
 
     async def flush(self, user_id: str, events: list[dict[str, Any]]) -> None:
+        seq = 0
         for event in events:
-            await self.emit(user_id, event["id"], event["type"], event["data"])
+            seq = await self.emit(user_id, event["id"], event["type"], event["data"], seq)
         await self._store.clear_pending_events(user_id)
 
     async def flush_stale(self) -> None:

@@ -29,8 +29,13 @@ class TokenFactory:
     def mint(self, subject: str, *roles: str, ttl: int = 900, **claims: Any) -> str:
         now = int(time.time())
         payload = {
-            "iss": self.issuer, "aud": self.audience, "sub": subject, "roles": list(roles),
-            "iat": now, "exp": now + ttl, **claims,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": subject,
+            "roles": list(roles),
+            "iat": now,
+            "exp": now + ttl,
+            **claims,
         }
         return jwt.encode({"alg": "ES256", "kid": self._key.kid}, payload, self._key)
 

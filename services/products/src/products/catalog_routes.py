@@ -1,0 +1,180 @@
+"""HTTP handlers of the catalog: categories, products, and the SKU lookup other services use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from products import schemas
+from products.errors import PreconditionRequired, StaleVersion
+from products.inventory import INVENTORY
+from products.keys import CATALOG, CATEGORIES, OPENAPI
+from products.listing import list_products
+from products.lookup import lookup
+from products.model import Product
+from shopkit.auth import optional_principal, principal, public, requires
+from shopkit.idempotency import idempotent
+from shopkit.problems import BadRequest
+from shopkit.schemas import load_body, load_query
+
+routes = web.RouteTableDef()
+STAFF = ("staff", "admin")
+PUBLIC_CACHE = "public, max-age=30"
+PRIVATE = "private, no-store"
+
+
+def _is_staff(request: web.Request) -> bool:
+    found = optional_principal(request)
+    return found is not None and found.has_any(*STAFF)
+
+
+def _expected_version(request: web.Request) -> int:
+    """The version an `If-Match: "v7"` names; writes without one are refused (428)."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        raise PreconditionRequired("send If-Match with the ETag you read")
+    tag = header.strip().removeprefix("W/").strip('"')
+    if not tag.startswith("v") or not tag[1:].isdigit():
+        raise StaleVersion("If-Match does not name a version of this resource")
+    return int(tag[1:])
+
+
+def _cached(request: web.Request, body: Any, etag: str, staff: bool) -> web.Response:
+    """A cacheable read: ETag always, 304 when the client already has this version."""
+    headers = {
+        "ETag": etag,
+        "Cache-Control": PRIVATE if staff else PUBLIC_CACHE,
+        "Vary": "Authorization",
+    }
+    if etag in {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}:
+        return web.Response(status=304, headers=headers)
+    return web.json_response(body, headers=headers)
+
+
+def _written(product: Product, status: int = 200) -> web.Response:
+    return web.json_response(
+        product.public(staff=True),
+        status=status,
+        headers={"ETag": product.etag, "Location": f"/api/v1/products/{product.id}"},
+    )
+
+
+# --- categories
+
+
+@routes.get("/api/v1/categories")
+@public
+async def list_categories(request: web.Request) -> web.Response:
+    staff = _is_staff(request)
+    tree = request.app[CATEGORIES]
+    found = await tree.all(include_archived=staff)
+    body = {"items": [c.to_json() for c in found], "next_cursor": None}
+    return _cached(request, body, f'"t{tree.tree_version}"', staff)
+
+
+@routes.get("/api/v1/categories/{category_id}")
+@public
+async def get_category(request: web.Request) -> web.Response:
+    staff = _is_staff(request)
+    tree = request.app[CATEGORIES]
+    category = await tree.get(request.match_info["category_id"], include_archived=staff)
+    return _cached(request, category.to_json(), f'"v{tree.version(category.id)}"', staff)
+
+
+@routes.post("/api/v1/categories")
+@requires(*STAFF)
+@idempotent(required=False)
+async def create_category(request: web.Request) -> web.Response:
+    body = await load_body(request, schemas.CategorySchema())
+    body.pop("archived", None)
+    tree = request.app[CATEGORIES]
+    category = await tree.create(body)
+    return web.json_response(
+        category.to_json(),
+        status=201,
+        headers={
+            "ETag": f'"v{tree.version(category.id)}"',
+            "Location": f"/api/v1/categories/{category.id}",
+        },
+    )
+
+
+@routes.patch("/api/v1/categories/{category_id}")
+@requires(*STAFF)
+async def update_category(request: web.Request) -> web.Response:
+    expected = _expected_version(request)
+    body = await load_body(request, schemas.CategorySchema(), partial=True)
+    tree = request.app[CATEGORIES]
+    category = await tree.update(request.match_info["category_id"], body, expected)
+    return web.json_response(
+        category.to_json(), headers={"ETag": f'"v{tree.version(category.id)}"'}
+    )
+
+
+# --- products (fixed paths are registered before /{key} so they are not taken for a product)
+
+
+@routes.get("/api/v1/products/openapi.json")
+@public
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+@routes.get("/api/v1/products/skus")
+@public
+async def lookup_skus(request: web.Request) -> web.Response:
+    """Current price, title and availability of up to 100 SKUs in one call (carts and orders use it)."""
+    skus = load_query(request, schemas.SkuLookupQuery())["skus"]
+    found = await lookup(request.app[CATALOG], request.app[INVENTORY], skus)
+    return web.json_response(found, headers={"Cache-Control": PRIVATE})
+
+
+@routes.get("/api/v1/products")
+@public
+async def list_all(request: web.Request) -> web.Response:
+    page = await list_products(request, staff=_is_staff(request))
+    return web.json_response(
+        page, headers={"Cache-Control": PRIVATE if _is_staff(request) else PUBLIC_CACHE}
+    )
+
+
+@routes.get("/api/v1/products/{key}")
+@public
+async def get_product(request: web.Request) -> web.Response:
+    staff = _is_staff(request)
+    product = await request.app[CATALOG].get(request.match_info["key"], staff=staff)
+    return _cached(request, product.public(staff=staff), product.etag, staff)
+
+
+@routes.post("/api/v1/products")
+@requires(*STAFF)
+@idempotent(required=False)
+async def create_product(request: web.Request) -> web.Response:
+    body = await load_body(request, schemas.ProductSchema())
+    if body["status"] == "archived":
+        raise BadRequest("a product cannot be created archived")
+    product = await request.app[CATALOG].create(body, actor=principal(request).subject)
+    return _written(product, status=201)
+
+
+@routes.patch("/api/v1/products/{key}")
+@requires(*STAFF)
+async def update_product(request: web.Request) -> web.Response:
+    expected = _expected_version(request)
+    body = await load_body(request, schemas.ProductSchema(), partial=True)
+    product = await request.app[CATALOG].update(
+        request.match_info["key"], body, expected, actor=principal(request).subject
+    )
+    return _written(product)
+
+
+@routes.delete("/api/v1/products/{key}")
+@requires(*STAFF)
+async def archive_product(request: web.Request) -> web.Response:
+    """Archive (products are never erased: orders and the ledger still name their SKUs)."""
+    expected = _expected_version(request)
+    product = await request.app[CATALOG].archive(
+        request.match_info["key"], expected, actor=principal(request).subject
+    )
+    return _written(product)

@@ -1,0 +1,24 @@
+"""The products API's OpenAPI document: which schema describes each handler's body and query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+import products.inventory_schemas
+from products import schemas
+from shopkit import openapi
+
+BODIES = {
+    "create_category": schemas.CategorySchema,
+    "update_category": schemas.CategorySchema,
+    "create_product": schemas.ProductSchema,
+    "update_product": schemas.ProductSchema,
+}
+QUERIES = {"lookup_skus": schemas.SkuLookupQuery}
+
+
+def document(app: web.Application) -> dict[str, Any]:
+    bodies = {**BODIES, **getattr(products.inventory_schemas, "OPENAPI_BODIES", {})}
+    return openapi.document(app, title="products", version="1.0.0", bodies=bodies, queries=QUERIES)

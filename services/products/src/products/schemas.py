@@ -1,0 +1,127 @@
+"""Request bodies and queries of the catalog API (ids, stock and audit fields are refused as unknown)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields, post_load, validate, validates_schema
+
+from products.model import AttributeValue, Variant
+from shopkit.money import MoneySchema
+from shopkit.pagination import PageQuery
+from shopkit.schemas import Schema
+
+SLUG = validate.Regexp(
+    r"^[a-z0-9]+(?:-[a-z0-9]+)*$", error="lowercase letters, digits and single dashes"
+)
+SKU = validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", error="letters, digits, dot, dash, underscore"
+)
+ATTRIBUTE_NAME = validate.Regexp(
+    r"^[a-z][a-z0-9_]{0,39}$", error="lowercase snake_case, at most 40"
+)
+
+
+class AttributeValueField(fields.Field):
+    """A typed attribute value: text, number or yes/no (never a list or an object)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> AttributeValue:
+        if isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, str) and 0 < len(value) <= 200:
+            return value
+        raise ValidationError("must be text (1 to 200 characters), a number or true/false")
+
+
+def Attributes() -> fields.Dict:
+    return fields.Dict(
+        keys=fields.String(validate=ATTRIBUTE_NAME),
+        values=AttributeValueField(),
+        validate=validate.Length(max=30),
+        load_default=dict,
+    )
+
+
+class VariantSchema(Schema):
+    sku = fields.String(required=True, validate=SKU)
+    price = fields.Nested(MoneySchema, required=True)
+    compare_at_price = fields.Nested(MoneySchema, allow_none=True, load_default=None)
+    attributes = Attributes()
+    weight_grams = fields.Integer(
+        strict=True, allow_none=True, load_default=None, validate=validate.Range(0, 10**7)
+    )
+    track_stock = fields.Boolean(load_default=True)
+    published = fields.Boolean(load_default=True)
+
+    @validates_schema
+    def compare_at_is_higher(self, data: dict[str, Any], **_: Any) -> None:
+        compare, price = data.get("compare_at_price"), data.get("price")
+        if compare is None or price is None:
+            return
+        if compare.currency != price.currency or compare.amount <= price.amount:
+            raise ValidationError(
+                "must be higher than the price, in the same currency", "compare_at_price"
+            )
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Variant:
+        return Variant(**data)
+
+
+class ProductSchema(Schema):
+    slug = fields.String(required=True, validate=[validate.Length(1, 120), SLUG])
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    description = fields.String(load_default="", validate=validate.Length(max=10_000))
+    brand = fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 100))
+    category_id = fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 64))
+    attributes = Attributes()
+    images = fields.List(
+        fields.URL(schemes={"https", "http"}), load_default=list, validate=validate.Length(max=20)
+    )
+    status = fields.String(
+        load_default="draft", validate=validate.OneOf(["draft", "published", "archived"])
+    )
+    variants = fields.List(
+        fields.Nested(VariantSchema), required=True, validate=validate.Length(1, 100)
+    )
+
+    @validates_schema
+    def variants_are_consistent(self, data: dict[str, Any], **_: Any) -> None:
+        variants: list[Variant] = data.get("variants") or []
+        skus = [v.sku for v in variants]
+        if len(set(skus)) != len(skus):
+            raise ValidationError("each variant needs its own SKU", "variants")
+        if len({v.price.currency for v in variants}) > 1:
+            raise ValidationError("all variants of a product share one currency", "variants")
+
+
+class CategorySchema(Schema):
+    slug = fields.String(required=True, validate=[validate.Length(1, 120), SLUG])
+    name = fields.String(required=True, validate=validate.Length(1, 100))
+    parent_id = fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 64))
+    position = fields.Integer(strict=True, load_default=0, validate=validate.Range(0, 10_000))
+    archived = fields.Boolean()
+
+
+class StaffListQuery(PageQuery):
+    status = fields.String(validate=validate.OneOf(["draft", "published", "archived"]))
+
+
+class CommaList(fields.Field):
+    """`?skus=A,B,C`: one parameter, comma-separated, each item validated."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        if not isinstance(value, str):
+            raise ValidationError("give SKUs separated by commas")
+        items = [item.strip() for item in value.split(",")]
+        if not 1 <= len(items) <= 100:
+            raise ValidationError("give 1 to 100 SKUs")
+        for item in items:
+            SKU(item)
+        return list(dict.fromkeys(items))
+
+
+class SkuLookupQuery(Schema):
+    skus = CommaList(required=True)

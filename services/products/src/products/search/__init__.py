@@ -1,0 +1,1 @@
+"""Product search: an OpenSearch/Elasticsearch index fed by the products event stream."""

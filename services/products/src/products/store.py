@@ -1,0 +1,115 @@
+"""Mongo access for the catalog: product projections by id, and unique claims on slugs and SKUs.
+
+FerretDB (SQLite) serves only inserts and `_id` lookups fast, so every hot read here is by `_id`:
+a product by id, a slug's product, a SKU's product. Uniqueness is a claim document whose `_id` is the
+slug or SKU: inserting it is the only race-free "first one wins" on every MongoDB-wire server.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from products.model import Product
+from shopkit import clock
+from shopkit.cache import Cache
+
+
+class ClaimTaken(Exception):
+    def __init__(self, owner: str) -> None:
+        super().__init__(owner)
+        self.owner = owner
+
+
+class ProductStore:
+    def __init__(self, db: AsyncDatabase[Any], cache: Cache[Product] | None = None) -> None:
+        self.products = db.products
+        self.slugs = db.product_slugs
+        self.skus = db.product_skus
+        self.cache: Cache[Product] = cache or Cache("products", ttl=0)
+
+    async def ensure_indexes(self) -> None:
+        # Used by the fallback listing on MongoDB; FerretDB scans regardless.
+        await self.products.create_index([("status", ASCENDING), ("_id", ASCENDING)])
+
+    # --- claims
+
+    async def claim(self, kind: str, key: str, product_id: str) -> None:
+        """Claim a slug or SKU for a product; raises ClaimTaken naming the owner if another has it."""
+        collection = self.slugs if kind == "slug" else self.skus
+        try:
+            await collection.insert_one({"_id": key, "product_id": product_id, "at": clock.now()})
+        except DuplicateKeyError:
+            owner = await collection.find_one({"_id": key})
+            if owner is None:  # released between our insert and our read: try once more
+                return await self.claim(kind, key, product_id)
+            if owner["product_id"] != product_id:
+                raise ClaimTaken(owner["product_id"]) from None
+
+    async def claim_owner(self, kind: str, key: str) -> tuple[str, datetime] | None:
+        collection = self.slugs if kind == "slug" else self.skus
+        doc = await collection.find_one({"_id": key})
+        return (doc["product_id"], doc["at"]) if doc else None
+
+    async def release_claim(self, kind: str, key: str, product_id: str) -> None:
+        collection = self.slugs if kind == "slug" else self.skus
+        await collection.delete_one({"_id": key, "product_id": product_id})
+
+    async def product_id_for_sku(self, sku: str) -> str | None:
+        owner = await self.claim_owner("sku", sku)
+        return owner[0] if owner else None
+
+    async def product_id_for_slug(self, slug: str) -> str | None:
+        owner = await self.claim_owner("slug", slug)
+        return owner[0] if owner else None
+
+    # --- projections
+
+    async def get(self, product_id: str) -> Product | None:
+        found = self.cache.get(product_id)
+        if found is not None:
+            return found
+        epoch = self.cache.epoch()
+        doc = await self.products.find_one({"_id": product_id})
+        if doc is None:
+            return None
+        found = Product.from_json(doc["product"])
+        self.cache.put(product_id, found, epoch)
+        return found
+
+    async def save(self, product: Product) -> None:
+        """Write the projection unless a newer version is already there (projections only move forward)."""
+        current = await self.products.find_one({"_id": product.id}, {"version": 1})
+        if current is None:
+            try:
+                await self.products.insert_one(self._doc(product))
+            except DuplicateKeyError:
+                return await self.save(product)
+        elif current["version"] < product.version:
+            await self.products.replace_one(
+                {"_id": product.id, "version": current["version"]}, self._doc(product)
+            )
+        await self.cache.invalidate(product.id)
+
+    async def scan(
+        self, *, after: str | None, limit: int, status: str | None = None
+    ) -> list[Product]:
+        """Products in id order; the slow path (a collection scan on FerretDB) for staff and rebuilds."""
+        criteria: dict[str, Any] = {"status": status} if status else {}
+        if after:
+            criteria["_id"] = {"$gt": after}
+        cursor = self.products.find(criteria).sort("_id", ASCENDING).limit(limit)
+        return [Product.from_json(doc["product"]) async for doc in cursor]
+
+    @staticmethod
+    def _doc(product: Product) -> dict[str, Any]:
+        return {
+            "_id": product.id,
+            "version": product.version,
+            "status": product.status.value,
+            "product": product.to_json(),
+        }

@@ -1,0 +1,53 @@
+"""Fixtures for the products service: the real app against this test's database, NATS and OpenSearch."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from products_support import Client, Roles
+
+from products.app import create_app
+from products.settings import ProductsSettings
+from shopkit.settings import load
+from shopkit.testing.tokens import TokenFactory
+
+
+@pytest.fixture(scope="session")
+def tokens() -> TokenFactory:
+    return TokenFactory()
+
+
+@pytest.fixture
+def roles(tokens: TokenFactory) -> Roles:
+    return Roles(tokens)
+
+
+@pytest.fixture
+def products_env(
+    service_env: dict[str, str], opensearch_url: str, database_name: str
+) -> dict[str, str]:
+    return {
+        **service_env,
+        "SERVICE_NAME": "products",
+        "OPENSEARCH_URL": opensearch_url,
+        # One alias per test, so tests never see each other's documents.
+        "SEARCH_INDEX": database_name,
+    }
+
+
+@pytest.fixture
+async def start_products(
+    serve: Callable[[Any], Awaitable[Client]], products_env: dict[str, str], tokens: TokenFactory
+) -> Callable[..., Awaitable[Client]]:
+    async def start(**overrides: str) -> Client:
+        settings = load(ProductsSettings, {**products_env, **overrides})
+        return await serve(create_app(settings, keys=tokens.keys()))
+
+    return start
+
+
+@pytest.fixture
+async def client(start_products: Callable[..., Awaitable[Client]]) -> Client:
+    return await start_products()

@@ -1,0 +1,258 @@
+"""The catalog: who may write, versioned updates, cacheable reads, unique slugs and SKUs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from products_support import Client, Roles, product
+
+
+async def _create(client: Client, roles: Roles, **changes: Any) -> dict[str, Any]:
+    response = await client.post("/api/v1/products", json=product(**changes), headers=roles.staff)
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def test_staff_create_a_product_that_customers_read_with_an_etag(
+    client: Client, roles: Roles
+) -> None:
+    created = await _create(client, roles)
+
+    response = await client.get(f"/api/v1/products/{created['id']}")
+    by_slug = await client.get("/api/v1/products/iphone-15")
+
+    assert response.status == 200
+    assert response.headers["ETag"] == '"v1"'
+    assert response.headers["Cache-Control"].startswith("public")
+    body = await response.json()
+    assert body["name"] == "Apple iPhone 15"
+    assert "updated_by" not in body
+    assert (await by_slug.json())["id"] == created["id"]
+    again = await client.get(f"/api/v1/products/{created['id']}", headers={"If-None-Match": '"v1"'})
+    assert again.status == 304
+
+
+async def test_drafts_and_products_without_published_variants_are_hidden_from_customers(
+    client: Client, roles: Roles
+) -> None:
+    draft = await _create(client, roles, status="draft")
+    hidden_variants = await _create(
+        client,
+        roles,
+        slug="no-variants",
+        variants=[
+            {"sku": "HIDDEN-1", "price": {"amount": 100, "currency": "EUR"}, "published": False}
+        ],
+    )
+
+    for item in (draft, hidden_variants):
+        assert (await client.get(f"/api/v1/products/{item['id']}")).status == 404
+        staff_view = await client.get(f"/api/v1/products/{item['id']}", headers=roles.staff)
+        assert staff_view.status == 200
+        assert staff_view.headers["Cache-Control"].startswith("private")
+
+
+async def test_customers_and_anonymous_clients_cannot_write(client: Client, roles: Roles) -> None:
+    created = await _create(client, roles)
+    attempts = [
+        client.post("/api/v1/products", json=product(slug="x"), headers=roles.customer),
+        client.patch(
+            f"/api/v1/products/{created['id']}",
+            json={"name": "x"},
+            headers={**roles.customer, "If-Match": '"v1"'},
+        ),
+        client.delete(
+            f"/api/v1/products/{created['id']}", headers={**roles.customer, "If-Match": '"v1"'}
+        ),
+        client.post("/api/v1/categories", json={"slug": "x", "name": "X"}, headers=roles.customer),
+    ]
+    statuses = [r.status for r in await asyncio.gather(*attempts)]
+    assert statuses == [403, 403, 403, 403]
+    anonymous = await client.post("/api/v1/products", json=product(slug="y"))
+    assert anonymous.status == 401
+
+
+async def test_an_update_needs_the_current_version(client: Client, roles: Roles) -> None:
+    created = await _create(client, roles)
+    url = f"/api/v1/products/{created['id']}"
+
+    missing = await client.patch(url, json={"name": "New"}, headers=roles.staff)
+    current = await client.patch(
+        url, json={"name": "New"}, headers={**roles.staff, "If-Match": '"v1"'}
+    )
+    stale = await client.patch(
+        url, json={"name": "Newer"}, headers={**roles.staff, "If-Match": '"v1"'}
+    )
+
+    assert missing.status == 428
+    assert current.status == 200
+    assert current.headers["ETag"] == '"v2"'
+    assert stale.status == 412
+    assert stale.content_type == "application/problem+json"
+    assert (await (await client.get(url)).json())["name"] == "New"
+
+
+async def test_concurrent_updates_with_one_etag_let_exactly_one_win(
+    client: Client, roles: Roles
+) -> None:
+    created = await _create(client, roles)
+    url = f"/api/v1/products/{created['id']}"
+    headers = {**roles.staff, "If-Match": '"v1"'}
+
+    responses = await asyncio.gather(
+        *(client.patch(url, json={"name": f"Name {n}"}, headers=headers) for n in range(10))
+    )
+
+    assert sorted(r.status for r in responses) == [200] + [412] * 9
+
+
+async def test_client_sent_ids_stock_and_audit_fields_are_refused(
+    client: Client, roles: Roles
+) -> None:
+    for field, value in [
+        ("id", "abc"),
+        ("version", 7),
+        ("updated_by", "me"),
+        ("stock", 5),
+        ("created_at", "2020-01-01"),
+    ]:
+        response = await client.post(
+            "/api/v1/products", json=product(**{field: value}), headers=roles.staff
+        )
+        assert response.status == 422, field
+        assert field in (await response.json())["errors"]
+    variant = {"sku": "S-1", "price": {"amount": 1, "currency": "EUR"}, "available": 3}
+    response = await client.post(
+        "/api/v1/products", json=product(variants=[variant]), headers=roles.staff
+    )
+    assert response.status == 422
+
+
+async def test_bad_input_is_a_clear_4xx(client: Client, roles: Roles) -> None:
+    malformed = await client.post(
+        "/api/v1/products", data=b"{", headers={**roles.staff, "Content-Type": "application/json"}
+    )
+    float_price = await client.post(
+        "/api/v1/products",
+        json=product(variants=[{"sku": "F-1", "price": {"amount": 9.99, "currency": "EUR"}}]),
+        headers=roles.staff,
+    )
+    mixed = await client.post(
+        "/api/v1/products",
+        json=product(
+            variants=[
+                {"sku": "M-1", "price": {"amount": 1, "currency": "EUR"}},
+                {"sku": "M-2", "price": {"amount": 1, "currency": "USD"}},
+            ]
+        ),
+        headers=roles.staff,
+    )
+    assert (malformed.status, float_price.status, mixed.status) == (400, 422, 422)
+
+
+async def test_slugs_and_skus_are_unique_across_products(client: Client, roles: Roles) -> None:
+    await _create(client, roles)
+    same_slug = await client.post(
+        "/api/v1/products",
+        json=product(variants=[{"sku": "OTHER-1", "price": {"amount": 1, "currency": "EUR"}}]),
+        headers=roles.staff,
+    )
+    same_sku = await client.post(
+        "/api/v1/products", json=product(slug="another"), headers=roles.staff
+    )
+    assert (same_slug.status, same_sku.status) == (409, 409)
+    assert (await same_sku.json())["type"].endswith("sku-taken")
+
+
+async def test_archiving_hides_a_product(client: Client, roles: Roles) -> None:
+    created = await _create(client, roles)
+    url = f"/api/v1/products/{created['id']}"
+    archived = await client.delete(url, headers={**roles.staff, "If-Match": '"v1"'})
+    assert (await archived.json())["status"] == "archived"
+    assert (await client.get(url)).status == 404
+
+
+async def test_the_sku_lookup_answers_price_title_and_availability(
+    client: Client, roles: Roles
+) -> None:
+    await _create(client, roles)
+    await _create(
+        client,
+        roles,
+        slug="draft-phone",
+        status="draft",
+        variants=[{"sku": "DRAFT-1", "price": {"amount": 5, "currency": "EUR"}}],
+    )
+
+    response = await client.get(
+        "/api/v1/products/skus", params={"skus": "IP15-128-BLK,DRAFT-1,NOPE-1"}
+    )
+    body = await response.json()
+
+    assert response.status == 200
+    assert [item["sku"] for item in body["items"]] == ["IP15-128-BLK"]
+    item = body["items"][0]
+    assert item["price"] == {"amount": 79900, "currency": "EUR"}
+    assert item["title"] == "Apple iPhone 15"
+    assert item["available"] == 0
+    assert body["missing"] == ["DRAFT-1", "NOPE-1"]
+    bad = await client.get("/api/v1/products/skus", params={"skus": "bad sku!"})
+    assert bad.status == 422
+
+
+async def test_categories_form_a_tree_that_refuses_cycles(client: Client, roles: Roles) -> None:
+    async def create(slug: str, parent: str | None = None) -> dict[str, Any]:
+        response = await client.post(
+            "/api/v1/categories",
+            json={"slug": slug, "name": slug.title(), "parent_id": parent},
+            headers=roles.staff,
+        )
+        assert response.status == 201, await response.text()
+        return await response.json()
+
+    root = await create("electronics")
+    phones = await create("phones", root["id"])
+    smart = await create("smartphones", phones["id"])
+
+    current = await client.get(f"/api/v1/categories/{root['id']}")
+    cycle = await client.patch(
+        f"/api/v1/categories/{root['id']}",
+        json={"parent_id": smart["id"]},
+        headers={**roles.staff, "If-Match": current.headers["ETag"]},
+    )
+    assert cycle.status == 422
+    listed = await (await client.get("/api/v1/categories")).json()
+    assert {c["slug"] for c in listed["items"]} == {"electronics", "phones", "smartphones"}
+
+    created = await _create(client, roles, category_id=smart["id"])
+    assert created["category_path"] == [root["id"], phones["id"], smart["id"]]
+
+
+async def test_two_moves_that_would_make_a_cycle_together_cannot_both_succeed(
+    client: Client, roles: Roles
+) -> None:
+    async def create(slug: str) -> dict[str, Any]:
+        response = await client.post(
+            "/api/v1/categories", json={"slug": slug, "name": slug}, headers=roles.staff
+        )
+        return await response.json()
+
+    a, b = await create("a"), await create("b")
+    etag_a = (await client.get(f"/api/v1/categories/{a['id']}")).headers["ETag"]
+    etag_b = (await client.get(f"/api/v1/categories/{b['id']}")).headers["ETag"]
+
+    move_a, move_b = await asyncio.gather(
+        client.patch(
+            f"/api/v1/categories/{a['id']}",
+            json={"parent_id": b["id"]},
+            headers={**roles.staff, "If-Match": etag_a},
+        ),
+        client.patch(
+            f"/api/v1/categories/{b['id']}",
+            json={"parent_id": a["id"]},
+            headers={**roles.staff, "If-Match": etag_b},
+        ),
+    )
+
+    assert sorted([move_a.status, move_b.status]) == [200, 422]
