@@ -30,7 +30,8 @@ def products_env(
 ) -> dict[str, str]:
     return {
         **service_env,
-        "SERVICE_NAME": "products",
+        # Its own name, hence its own JetStream stream: no test's events reach another's consumers.
+        "SERVICE_NAME": "products" + database_name,
         "OPENSEARCH_URL": opensearch_url,
         # One alias per test, so tests never see each other's documents.
         "SEARCH_INDEX": database_name,

@@ -256,3 +256,23 @@ async def test_two_moves_that_would_make_a_cycle_together_cannot_both_succeed(
     )
 
     assert sorted([move_a.status, move_b.status]) == [200, 422]
+
+
+async def test_an_unfiltered_list_still_answers_when_the_search_engine_is_down(
+    start_products: Any, roles: Roles
+) -> None:
+    from shopkit.processes import free_port
+
+    # given a catalog whose search engine cannot be reached
+    client = await start_products(OPENSEARCH_URL=f"http://127.0.0.1:{free_port()}")
+    await _create(client, roles)
+
+    # when a customer browses without filters, and with one
+    plain = await client.get("/api/v1/products", params={"limit": "10"})
+    filtered = await client.get("/api/v1/products", params={"brand": "Apple"})
+
+    # then browsing works from the catalog, and the filtered list says the engine is unavailable
+    assert plain.status == 200
+    assert [p["slug"] for p in (await plain.json())["items"]] == ["iphone-15"]
+    assert filtered.status == 503
+    assert filtered.content_type == "application/problem+json"

@@ -8,6 +8,8 @@ from typing import Any
 
 from products_support import Client, Roles, product
 
+from shopkit.keys import SETTINGS
+
 
 async def _phone_with_a_gift_wrap(client: Client, roles: Roles) -> None:
     variants = [
@@ -73,8 +75,9 @@ async def test_a_reservation_reaches_the_sku_lookup_and_the_metrics(
     available = {item["sku"]: item["available"] for item in (await lookup.json())["items"]}
     assert available == {"IP15-128-BLK": 1, "WRAP-1": None}
     metrics = await (await client.get("/metrics")).text()
-    assert 'oversell_attempts_refused_total{service="products"} 1.0' in metrics
-    assert 'stock_reservations_total{outcome="held",service="products"} 1.0' in metrics
+    service = client.server.app[SETTINGS].service_name
+    assert f'oversell_attempts_refused_total{{service="{service}"}} 1.0' in metrics
+    assert f'stock_reservations_total{{outcome="held",service="{service}"}} 1.0' in metrics
 
 
 async def test_the_openapi_document_describes_the_inventory_routes(client: Client) -> None:

@@ -22,6 +22,7 @@ from products.inventory import INVENTORY, Inventory, inventory_context
 from products.settings import ProductsSettings
 from shopkit import relay
 from shopkit.app import build_app
+from shopkit.keys import SETTINGS
 from shopkit.settings import load
 from shopkit.testing.tokens import TokenFactory
 
@@ -50,13 +51,21 @@ def starter(
     service_env: dict[str, str],
     tokens: TokenFactory,
 ) -> Start:
-    """Each call starts one more instance on the same database (several make a multi-instance shop)."""
+    """Each call starts one more instance on the same database (several make a multi-instance shop).
+
+    The instances of one test share a service name of their own, so what their relay publishes
+    (thousands of stock events over the run) lands in a stream no other test consumes."""
+    service = f"products-{uuid.uuid4().hex[:8]}"
 
     async def start(**overrides: str) -> Client:
-        env = {**service_env, "SERVICE_NAME": "products", **overrides}
+        env = {**service_env, "SERVICE_NAME": service, **overrides}
         return await serve(inventory_app(load(ProductsSettings, env), tokens))
 
     return start
+
+
+def service_of(client: Client) -> str:
+    return str(client.server.app[SETTINGS].service_name)
 
 
 def inventory_of(client: Client) -> Inventory:

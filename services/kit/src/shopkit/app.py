@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from shopkit import broker, context, logs, mongo
 from shopkit.auth import PRINCIPAL, JwksKeys, KeySource, TokenVerifier, authorize, public
@@ -104,6 +105,12 @@ async def problems(
         return response
     except asyncio.CancelledError:
         raise
+    except (ConnectionFailure, ExecutionTimeout, TimeoutError):
+        # The database is unreachable or overloaded: the client may retry, nothing is wrong with it.
+        log.warning("dependency unavailable on %s %s", request.method, request.path, exc_info=True)
+        unavailable = ServiceUnavailable("a dependency is busy or unreachable; retry shortly")
+        unavailable.headers["Retry-After"] = "1"
+        return unavailable.response(request.path, request_id)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return Problem().response(request.path, request_id)

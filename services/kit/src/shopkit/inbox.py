@@ -181,7 +181,8 @@ class Consumer:
             log.warning(
                 "event %s failed (delivery %d); retrying", event.id, deliveries, exc_info=True
             )
-            delay = min(self._retry_delay * 2 ** (deliveries - 1), MAX_RETRY_DELAY)
+            # The exponent is capped: 2 ** 1024 overflows a float, and the delay is capped anyway.
+            delay = min(self._retry_delay * 2 ** min(deliveries - 1, 30), MAX_RETRY_DELAY)
             await message.nak(delay=delay)
             self._count(event.type, "retried")
             return

@@ -13,6 +13,11 @@ How it stays right without transactions (architecture.md, "Consistency without t
   every line then follows that decision with an idempotent event (`release:<order>:<attempt>:<sku>`).
 - `open_reservations` lists the attempts that may still hold stock; the sweeper (on every instance)
   expires them when due and finishes what a crash left half done.
+
+What keeps it fast on FerretDB, where only inserts and `_id` reads are cheap and a read that misses
+scans the collection: decisions append before they read; concurrent readers of one SKU share one read;
+in-process promises stop a burst of orders for one SKU from writing anything for the refusals the
+level already implies; snapshots in `stock` spare a cold instance from folding a SKU's whole history.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Product lists: customers' filtered lists come from the search index; staff lists from the catalog."""
+"""Product lists: customers' filtered lists come from the search index; staff lists from the catalog.
+
+When the search engine is down, an unfiltered customer list still answers from the catalog itself
+(a slower scan), so browsing keeps working; a filtered one answers 503 until the engine is back.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +12,31 @@ from aiohttp import web
 
 from products import schemas
 from products.keys import CATALOG
+from products.search.errors import SearchUnavailable
+from products.search.service import SEARCH
 from shopkit.pagination import encode_cursor
 from shopkit.schemas import load_query
 
 
 async def list_products(request: web.Request, *, staff: bool) -> dict[str, Any]:
-    if (staff and "status" in request.query) or (staff and not _customer_filters(request)):
-        return await _staff_list(request)
-    from products.search.service import SEARCH  # the search package owns the customer listing
+    filtered = any(key not in {"limit", "cursor"} for key in request.query)
+    if staff and ("status" in request.query or not filtered):
+        return await _catalog_list(request, status=None, staff=True)
+    try:
+        return await request.app[SEARCH].list_products(request.query)
+    except SearchUnavailable:
+        if filtered:
+            raise
+        return await _catalog_list(request, status="published", staff=False)
 
-    return await request.app[SEARCH].list_products(request.query)
 
-
-def _customer_filters(request: web.Request) -> bool:
-    return any(key != "limit" and key != "cursor" for key in request.query)
-
-
-async def _staff_list(request: web.Request) -> dict[str, Any]:
-    """Every product whatever its status, in creation order (a collection scan: staff only)."""
+async def _catalog_list(request: web.Request, *, status: str | None, staff: bool) -> dict[str, Any]:
+    """Products in creation order straight from the catalog (a collection scan on FerretDB)."""
     query = load_query(request, schemas.StaffListQuery())
     limit = query["limit"]
     found = await request.app[CATALOG].store.scan(
-        after=query["cursor"], limit=limit + 1, status=query.get("status")
+        after=query["cursor"], limit=limit + 1, status=query.get("status", status)
     )
     next_cursor = encode_cursor(found[limit - 1].id) if len(found) > limit else None
-    return {"items": [p.public(staff=True) for p in found[:limit]], "next_cursor": next_cursor}
+    visible = [p for p in found[:limit] if staff or p.visible]
+    return {"items": [p.public(staff=staff) for p in visible], "next_cursor": next_cursor}

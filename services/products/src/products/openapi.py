@@ -21,4 +21,5 @@ QUERIES = {"lookup_skus": schemas.SkuLookupQuery}
 
 def document(app: web.Application) -> dict[str, Any]:
     bodies = {**BODIES, **getattr(products.inventory_schemas, "OPENAPI_BODIES", {})}
-    return openapi.document(app, title="products", version="1.0.0", bodies=bodies, queries=QUERIES)
+    queries = {**QUERIES, **getattr(products.inventory_schemas, "OPENAPI_QUERIES", {})}
+    return openapi.document(app, title="products", version="1.0.0", bodies=bodies, queries=queries)

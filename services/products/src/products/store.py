@@ -86,12 +86,12 @@ class ProductStore:
         current = await self.products.find_one({"_id": product.id}, {"version": 1})
         if current is None:
             try:
-                await self.products.insert_one(self._doc(product))
+                await self.products.insert_one(self.document(product))
             except DuplicateKeyError:
                 return await self.save(product)
         elif current["version"] < product.version:
             await self.products.replace_one(
-                {"_id": product.id, "version": current["version"]}, self._doc(product)
+                {"_id": product.id, "version": current["version"]}, self.document(product)
             )
         await self.cache.invalidate(product.id)
 
@@ -106,7 +106,7 @@ class ProductStore:
         return [Product.from_json(doc["product"]) async for doc in cursor]
 
     @staticmethod
-    def _doc(product: Product) -> dict[str, Any]:
+    def document(product: Product) -> dict[str, Any]:
         return {
             "_id": product.id,
             "version": product.version,
