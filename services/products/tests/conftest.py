@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from opensearchpy import AsyncOpenSearch
 from products_support import Client, Roles
 
 from products.app import create_app
+from products.search.service import make_client
 from products.settings import ProductsSettings
 from shopkit.settings import load
 from shopkit.testing.tokens import TokenFactory
@@ -52,3 +54,13 @@ async def start_products(
 @pytest.fixture
 async def client(start_products: Callable[..., Awaitable[Client]]) -> Client:
     return await start_products()
+
+
+@pytest.fixture
+async def engine(opensearch_url: str) -> AsyncIterator[AsyncOpenSearch]:
+    """A search engine client for tests that talk to OpenSearch directly."""
+    client = make_client(opensearch_url, timeout=10)
+    try:
+        yield client
+    finally:
+        await client.close()

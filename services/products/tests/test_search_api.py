@@ -34,15 +34,6 @@ def search_app(service: SearchService) -> web.Application:
 
 
 @pytest.fixture
-async def engine(opensearch_url: str) -> AsyncIterator[AsyncOpenSearch]:
-    client = make_client(opensearch_url, timeout=10)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
 async def client(engine: AsyncOpenSearch, serve: Serve) -> AsyncIterator[Client]:
     alias = new_alias()
     try:

@@ -35,15 +35,6 @@ from shopkit.processes import free_port
 
 
 @pytest.fixture
-async def engine(opensearch_url: str) -> AsyncIterator[AsyncOpenSearch]:
-    client = make_client(opensearch_url, timeout=10)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
 async def alias(engine: AsyncOpenSearch) -> AsyncIterator[str]:
     name = new_alias()
     try:

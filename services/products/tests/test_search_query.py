@@ -22,16 +22,7 @@ from test_search_support import (
 )
 
 from products.search.schemas import list_params, search_params
-from products.search.service import SearchService, make_client
-
-
-@pytest.fixture
-async def engine(opensearch_url: str) -> AsyncIterator[AsyncOpenSearch]:
-    client = make_client(opensearch_url, timeout=10)
-    try:
-        yield client
-    finally:
-        await client.close()
+from products.search.service import SearchService
 
 
 @pytest.fixture
