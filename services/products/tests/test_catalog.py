@@ -276,3 +276,51 @@ async def test_an_unfiltered_list_still_answers_when_the_search_engine_is_down(
     assert [p["slug"] for p in (await plain.json())["items"]] == ["iphone-15"]
     assert filtered.status == 503
     assert filtered.content_type == "application/problem+json"
+
+
+async def test_malformed_preconditions_and_oversized_numbers_are_4xx(
+    client: Client, roles: Roles
+) -> None:
+    created = await _create(client, roles)
+    url = f"/api/v1/products/{created['id']}"
+    for tag in ['"v' + "1" * 5000 + '"', '"v²"', "*", '"1"']:
+        response = await client.patch(
+            url, json={"name": "x"}, headers={**roles.staff, "If-Match": tag}
+        )
+        assert response.status == 412, tag
+    huge = await client.post(
+        "/api/v1/products",
+        json=product(slug="huge", attributes={"weight": 10**20}),
+        headers=roles.staff,
+    )
+    assert huge.status == 422
+
+
+async def test_a_refused_update_leaves_no_claim_behind(client: Client, roles: Roles) -> None:
+    # given a product, and a stale edit that tries to add a new SKU and a new slug
+    created = await _create(client, roles)
+    url = f"/api/v1/products/{created['id']}"
+    await client.patch(url, json={"name": "Renamed"}, headers={**roles.staff, "If-Match": '"v1"'})
+    variants = [
+        *product()["variants"],
+        {"sku": "NEW-SKU-1", "price": {"amount": 1, "currency": "EUR"}},
+    ]
+    stale = await client.patch(
+        url,
+        json={"slug": "new-slug", "variants": variants},
+        headers={**roles.staff, "If-Match": '"v1"'},
+    )
+    assert stale.status == 412
+
+    # when another product wants that SKU and slug
+    other = await client.post(
+        "/api/v1/products",
+        json=product(
+            slug="new-slug",
+            variants=[{"sku": "NEW-SKU-1", "price": {"amount": 1, "currency": "EUR"}}],
+        ),
+        headers=roles.staff,
+    )
+
+    # then they are free
+    assert other.status == 201, await other.text()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from users_support import Api, Client
 
 
@@ -66,3 +68,42 @@ async def test_a_disabled_account_cannot_log_in(api: Api) -> None:
 
     assert status == 403
     assert body["type"].endswith("account-disabled")
+
+
+async def test_parallel_guesses_cannot_slip_past_the_limit(api: Api) -> None:
+    await api.register("burst@example.com")
+
+    responses = await asyncio.gather(
+        *(
+            api.client.post(
+                "/api/v1/auth/login",
+                json={"email": "burst@example.com", "password": f"guess {n}"},
+                headers={"X-Real-IP": "203.0.113.77"},
+            )
+            for n in range(20)
+        )
+    )
+
+    statuses = [r.status for r in responses]
+    assert statuses.count(401) <= 5
+    assert statuses.count(429) >= 15
+
+
+async def test_unencodable_or_pathological_bodies_are_a_400(client: Client) -> None:
+    bodies = [
+        b'{"email": "a@b.co", "password": "\\ud800\\ud800\\ud800"}',
+        b'{"email": "a@b.co", "password": NaN}',
+        b"[" * 100_000 + b"]" * 100_000,
+    ]
+    for body in bodies:
+        response = await client.post(
+            "/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status == 400, body[:40]
+        assert response.content_type == "application/problem+json"
+    basic = await client.post(
+        "/api/v1/auth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": "Basic é=="},
+    )
+    assert basic.status == 401

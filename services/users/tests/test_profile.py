@@ -142,3 +142,26 @@ async def test_a_change_on_one_instance_is_seen_by_another_at_once(start_users: 
             break
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.01)
+
+
+async def test_a_stale_write_of_the_account_document_cannot_undo_a_password_change(
+    api: Api, db: Any
+) -> None:
+    # given an account as a slow profile update read it, before its password changed
+    auth = await api.user("guarded@example.com")
+    stale = await db.users.find_one({"email": "guarded@example.com"})
+    await api.client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": "correct horse", "new_password": "brand new horse"},
+        headers=auth,
+    )
+
+    # when that update writes the whole old document back (what FerretDB does under a race)
+    await db.users.replace_one({"_id": stale["_id"]}, stale)
+
+    # then only the new password opens the account
+    old = await api.client.post(
+        "/api/v1/auth/login", json={"email": "guarded@example.com", "password": "correct horse"}
+    )
+    assert old.status == 401
+    await api.login("guarded@example.com", "brand new horse")

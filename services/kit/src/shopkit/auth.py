@@ -216,7 +216,7 @@ async def authorize(request: web.Request, verifier: TokenVerifier) -> Principal 
         # A stale token must not stop anyone from logging in or browsing: public routes ignore it.
         try:
             return await verifier.verify(token) if token else None
-        except Unauthorized:
+        except (Unauthorized, ServiceUnavailable):
             return None
     found = await verifier.verify(token) if token else None
     if found is None:

@@ -43,9 +43,16 @@ async def read_json(request: web.Request) -> Any:
         raise UnsupportedMediaType("send the body as application/json")
     raw = await request.read()
     try:
-        return json.loads(raw) if raw else {}
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedJson("the body is not valid JSON") from None
+        data = json.loads(raw, parse_constant=_no_constants) if raw else {}
+        # Lone surrogates ("\ud800") parse but cannot be stored or hashed: refuse them here.
+        json.dumps(data, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError, RecursionError):
+        raise MalformedJson("the body is not valid JSON (UTF-8, no NaN or Infinity)") from None
+    return data
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 async def load_body(

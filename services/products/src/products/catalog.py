@@ -56,11 +56,12 @@ class Catalog:
             category_path=await self._category_path(fields.get("category_id")),
             **_product_fields(fields),
         )
-        await self._claim(product)
+        taken = await self._claim(product)
         try:
             await self._events.append(stream(product_id), 0, "product.changed", product.to_json())
-        except ConcurrencyConflict:  # impossible for a fresh id; kept explicit for readers
-            raise StaleVersion() from None
+        except BaseException:
+            await self._release(product.id, taken)
+            raise
         await self.store.save(product)
         return product
 
@@ -76,14 +77,22 @@ class Catalog:
         product = current.with_changes(
             **fields, version=current.version + 1, updated_at=clock.now(), updated_by=actor
         )
-        await self._claim(product)
+        taken = await self._claim(product)
         try:
             await self._events.append(
                 stream(product.id), current.version, "product.changed", product.to_json()
             )
         except ConcurrencyConflict:
+            await self._release(product.id, taken)
             await self._catch_up(current)
             raise StaleVersion("the product changed since you read it") from None
+        except BaseException:
+            await self._release(product.id, taken)
+            raise
+        # A slug the product no longer uses is free for others; SKUs stay claimed for good, since
+        # the stock ledger and past orders name them.
+        if current.slug != product.slug:
+            await self.store.release_claim("slug", current.slug, product.id)
         await self.store.save(product)
         return product
 
@@ -91,9 +100,15 @@ class Catalog:
         return await self.update(key, {"status": ProductStatus.ARCHIVED}, expected_version, actor)
 
     async def repair(self, event: object) -> None:
-        """Relay hook: a product snapshot about to be published must be the projection (or older than it)."""
+        """Relay hook: before a product change leaves, the projection must show the stream's head.
+
+        It saves the newest snapshot, never the one being published: a concurrent writer may already
+        have moved on, and a projection must not step back to an older version.
+        """
         if isinstance(event, Event) and event.type == "product.changed":
-            await self.store.save(Product.from_json(event.data))
+            newer = await self._events.load(event.stream_id, after_seq=event.seq - 1)
+            if newer:
+                await self.store.save(Product.from_json(newer[-1].data))
 
     async def _catch_up(self, stale: Product) -> None:
         newer = await self._events.load(stream(stale.id), after_seq=stale.version)
@@ -106,18 +121,38 @@ class Catalog:
         await self._categories.get(category_id)
         return await self._categories.path(category_id)
 
-    async def _claim(self, product: Product) -> None:
-        """Claim the slug and every SKU; a claim left by a creation that crashed is taken over."""
+    async def _claim(self, product: Product) -> list[tuple[str, str]]:
+        """Claim the slug and every SKU; answers the claims this call newly took.
+
+        A claim left behind by a creation that crashed is taken over.
+        """
+        taken: list[tuple[str, str]] = []
         wanted = [("slug", product.slug)] + [("sku", v.sku) for v in product.variants]
-        for kind, key in wanted:
-            try:
-                await self.store.claim(kind, key, product.id)
-            except ClaimTaken as taken:
-                if not await self._orphaned(kind, key, taken.owner):
-                    problem = SlugTaken if kind == "slug" else SkuTaken
-                    raise problem(f"{kind} {key!r} belongs to another product") from None
-                await self.store.release_claim(kind, key, taken.owner)
-                await self.store.claim(kind, key, product.id)
+        try:
+            for kind, key in wanted:
+                owner = await self.store.claim_owner(kind, key)
+                if owner is not None and owner[0] == product.id:
+                    continue
+                try:
+                    await self.store.claim(kind, key, product.id)
+                except ClaimTaken as claimed:
+                    if not await self._orphaned(kind, key, claimed.owner):
+                        raise
+                    await self.store.release_claim(kind, key, claimed.owner)
+                    await self.store.claim(kind, key, product.id)
+                taken.append((kind, key))
+        except ClaimTaken:
+            await self._release(product.id, taken)
+            problem = SlugTaken if kind == "slug" else SkuTaken
+            raise problem(f"{kind} {key!r} belongs to another product") from None
+        except BaseException:
+            await self._release(product.id, taken)
+            raise
+        return taken
+
+    async def _release(self, product_id: str, taken: list[tuple[str, str]]) -> None:
+        for kind, key in taken:
+            await self.store.release_claim(kind, key, product_id)
 
     async def _orphaned(self, kind: str, key: str, owner: str) -> bool:
         if await self.store.get(owner) is not None or await self._events.load(stream(owner)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -34,10 +35,10 @@ def _expected_version(request: web.Request) -> int:
     header = request.headers.get("If-Match")
     if header is None:
         raise PreconditionRequired("send If-Match with the ETag you read")
-    tag = header.strip().removeprefix("W/").strip('"')
-    if not tag.startswith("v") or not tag[1:].isdigit():
+    match = re.fullmatch(r'(?:W/)?"v([0-9]{1,15})"', header.strip())
+    if match is None:
         raise StaleVersion("If-Match does not name a version of this resource")
-    return int(tag[1:])
+    return int(match.group(1))
 
 
 def _cached(request: web.Request, body: Any, etag: str, staff: bool) -> web.Response:

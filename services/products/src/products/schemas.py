@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
@@ -28,11 +29,15 @@ class AttributeValueField(fields.Field):
     def _deserialize(
         self, value: Any, attr: str | None, data: Any, **kwargs: Any
     ) -> AttributeValue:
-        if isinstance(value, bool | int | float):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int | float) and math.isfinite(value) and abs(value) <= 2**53:
             return value
         if isinstance(value, str) and 0 < len(value) <= 200:
             return value
-        raise ValidationError("must be text (1 to 200 characters), a number or true/false")
+        raise ValidationError(
+            "must be text (1 to 200 characters), a number up to 2**53, or true/false"
+        )
 
 
 def Attributes() -> fields.Dict:

@@ -158,7 +158,7 @@ async def change_password(
 
 
 async def _set_password(users: Users, user: User, new: str, keep_session: str | None) -> None:
-    await users.store.update(user.id, {"password_hash": await users.hasher.hash(new)})
+    await users.store.guard(user.id, "credentials", {"password_hash": await users.hasher.hash(new)})
     await users.families.revoke_all(user.id, reason="password-changed", keep=keep_session)
     await users.outbox.emit(
         user.id,
@@ -205,8 +205,11 @@ async def admin_update(users: Users, actor: str, user_id: str, changes: dict[str
     if user.id == actor and ("roles" in changes or "disabled" in changes):
         # Otherwise the last admin could remove the platform's only way back in.
         raise CannotChangeOwnAccess("ask another admin to change your own roles or status")
+    access: dict[str, Any] = {k: changes.pop(k) for k in ("roles", "disabled") if k in changes}
     updated = await users.store.update(user.id, changes) if changes else user
-    if changes.get("disabled"):
+    if access:
+        updated = await users.store.guard(user.id, "access", access)
+    if access.get("disabled"):
         await users.families.revoke_all(user.id, reason="disabled")
     return updated
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from aiohttp import web
@@ -126,7 +125,7 @@ def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
         return None
     try:
         client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
         raise InvalidClient() from None
     return client_id, secret
 

@@ -7,6 +7,7 @@ token spent, which is reuse: the whole family is revoked.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 from dataclasses import dataclass, field
@@ -73,16 +74,8 @@ class Families:
         token = f"{family_id}.{secrets.token_urlsafe(32)}"
         now = clock.now()
         expires_at = now + self._ttl
-        await self._events.append(
-            _stream(family_id),
-            0,
-            "issued",
-            {
-                "user_id": user_id,
-                "token_hash": token_hash(token),
-                "expires_at": expires_at.isoformat(),
-            },
-        )
+        # The session is listed before its family exists, so a password change or a disable, which
+        # revoke what is listed, can never miss a family; a listed session with no family is inert.
         await self._store.upsert_session(
             family_id,
             {
@@ -93,6 +86,16 @@ class Families:
                 "user_agent": (user_agent or "")[:256] or None,
                 "ip": ip,
                 "revoked_at": None,
+            },
+        )
+        await self._events.append(
+            _stream(family_id),
+            0,
+            "issued",
+            {
+                "user_id": user_id,
+                "token_hash": token_hash(token),
+                "expires_at": expires_at.isoformat(),
             },
         )
         return Issued(family_id, user_id, token)
@@ -152,4 +155,5 @@ class Families:
     async def revoke_all(self, user_id: str, reason: str, keep: str | None = None) -> None:
         for session in await self._store.active_sessions(user_id):
             if session.id != keep:
-                await self.revoke(session.id, reason)
+                with contextlib.suppress(SessionNotFound):  # listed, but its login never finished
+                    await self.revoke(session.id, reason)

@@ -24,9 +24,18 @@ class EmailTaken(Exception):
     pass
 
 
-def _user(doc: dict[str, Any]) -> User:
+# On FerretDB an update writes the whole document back, so concurrent updates of one document can
+# undo each other. What guards the account (its password, roles and status) therefore lives in small
+# documents of its own, written only by the password and admin paths; the account document keeps the
+# values it was registered with, and these override them.
+GUARDS = {"credentials": ("password_hash",), "access": ("roles", "disabled")}
+
+
+def _user(doc: dict[str, Any], *guards: dict[str, Any] | None) -> User:
     values = {k: v for k, v in doc.items() if k in _USER_FIELDS}
-    return User(id=doc["_id"], **{**values, "roles": tuple(doc["roles"])})
+    for guard in guards:
+        values.update({k: v for k, v in (guard or {}).items() if k != "_id"})
+    return User(id=doc["_id"], **{**values, "roles": tuple(values["roles"])})
 
 
 def _address(doc: dict[str, Any]) -> Address:
@@ -47,6 +56,7 @@ class UserStore:
         self.reset_tokens = db.reset_tokens
         self.login_failures = db.login_failures
         self.sessions = db.sessions
+        self.guards = {name: db[name] for name in GUARDS}
 
     async def ensure_indexes(self) -> None:
         await self.users.create_index("email", unique=True)
@@ -73,13 +83,36 @@ class UserStore:
         doc = await self.users.find_one({"_id": user_id})
         if doc is None:
             return None
-        found = _user(doc)
+        found = await self._with_guards(doc)
         self.cache.put(user_id, found, epoch)
         return found
 
     async def by_email(self, email: str) -> User | None:
         doc = await self.users.find_one({"email": email})
-        return _user(doc) if doc else None
+        return await self._with_guards(doc) if doc else None
+
+    async def _with_guards(self, doc: dict[str, Any]) -> User:
+        guards = [
+            await collection.find_one({"_id": doc["_id"]}) for collection in self.guards.values()
+        ]
+        return _user(doc, *guards)
+
+    async def guard(self, user_id: str, kind: str, values: dict[str, Any]) -> User:
+        """Set the password (`credentials`) or the roles and status (`access`) of an account."""
+        assert set(values) <= set(GUARDS[kind])
+        collection = self.guards[kind]
+        try:
+            await collection.update_one({"_id": user_id}, {"$set": values}, upsert=True)
+        except DuplicateKeyError:  # two first writes raced to insert: the loser sets it now
+            await collection.update_one({"_id": user_id}, {"$set": values})
+        if kind == "access":
+            # A copy for the admin search filter only; reads always take the guard's value.
+            await self.users.update_one({"_id": user_id}, {"$set": values})
+        await self.cache.invalidate(user_id)
+        found = await self.get(user_id)
+        if found is None:
+            raise LookupError(user_id)
+        return found
 
     async def by_verification(self, token_hash: str) -> dict[str, Any] | None:
         return await self.users.find_one({"verification.token_hash": token_hash})
@@ -87,7 +120,8 @@ class UserStore:
     async def update(
         self, user_id: str, changes: dict[str, Any], unset: tuple[str, ...] = ()
     ) -> User:
-        """Set only the named fields, so concurrent edits of other fields are not clobbered."""
+        """Set profile fields (never the guarded ones: see GUARDS)."""
+        assert not set(changes) & {field for names in GUARDS.values() for field in names}
         update: dict[str, Any] = {"$set": {**changes, "updated_at": clock.now()}}
         if unset:
             update["$unset"] = dict.fromkeys(unset, "")
@@ -101,7 +135,7 @@ class UserStore:
             await self.cache.invalidate(user_id)
         if doc is None:
             raise LookupError(user_id)
-        return _user(doc)
+        return await self._with_guards(doc)
 
     async def search(
         self, *, after: str | None, limit: int, query: str | None, role: str | None
@@ -118,7 +152,7 @@ class UserStore:
         if role:
             criteria["roles"] = role
         cursor = self.users.find(criteria).sort("_id", ASCENDING).limit(limit)
-        return [_user(doc) async for doc in cursor]
+        return [await self._with_guards(doc) async for doc in cursor]
 
     # --- outbox of registration (events written in the same insert as the account)
 
@@ -160,9 +194,13 @@ class UserStore:
 
     # --- login failures: one insert per failure, counted in a window (exact under concurrency)
 
-    async def record_failure(self, keys: list[str]) -> None:
+    async def record_attempt(self, keys: list[str]) -> list[Any]:
         now = clock.now()
-        await self.login_failures.insert_many([{"key": key, "at": now} for key in keys])
+        result = await self.login_failures.insert_many([{"key": key, "at": now} for key in keys])
+        return list(result.inserted_ids)
+
+    async def forget_attempt(self, ids: list[Any]) -> None:
+        await self.login_failures.delete_many({"_id": {"$in": ids}})
 
     async def failures_since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
         criteria = {"key": key, "at": {"$gte": since}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from shopkit import clock
 from shopkit.problems import TooManyRequests
@@ -21,16 +22,21 @@ class LoginThrottle:
         # throttle the real user logging in from theirs.
         return {"account": f"account:{email}|{client}", "client": f"client:{client}"}
 
-    async def check(self, email: str, client: str) -> None:
+    async def attempt(self, email: str, client: str) -> list[Any]:
+        """Record the attempt first and then count it, so parallel guesses cannot slip past the limit.
+
+        Answers the records of this attempt; `succeeded` takes them back.
+        """
+        keys = self._keys(email, client)
+        recorded = await self._store.record_attempt(list(keys.values()))
         now = clock.now()
-        for scope, key in self._keys(email, client).items():
+        for scope, key in keys.items():
             count, oldest = await self._store.failures_since(key, now - self._window)
-            if count >= self._limits[scope] and oldest is not None:
+            if count > self._limits[scope] and oldest is not None:
                 retry_after = int((oldest + self._window - now).total_seconds()) + 1
                 raise TooManyRequests(retry_after, "too many failed logins; try again later")
+        return recorded
 
-    async def failed(self, email: str, client: str) -> None:
-        await self._store.record_failure(list(self._keys(email, client).values()))
-
-    async def succeeded(self, email: str, client: str) -> None:
+    async def succeeded(self, email: str, client: str, recorded: list[Any]) -> None:
+        await self._store.forget_attempt(recorded)
         await self._store.clear_failures(self._keys(email, client)["account"])

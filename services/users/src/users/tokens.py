@@ -28,18 +28,17 @@ async def login(
     users: Users, email: str, password: str, *, client: str, user_agent: str | None
 ) -> TokenPair:
     email = normalise_email(email)
-    await users.throttle.check(email, client)
+    attempt = await users.throttle.attempt(email, client)
     user = await users.store.by_email(email)
     # An unknown email still costs one bcrypt verification, so timing does not tell accounts apart.
     if (
         not await users.hasher.verify(password, user.password_hash if user else None)
         or user is None
     ):
-        await users.throttle.failed(email, client)
         raise InvalidCredentials()
     if user.disabled:
         raise AccountDisabled("this account is disabled")
-    await users.throttle.succeeded(email, client)
+    await users.throttle.succeeded(email, client, attempt)
     issued = await users.families.start(user.id, user_agent, client)
     return _pair(users, user, issued)
 
