@@ -21,6 +21,7 @@ from shopkit.problems import Forbidden, ServiceUnavailable, Unauthorized
 
 ALGORITHMS = ["ES256"]
 ROLES = ("customer", "staff", "admin", "service")
+STAFF_ROLES = ("staff", "admin")
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[web.StreamResponse]])
 _ACCESS_ATTR = "__shop_access__"
 PUBLIC = "public"

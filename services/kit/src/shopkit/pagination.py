@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from marshmallow import ValidationError, fields, validate
 
 from shopkit.schemas import Schema
 
 MAX_LIMIT = 100
+T = TypeVar("T")
 
 
 def encode_cursor(position: Any) -> str:
@@ -40,6 +42,21 @@ class PageQuery(Schema):
 class Page:
     items: list[dict[str, Any]]
     next_cursor: str | None
+
+    @classmethod
+    def of(
+        cls,
+        rows: Sequence[T],
+        limit: int,
+        position: Callable[[T], Any],
+        show: Callable[[T], dict[str, Any]],
+    ) -> Page:
+        """A page from rows fetched with `limit + 1`: the extra row only says that another page exists."""
+        more = len(rows) > limit
+        return cls(
+            [show(row) for row in rows[:limit]],
+            encode_cursor(position(rows[limit - 1])) if more else None,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"items": self.items, "next_cursor": self.next_cursor}

@@ -14,13 +14,13 @@ from products.keys import CATALOG, CATEGORIES, OPENAPI
 from products.listing import list_products
 from products.lookup import lookup
 from products.model import Product
+from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import optional_principal, principal, public, requires
 from shopkit.idempotency import idempotent
 from shopkit.problems import BadRequest
 from shopkit.schemas import load_body, load_query
 
 routes = web.RouteTableDef()
-STAFF = ("staff", "admin")
 PUBLIC_CACHE = "public, max-age=30"
 PRIVATE = "private, no-store"
 

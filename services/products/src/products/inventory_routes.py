@@ -11,13 +11,13 @@ from aiohttp import web
 from products import inventory_schemas as schemas
 from products.inventory import INVENTORY, Inventory
 from products.ledger import SkuNotFound, movement_json, untracked_json
+from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import principal, requires
 from shopkit.idempotency import HEADER, idempotent
 from shopkit.pagination import encode_cursor
 from shopkit.schemas import load_body, load_query, read_json, validate
 
 routes = web.RouteTableDef()
-STAFF = ("staff", "admin")
 NO_STORE = {"Cache-Control": "no-store"}
 
 

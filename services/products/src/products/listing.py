@@ -14,7 +14,7 @@ from products import schemas
 from products.keys import CATALOG
 from products.search.errors import SearchUnavailable
 from products.search.service import SEARCH
-from shopkit.pagination import encode_cursor
+from shopkit.pagination import Page
 from shopkit.schemas import load_query
 
 
@@ -37,6 +37,10 @@ async def _catalog_list(request: web.Request, *, status: str | None, staff: bool
     found = await request.app[CATALOG].store.scan(
         after=query["cursor"], limit=limit + 1, status=query.get("status", status)
     )
-    next_cursor = encode_cursor(found[limit - 1].id) if len(found) > limit else None
-    visible = [p for p in found[:limit] if staff or p.visible]
-    return {"items": [p.public(staff=staff) for p in visible], "next_cursor": next_cursor}
+    page = Page.of(found, limit, lambda p: p.id, lambda p: p.public(staff=staff))
+    if not staff:  # hidden products fall out of the page; the cursor still moves past them
+        page = Page(
+            [item for item, p in zip(page.items, found, strict=False) if p.visible],
+            page.next_cursor,
+        )
+    return page.to_json()

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from shopkit.auth import principal, public, requires
 from shopkit.idempotency import idempotent
-from shopkit.pagination import Page, encode_cursor
+from shopkit.pagination import Page
 from shopkit.problems import Unauthorized
 from shopkit.schemas import load_body, load_query, read_json, validate
 from users import accounts, addresses, schemas, tokens
@@ -249,8 +249,7 @@ async def list_users(request: web.Request) -> web.Response:
     found = await _users(request).store.search(
         after=query["cursor"], limit=limit + 1, query=query.get("q"), role=query.get("role")
     )
-    next_cursor = encode_cursor(found[limit - 1].id) if len(found) > limit else None
-    return _json(Page([u.public() for u in found[:limit]], next_cursor).to_json())
+    return _json(Page.of(found, limit, lambda u: u.id, lambda u: u.public()).to_json())
 
 
 @routes.get("/api/v1/users/{user_id}")
