@@ -13,6 +13,7 @@ import gateway
 
 from shopkit import processes
 from shopkit.processes import Peer, PeerFailed
+from shopkit.settings import read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
@@ -24,21 +25,6 @@ NATS_PORT = 4222
 # Each service's instances (nginx balances across them); a new service is one more entry.
 SEARCH_PORT = 9200
 SERVICES: dict[str, tuple[int, ...]] = {"users": (8101, 8102), "products": (8111, 8112)}
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; blank and # comment lines skipped, one pair of outer quotes removed."""
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
 
 
 def stack_env() -> dict[str, str]:

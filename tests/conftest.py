@@ -11,12 +11,12 @@ import aiohttp
 import pytest
 
 from shopkit.processes import Peer, free_port
+from shopkit.settings import read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 # The gateway renderer and the stack live in scripts/, which is not a package.
 sys.path.insert(0, str(ROOT / "scripts"))
 import gateway as gateway_config  # noqa: E402
-from stack import read_env_file  # noqa: E402
 
 Upstreams = Mapping[str, Sequence[str]]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shopkit.settings import KitSettings
+from shopkit.settings import KitSettings, load, read_env_file
 from shopkit.testing.documentation import settings_read, undocumented
 from users.settings import UsersSettings
 
@@ -21,14 +21,7 @@ def test_every_setting_read_is_documented() -> None:
 
 
 def test_the_local_env_file_is_a_complete_working_configuration() -> None:
-    from shopkit.settings import load
-
-    values = dict(
-        line.split("=", 1)
-        for line in ROOT.joinpath(".env.example").read_text().splitlines()
-        if line and not line.startswith("#")
-    )
-    settings = load(UsersSettings, values)
+    settings = load(UsersSettings, read_env_file(ROOT / ".env.example"))
     assert settings.admin_email
     assert settings.clients()
 
