@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,9 @@ class Shop:
 
     app: web.Application
     runs: dict[str, int] = field(default_factory=dict)
+    # The first run of /gated signals `entered`, then waits for `gate`: a holder that stalls.
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def make_shop(service_env: dict[str, str], *, pause: float = 0.0) -> Shop:
@@ -81,6 +85,15 @@ def make_shop(service_env: dict[str, str], *, pause: float = 0.0) -> Shop:
         raise NotFound("no such thing")
 
     @public
+    @idempotent()
+    async def gated(request: web.Request) -> web.Response:
+        run = ran("gated")
+        if run == 1:
+            shop.entered.set()
+            await shop.gate.wait()
+        return web.json_response({"run": run}, status=201)
+
+    @public
     @idempotent(required=False)
     async def optional(request: web.Request) -> web.Response:
         ran("optional")
@@ -90,6 +103,7 @@ def make_shop(service_env: dict[str, str], *, pause: float = 0.0) -> Shop:
     app.router.add_post("/flaky", flaky)
     app.router.add_post("/crashing", crashing)
     app.router.add_post("/missing", missing)
+    app.router.add_post("/gated", gated)
     app.router.add_post("/optional", optional)
     return shop
 
@@ -276,19 +290,84 @@ async def test_a_fresh_claim_is_in_flight_but_a_stale_one_is_taken_over(
     shop = make_shop(service_env)
     client = await serve(shop.app)
     await client.post("/things", json={}, headers=headers("k-7"))
-    records = db[COLLECTION]
-    await records.update_many({}, {"$set": {"state": "in_flight", "created_at": _ago(seconds=5)}})
+    await db[COLLECTION].update_many({}, {"$set": {"state": "in_flight"}})
     # when it is retried, then it must wait
     busy = await client.post("/things", json={}, headers=headers("k-7"))
     assert busy.status == 409
     # when the claim is old enough to belong to a crashed request
-    await records.update_many({}, {"$set": {"created_at": _ago(seconds=120)}})
+    await crash_every_claim(db)
     retried = await client.post("/things", json={}, headers=headers("k-7"))
-    # then the retry takes it over and runs
+    # then the retry takes it over and runs, and the takeover's answer is the one replayed
     assert retried.status == 201
     assert "Idempotent-Replayed" not in retried.headers
     assert shop.runs == {"create": 2}
-    assert await records.count_documents({}) == 1
+    again = await client.post("/things", json={}, headers=headers("k-7"))
+    assert (again.headers["Idempotent-Replayed"], (await again.json())["run"]) == ("true", 2)
+
+
+async def test_concurrent_retries_after_a_crash_take_the_stale_claim_over_once(
+    serve: Serve, service_env: dict[str, str], db: AsyncDatabase[Any]
+) -> None:
+    # given keys whose requests crashed mid-way: their claims are still in flight, and stale
+    # (forty keys at once, so the interleavings a takeover must survive do occur)
+    shop = make_shop(service_env, pause=0.3)
+    client = await serve(shop.app)
+    keys = [f"k-crash-{n}" for n in range(40)]
+    await asyncio.gather(*(client.post("/things", json={}, headers=headers(key)) for key in keys))
+    await crash_every_claim(db)
+    # when ten retries of each arrive at once
+    responses = await asyncio.gather(
+        *(client.post("/things", json={}, headers=headers(key)) for key in keys for _ in range(10))
+    )
+    # then one retry per key took the claim over and ran; the others were told to wait
+    answers = Counter((r.status, r.headers.get("Idempotent-Replayed")) for r in responses)
+    assert shop.runs == {"create": 2 * len(keys)}
+    assert answers[(201, None)] == len(keys)
+    assert set(answers) <= {(201, None), (201, "true"), (409, None)}
+    # and a later retry replays the takeover's answer
+    retry = await client.post("/things", json={}, headers=headers(keys[0]))
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert (await retry.json())["run"] > len(keys)
+
+
+async def test_a_takeover_whose_holder_crashed_too_is_taken_over_once_more(
+    serve: Serve, service_env: dict[str, str], db: AsyncDatabase[Any]
+) -> None:
+    # given a key whose request crashed, and whose takeover then crashed as well
+    shop = make_shop(service_env, pause=0.3)
+    client = await serve(shop.app)
+    await client.post("/things", json={}, headers=headers("k-twice"))
+    await crash_every_claim(db)
+    await client.post("/things", json={}, headers=headers("k-twice"))
+    await crash_every_claim(db)
+    # when ten retries arrive at once
+    responses = await asyncio.gather(
+        *(client.post("/things", json={}, headers=headers("k-twice")) for _ in range(10))
+    )
+    # then exactly one of them ran, and its answer is the one replayed from now on
+    assert shop.runs == {"create": 3}
+    assert sorted(response.status for response in responses) == [201] + [409] * 9
+    retry = await client.post("/things", json={}, headers=headers("k-twice"))
+    assert (retry.headers["Idempotent-Replayed"], (await retry.json())["run"]) == ("true", 3)
+
+
+async def test_a_slow_holder_finishing_after_a_takeover_does_not_change_the_replayed_answer(
+    serve: Serve, service_env: dict[str, str], db: AsyncDatabase[Any]
+) -> None:
+    # given a request that stalls past the stale limit, and a retry that took its claim over
+    shop = make_shop(service_env)
+    client = await serve(shop.app)
+    stalled = asyncio.create_task(client.post("/gated", json={}, headers=headers("k-slow")))
+    await shop.entered.wait()
+    await crash_every_claim(db)
+    takeover = await client.post("/gated", json={}, headers=headers("k-slow"))
+    # when the stalled request finishes after all
+    shop.gate.set()
+    slow = await stalled
+    # then each got its own answer, and a retry replays the takeover's, which the client saw last
+    assert ((await slow.json())["run"], (await takeover.json())["run"]) == (1, 2)
+    retry = await client.post("/gated", json={}, headers=headers("k-slow"))
+    assert (retry.headers["Idempotent-Replayed"], (await retry.json())["run"]) == ("true", 2)
 
 
 async def test_purge_deletes_only_old_records(db: AsyncDatabase[Any]) -> None:
@@ -326,6 +405,14 @@ async def test_the_sweeper_purges_while_the_app_runs(
         await asyncio.sleep(0.05)
     else:
         raise AssertionError("the sweeper did not purge the expired record")
+
+
+async def crash_every_claim(db: AsyncDatabase[Any]) -> None:
+    """Make every stored claim look like one whose holder died over a minute ago."""
+    stale = _ago(seconds=120)
+    await db[COLLECTION].update_many(
+        {}, {"$set": {"state": "in_flight", "created_at": stale, "claimed_at": stale}}
+    )
 
 
 def _ago(**delta: float) -> datetime:

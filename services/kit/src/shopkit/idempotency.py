@@ -1,4 +1,13 @@
-"""Idempotency-Key for retried client writes: an insert-first claim, then a stored replay."""
+"""Idempotency-Key for retried client writes: an insert-first claim, then a stored replay.
+
+Each claim of a key is a document of its own, `_id` = `<record>:<generation>`. The first request
+inserts generation 0; a retry takes over a claim that was released (the outcome may change) or
+went stale (its holder crashed) by inserting the next generation. The unique `_id` is the only
+write FerretDB makes atomic, so of several retries racing for one takeover exactly one wins, and a
+takeover that itself goes stale is taken over by the generation after it. Only a claim's holder
+writes its document (to settle or release it): a slow holder whose claim was taken over writes
+its own document, never its successor's, and the newest generation decides what a retry gets.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,6 @@ import hashlib
 import json
 import logging
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,7 +41,7 @@ COLLECTION = "idempotency"
 STALE_AFTER = timedelta(seconds=60)
 RETENTION = timedelta(hours=24)
 PURGE_INTERVAL = 600.0
-IN_FLIGHT, COMPLETED = "in_flight", "completed"
+IN_FLIGHT, COMPLETED, RELEASED = "in_flight", "completed", "released"
 _VALID_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 # Outcomes a retry would reproduce anyway; 409, 412, 429 and 5xx may change, so they free the key.
 _STORED_CLIENT_ERRORS = frozenset({400, 401, 403, 404, 422})
@@ -76,17 +84,14 @@ def idempotent(required: bool = True) -> Callable[[Handler], Handler]:
                 response = await handler(request)
             except Problem as problem:
                 await _settle(
-                    records,
-                    record_id,
-                    claim,
-                    problem.response(request.path, context.request_id.get()),
+                    records, claim, problem.response(request.path, context.request_id.get())
                 )
                 raise
             except BaseException:
                 # Outcome unknown (a bug, a lost database, a cancellation): let the client retry.
-                await _release(records, record_id, claim)
+                await _release(records, claim)
                 raise
-            await _settle(records, record_id, claim, response)
+            await _settle(records, claim, response)
             return response
 
         return guarded
@@ -95,11 +100,15 @@ def idempotent(required: bool = True) -> Callable[[Handler], Handler]:
 
 
 async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
+    # The claims of one key, read by equality (pushed down to FerretDB's backend), and the purge.
+    await db[COLLECTION].create_index("record")
     await db[COLLECTION].create_index("created_at")
 
 
 async def purge_expired(db: AsyncDatabase[Any], older_than: timedelta = RETENTION) -> int:
-    """Delete records claimed over `older_than` ago (FerretDB has no TTL index); count them."""
+    """Delete the claims of keys first used over `older_than` ago (FerretDB has no TTL index);
+    count them. Every generation of a key carries the key's first `created_at`, so they go together.
+    """
     result = await db[COLLECTION].delete_many({"created_at": {"$lt": clock.now() - older_than}})
     return result.deleted_count
 
@@ -131,45 +140,57 @@ def _fingerprint(method: str, raw_path: str, body: bytes) -> str:
 async def _claim(
     records: AsyncCollection[Any], record_id: str, fingerprint: str
 ) -> str | web.Response:
-    """Our claim token, or the stored response to replay; raises when the key is busy or misused."""
+    """Our claim's `_id`, or the stored response to replay; raises when the key is busy or misused."""
+    generation, created_at = 0, clock.now()
     for _ in range(_CLAIM_ATTEMPTS):
-        token = uuid.uuid4().hex
+        claim_id = f"{record_id}:{generation}"
+        now = clock.now()
         document = {
-            "_id": record_id,
-            "claim": token,
+            "_id": claim_id,
+            "record": record_id,
+            "generation": generation,
             "fingerprint": fingerprint,
             "state": IN_FLIGHT,
-            "created_at": clock.now(),
+            "created_at": created_at,
+            "claimed_at": now,
         }
         try:
             # The unique _id is the lock: the only write FerretDB guarantees under concurrency.
             await records.insert_one(document)
-            return token
+            return claim_id
         except DuplicateKeyError:
-            existing = await records.find_one({"_id": record_id})
-        if existing is None:
-            continue  # released between our insert and our read: claim again
-        if existing["fingerprint"] != fingerprint:
+            claims = await records.find({"record": record_id}).to_list()
+        if not claims:
+            generation, created_at = 0, now  # purged between our insert and our read
+            continue
+        claims.sort(key=lambda claim: int(claim["generation"]))
+        newest = claims[-1]
+        if newest["fingerprint"] != fingerprint:
             raise IdempotencyKeyReused(f"this {HEADER} was already used with a different request")
-        if existing["state"] == COMPLETED:
-            return _replay(existing)
-        if clock.now() - _aware(existing["created_at"]) < STALE_AFTER:
+        if newest["state"] == COMPLETED:
+            return _replay(newest)
+        if newest["state"] == IN_FLIGHT and now - _aware(newest["claimed_at"]) < STALE_AFTER:
             raise RequestInFlight("a request with this key is still being processed; retry later")
-        # The holder crashed: delete exactly its claim, then claim again (a racer's insert may win).
-        await records.delete_one({"_id": record_id, "claim": existing["claim"], "state": IN_FLIGHT})
+        # Released, or its holder crashed. A slow holder taken over earlier may have completed
+        # since: its answer stands rather than running the request once more.
+        completed = [claim for claim in claims if claim["state"] == COMPLETED]
+        if completed:
+            return _replay(completed[-1])
+        # Take it over: a racer inserting the same generation first wins, and we meet its claim.
+        generation, created_at = int(newest["generation"]) + 1, newest["created_at"]
     raise RequestInFlight("a request with this key is still being processed; retry later")
 
 
 async def _settle(
-    records: AsyncCollection[Any], record_id: str, claim: str, response: web.StreamResponse
+    records: AsyncCollection[Any], claim_id: str, response: web.StreamResponse
 ) -> None:
     status = response.status
     if not (200 <= status < 300 or status in _STORED_CLIENT_ERRORS):
-        await _release(records, record_id, claim)
+        await _release(records, claim_id)
         return
     if not isinstance(response, web.Response) or not isinstance(response.body, bytes | None):
         log.warning("a streamed response cannot be replayed; releasing the idempotency key")
-        await _release(records, record_id, claim)
+        await _release(records, claim_id)
         return
     stored = {
         "state": COMPLETED,
@@ -182,15 +203,17 @@ async def _settle(
         "completed_at": clock.now(),
     }
     try:
-        await records.update_one({"_id": record_id, "claim": claim}, {"$set": stored})
+        # Our own document: no one else writes it, so this whole-document write loses nothing.
+        await records.update_one({"_id": claim_id}, {"$set": stored})
     except PyMongoError:
         # The client still gets this answer; a retry meets the claim and waits until it is stale.
         log.exception("could not store the idempotent response")
 
 
-async def _release(records: AsyncCollection[Any], record_id: str, claim: str) -> None:
+async def _release(records: AsyncCollection[Any], claim_id: str) -> None:
+    # Marked, not deleted: a free generation 0 would let a retry run beside a takeover's holder.
     try:
-        await records.delete_one({"_id": record_id, "claim": claim})
+        await records.update_one({"_id": claim_id}, {"$set": {"state": RELEASED}})
     except PyMongoError:
         log.exception("could not release the idempotency key; it frees itself when stale")
 
