@@ -16,6 +16,7 @@ from aiohttp import web
 from nats.aio.client import Client as Nats
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shopkit import broker
@@ -340,6 +341,128 @@ async def test_relay_ctx_relays_while_the_app_runs_and_releases_its_lease(
         await runner.cleanup()
     # and stopping the app gave the lease back
     assert await db[LEASES_COLLECTION].count_documents({}) == 0
+
+
+class OutboxQueries(monitoring.CommandListener):
+    """Records each query the client sends to the outbox, and how many documents it returned."""
+
+    def __init__(self) -> None:
+        self.finds: list[dict[str, Any]] = []
+        self.deletes: list[dict[str, Any]] = []
+        self.returned = 0
+        self._reads: set[int] = set()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        command = event.command
+        if event.command_name == "find" and command["find"] == "events_outbox":
+            self.finds.append({key: command.get(key) for key in ("filter", "sort", "limit")})
+            self._reads.add(event.request_id)
+        elif event.command_name == "getMore" and command["collection"] == "events_outbox":
+            self._reads.add(event.request_id)
+        elif event.command_name == "delete" and command["delete"] == "events_outbox":
+            self.deletes += [statement["q"] for statement in command["deletes"]]
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        if event.request_id in self._reads:
+            cursor = event.reply["cursor"]
+            self.returned += len(cursor.get("firstBatch", cursor.get("nextBatch", [])))
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def reset(self) -> None:
+        self.finds, self.deletes, self.returned = [], [], 0
+
+
+@pytest.fixture
+async def watched(
+    mongo_url: str, database_name: str, db: AsyncDatabase[Any]
+) -> AsyncIterator[tuple[EventStore, OutboxQueries]]:
+    """The test's event store through a client that records the queries sent to the outbox."""
+    queries = OutboxQueries()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        mongo_url, tz_aware=True, event_listeners=[queries]
+    )
+    try:
+        yield EventStore(client[database_name]), queries
+    finally:
+        await client.close()
+
+
+async def test_a_batch_reads_only_what_it_publishes_whatever_the_backlog(
+    watched: tuple[EventStore, OutboxQueries], js: JetStreamContext, service: str
+) -> None:
+    # given a backlog of 1,000 queued events in 10 streams, as a broker outage leaves it
+    store, queries = watched
+    ids = await append_many(store, 1000, streams=10)
+    relay = Relay(store, js, service, batch=20)
+    await relay.run_once()
+
+    # when the relay publishes its next batch
+    queries.reset()
+    published = await relay.run_once()
+
+    # then it read the batch and nothing more, each query one FerretDB pushes down: unfiltered
+    # with a limit (LIMIT in SQL), or by `_id`; never sorted, never `$in`
+    assert published == 20
+    assert queries.returned == 20
+    for query in queries.finds:
+        assert query["sort"] is None
+        assert query["filter"] == {} or set(query["filter"]) == {"_id"}, query
+        assert query["filter"] or query["limit"] == 20
+        assert all(not isinstance(value, dict) for value in query["filter"].values()), query
+    # and it dequeued them one `_id` at a time, in one round trip
+    assert len(queries.deletes) == 20
+    assert all(
+        set(delete) == {"_id"} and isinstance(delete["_id"], str) for delete in queries.deletes
+    )
+    assert message_ids(await stream_messages(js, service)) == Counter(ids[:40])
+
+
+async def test_a_stream_stored_out_of_order_in_the_outbox_still_goes_out_in_order(
+    store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given a stream of 30 queued events whose later messages the outbox stores first (as it
+    # may once it reuses the space of deleted ones), more of them than one batch holds
+    ids = await append_many(store, 30, streams=1)
+    queued = await store.outbox.find().to_list()
+    await store.outbox.delete_many({})
+    await store.outbox.insert_many(queued[::-1])
+
+    # when the relay runs with batches of 10
+    await drain(Relay(store, js, service, batch=10))
+
+    # then the stream went out whole, in seq order
+    messages = await stream_messages(js, service)
+    assert [(message.headers or {})["Nats-Msg-Id"] for message in messages] == ids
+
+
+async def test_a_message_queued_in_the_former_layout_is_published_once_and_dequeued(
+    store: EventStore, js: JetStreamContext, service: str
+) -> None:
+    # given a message queued by the version that keyed the outbox by event id, not by slot
+    event = await store.append("order-1", 0, "order.placed", {}, publish=False)
+    await store.outbox.insert_one(
+        {
+            "_id": event.id,
+            "slot": f"order-1:{1:012d}",
+            "id": event.id,
+            "stream_id": event.stream_id,
+            "seq": event.seq,
+            "type": event.type,
+            "data": event.data,
+            "occurred_at": event.occurred_at,
+        }
+    )
+
+    # when the relay runs twice
+    relay = Relay(store, js, service)
+    passes = [await relay.run_once() for _ in range(2)]
+
+    # then the event went out in the first pass only, and the outbox is empty
+    assert passes == [1, 0]
+    assert message_ids(await stream_messages(js, service)) == Counter([event.id])
+    assert await store.outbox.count_documents({}) == 0
 
 
 class CrashingEvents:

@@ -28,9 +28,10 @@ equality is pushed down to SQLite (FerretDB issue #3235), so every other find, a
 delete, decodes the whole collection in Go; and even `_id` equality is a SQLite table scan (a JSON
 predicate the `_id` index cannot serve), stopping at the first match, so a miss reads every row.
 Hence: reads go by `_id` only and as few as possible (`decide` tries its append before reading),
-an event is never updated, and the relay never reads this collection. It reads the small outbox
-that `append` feeds instead (see `append`; the relay lives in `shopkit.relay`). On MongoDB, every
-one of these reads is a primary-key lookup.
+an event is never updated, and the relay never reads this collection. It reads the outbox that
+`append` feeds instead (see `append`; the relay lives in `shopkit.relay`), also by `_id` only or
+unfiltered with a limit (the one other read FerretDB pushes down), so that a backlog the broker
+left does not slow each batch. On MongoDB, every one of these reads is a primary-key lookup.
 """
 
 from __future__ import annotations
@@ -40,12 +41,12 @@ import contextlib
 import json
 import random
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DeleteOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -207,15 +208,7 @@ class EventStore:
     async def ensure_indexes(self) -> None:
         # SQLite checks a unique index on insert cheaply, though FerretDB never reads through it.
         await self.collection.create_index("id", unique=True, name="id")
-        if self.relayed:
-            # Serve the relay on MongoDB; on FerretDB the outbox is small enough to scan.
-            await self.outbox.create_index(
-                [("occurred_at", ASCENDING), ("stream_id", ASCENDING), ("seq", ASCENDING)],
-                name="oldest_first",
-            )
-            await self.outbox.create_index(
-                [("stream_id", ASCENDING), ("seq", ASCENDING)], name="stream_seq"
-            )
+        # The outbox needs none: the relay reads it by `_id` or unfiltered (see `unpublished`).
 
     # --- writing
 
@@ -361,11 +354,11 @@ class EventStore:
         await self.intents.delete_one({"_id": event.id, "slot": slot(event.stream_id, event.seq)})
 
     async def _queue(self, event: Event) -> None:
-        document = _to_document(event)
-        document["slot"], document["_id"] = document["_id"], event.id
-        # A duplicate: the relay settled it first, or the appender it settled for did.
+        # Keyed by slot like the event itself (a slot holds one event for good), so the relay
+        # finds a message's predecessor by `_id`. A duplicate: the relay settled it first, or the
+        # appender it settled for did.
         with contextlib.suppress(DuplicateKeyError):
-            await self.outbox.insert_one(document)
+            await self.outbox.insert_one(_to_document(event))
 
     # --- reading
 
@@ -401,21 +394,27 @@ class EventStore:
     # --- the relay's side of the outbox
 
     async def unpublished(self, limit: int) -> list[Event]:
-        """Queued messages, oldest first (never by insertion order, which concurrent writers do
-        not make chronological)."""
-        cursor = (
-            self.outbox.find()
-            .sort([("occurred_at", ASCENDING), ("stream_id", ASCENDING), ("seq", ASCENDING)])
-            .limit(limit)
-        )
-        return [_from_document(document) async for document in cursor]
+        """Up to `limit` queued messages, in the order the outbox stores them (about the order
+        they were queued, not the seq order a stream needs: the relay orders them).
 
-    async def queued(self, stream_ids: Collection[str]) -> list[tuple[str, str, int]]:
-        """(event id, stream id, seq) of every queued message of these streams."""
-        cursor = self.outbox.find(
-            {"stream_id": {"$in": list(stream_ids)}}, {"stream_id": 1, "seq": 1}
-        )
-        return [(doc["_id"], doc["stream_id"], doc["seq"]) async for doc in cursor]
+        Neither filtered nor sorted: then FerretDB reads `limit` rows, where any sort would read
+        and sort the whole outbox in Go, so each batch would slow with the backlog.
+        """
+        events = []
+        async for document in self.outbox.find().limit(limit):
+            event = _from_document(document)
+            if "slot" in document:
+                # Queued by a version that keyed messages by event id: key it by slot, or its
+                # dequeue (by slot) would miss it and the relay would send it again forever.
+                await self._queue(event)
+                await self.outbox.delete_one({"_id": document["_id"]})
+            events.append(event)
+        return events
+
+    async def queued_message(self, stream_id: str, seq: int) -> Event | None:
+        """The stream's message at `seq` if it is queued: one read by `_id`."""
+        document = await self.outbox.find_one({"_id": slot(stream_id, seq)})
+        return _from_document(document) if document is not None else None
 
     async def pending_intents(self) -> list[Intent]:
         """Appends under way or interrupted; few, since each append deletes its own at the end."""
@@ -424,23 +423,25 @@ class EventStore:
             async for doc in self.intents.find().sort("at", ASCENDING)
         ]
 
-    async def oldest_pending(self) -> datetime | None:
-        """When the oldest event not yet published was appended (queued or still an intent)."""
-        message = await self.outbox.find_one({}, {"occurred_at": 1}, sort=[("occurred_at", 1)])
+    async def oldest_pending(self, sample: int = 100) -> datetime | None:
+        """When the oldest event not yet published was appended (queued or still an intent),
+        judged by the first `sample` messages the outbox stores, about the first queued: finding
+        the very oldest would take reading the whole outbox."""
+        messages = self.outbox.find({}, {"occurred_at": 1}).limit(sample)
+        moments = [_as_utc(message["occurred_at"]) async for message in messages]
         intent = await self.intents.find_one({}, {"at": 1}, sort=[("at", 1)])
-        moments = [_as_utc(message["occurred_at"])] if message else []
         moments += [_as_utc(intent["at"])] if intent else []
         return min(moments, default=None)
 
-    async def mark_published(self, event_ids: Iterable[str]) -> None:
+    async def mark_published(self, events: Iterable[Event]) -> None:
         """Dequeue published messages: their deletion is the only record of publication.
 
-        Events carry no `published_at`: an update is a full-collection scan on FerretDB, and the
-        outbox, small because it is drained, makes one delete per batch instead.
+        Events carry no `published_at`: an update is a full-collection scan on FerretDB. One
+        delete by `_id` per message (pushed down, where `$in` is not), all in one round trip.
         """
-        ids = list(event_ids)
-        if ids:
-            await self.outbox.delete_many({"_id": {"$in": ids}})
+        deletes = [DeleteOne({"_id": slot(event.stream_id, event.seq)}) for event in events]
+        if deletes:
+            await self.outbox.bulk_write(deletes, ordered=False)
 
     async def settle(self, intent: Intent) -> bool:
         """Finish an interrupted append: queue its event if its slot holds it; drop the intent.

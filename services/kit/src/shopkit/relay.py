@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
 import socket
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("shopkit.relay")
 Hook = Callable[[Event], Awaitable[None]]
 LEASES_COLLECTION = "leases"
+# How many streams the relay remembers its last published seq of, sparing the read that checks an
+# event's predecessor is out: enough for every stream a long backlog interleaves.
+REMEMBERED_STREAMS = 10_000
 
 
 def holder_id() -> str:
@@ -93,10 +98,12 @@ class Relay:
     """Publishes a service's queued events with `Nats-Msg-Id` = event id, so JetStream drops
     the copies an interrupted or overlapping relay sends again.
 
-    It reads only the store's outbox and intents, both small, never the events collection (every
-    read of which is a scan on FerretDB), except to settle an append interrupted by a crash. A
-    stream's events go out in seq order: an event waits while an earlier one of its stream is
-    not queued yet (its append is under way) or cannot be published (its hook fails).
+    It reads only the store's outbox and intents, never the events collection, except to settle
+    an append interrupted by a crash; and the outbox only in ways FerretDB pushes down (a batch
+    with a limit and neither filter nor sort, single messages by `_id`), so a batch costs the
+    same however long the broker left the outbox to grow. A stream's events go out in seq
+    order: an event waits while an earlier one of its stream is not queued yet (its append is
+    under way) or cannot be published (its hook fails).
     """
 
     def __init__(
@@ -123,62 +130,94 @@ class Relay:
         # How long an append may take between its intent and its last insert before the relay
         # takes it for interrupted; far above any append's duration, so it settles only crashes.
         self._grace = timedelta(seconds=grace)
+        # Stream -> the highest seq this relay published, least recently published first.
+        self._published: OrderedDict[str, int] = OrderedDict()
 
     async def run_once(self) -> int:
-        """Publish up to `batch` events, oldest first; how many (none while another leads)."""
+        """Publish a batch of queued events, each stream's in seq order; how many (none while
+        another relay leads)."""
         if self._lease is not None and not await self._lease.acquire():
             # Still measure: the gauge must not go stale on the instances that stand by.
-            self._report_lag(await self._store.oldest_pending())
+            self._report_lag(await self._store.oldest_pending(self._batch))
             return 0
         # Messages first, intents after: an event whose message missed this read while a later
         # one of its stream made it is either still an intent now, or queued (read below).
-        events = await self._store.unpublished(self._batch)
+        batch = await self._store.unpublished(self._batch)
         intents = await self._store.pending_intents()
-        oldest = [events[0].occurred_at] if events else []
-        self._report_lag(min(oldest + [intent.at for intent in intents[:1]], default=None))
+        moments = [event.occurred_at for event in batch] + [intent.at for intent in intents[:1]]
+        self._report_lag(min(moments, default=None))
         appending = await self._settle_interrupted(intents)
-        if not events:
+        if not batch:
             return 0
-        queued = await self._store.queued({event.stream_id for event in events})
         # Per stream, the highest seq that may go out in this pass: not past an event still being
-        # appended (up to its seq: a lost race's intent names the winner's slot), nor past one
-        # queued since the read above.
+        # appended (up to its seq: a lost race's intent names the winner's slot).
         limits: dict[str, int] = {}
-        committed = {event_id for event_id, _, _ in queued}
         for intent in appending:
-            if intent.event_id not in committed:
-                limits[intent.stream_id] = min(limits.get(intent.stream_id, intent.seq), intent.seq)
-        batched = {event.id for event in events}
-        for event_id, stream_id, seq in queued:
-            if event_id not in batched:
-                limits[stream_id] = min(limits.get(stream_id, seq - 1), seq - 1)
-        held_back: set[str] = set()
-        published: list[str] = []
+            limits[intent.stream_id] = min(limits.get(intent.stream_id, intent.seq), intent.seq)
+        streams: dict[str, list[Event]] = {}
+        for event in batch:
+            streams.setdefault(event.stream_id, []).append(event)
+        runs = await asyncio.gather(*(self._run(events) for events in streams.values()))
+        published: list[Event] = []
         try:
-            for event in sorted(events, key=lambda event: (event.stream_id, event.seq)):
-                if event.stream_id in held_back:
-                    continue
-                if event.seq > limits.get(event.stream_id, event.seq):
-                    held_back.add(event.stream_id)
-                    continue
-                if self._before_publish is not None:
-                    try:
-                        await self._before_publish(event)
-                    except Exception:
-                        # Hold back this stream only (its later events keep their order behind
-                        # this one); the other streams must not stall on it. Lag shows it.
-                        log.exception(
-                            "before_publish failed for event %s; retrying later", event.id
-                        )
-                        held_back.add(event.stream_id)
-                        continue
-                await self._publish(event)
-                published.append(event.id)
+            for run in runs:
+                for event in run:
+                    if event.seq > limits.get(event.stream_id, event.seq):
+                        break
+                    if not await self._prepared(event):
+                        break
+                    await self._publish(event)
+                    published.append(event)
+                    self._remember(event)
         finally:
             # After the acks, whatever stopped the loop: a crash before this republishes the
             # batch, which JetStream drops as duplicates within its window and inboxes after it.
             await self._store.mark_published(published)
         return len(published)
+
+    async def _run(self, events: list[Event]) -> list[Event]:
+        """A stream's batched events with the queued ones they need first, in seq order: from
+        one whose predecessor is not queued (published, or never to be) to the first gap (an
+        event not queued yet, whose successors wait)."""
+        events = sorted(events, key=lambda event: event.seq)
+        stream_id = events[0].stream_id
+        # Queued before these but stored further along the outbox: they go out first, or the
+        # stream would wait for a batch that may never reach them.
+        earlier: list[Event] = []
+        seq = events[0].seq - 1
+        if self._published.get(stream_id, 0) >= seq:
+            seq = 0  # this relay published it: it is out, and so is every one before it
+        while seq > 0 and (queued := await self._store.queued_message(stream_id, seq)):
+            earlier.append(queued)
+            seq -= 1
+        run = earlier[::-1] + events[:1]
+        for event in events[1:]:
+            while run[-1].seq + 1 < event.seq:
+                between = await self._store.queued_message(stream_id, run[-1].seq + 1)
+                if between is None:
+                    return run
+                run.append(between)
+            run.append(event)
+        return run
+
+    def _remember(self, event: Event) -> None:
+        self._published[event.stream_id] = max(self._published.get(event.stream_id, 0), event.seq)
+        self._published.move_to_end(event.stream_id)
+        if len(self._published) > REMEMBERED_STREAMS:
+            self._published.popitem(last=False)
+
+    async def _prepared(self, event: Event) -> bool:
+        """Whether `before_publish` let the event go; its stream waits for a later pass if not."""
+        if self._before_publish is None:
+            return True
+        try:
+            await self._before_publish(event)
+        except Exception:
+            # Hold back this stream only (its later events keep their order behind this one);
+            # the other streams must not stall on it. Lag shows it.
+            log.exception("before_publish failed for event %s; retrying later", event.id)
+            return False
+        return True
 
     async def step(self) -> float | None:
         """One pass of the background loop: go again at once while a full batch came back."""
