@@ -158,7 +158,15 @@ async def change_password(
 
 
 async def _set_password(users: Users, user: User, new: str, keep_session: str | None) -> None:
-    await users.store.guard(user.id, "credentials", {"password_hash": await users.hasher.hash(new)})
+    # The new version first: from then on every session opened under the old one is dead (even
+    # if what follows never runs), but for the one carried over; revoking them keeps the list true.
+    version = new_id()
+    hashed = await users.hasher.hash(new)
+    await users.store.guard(
+        user.id, "credentials", {"password_hash": hashed, "credentials_version": version}
+    )
+    if keep_session is not None:
+        await users.families.carry_over(keep_session, user.id, user.credentials_version, version)
     await users.families.revoke_all(user.id, reason="password-changed", keep=keep_session)
     await users.outbox.emit(
         user.id,

@@ -3,6 +3,11 @@
 A refresh token is `<family id>.<secret>` and only its SHA-256 is stored. Rotation appends at the next
 sequence number, so of two concurrent uses of one token exactly one wins; the loser then finds its
 token spent, which is reuse: the whole family is revoked.
+
+Each family carries the account's credentials version it was opened under (in its `issued` event).
+A password change stores a new version before it revokes the sessions, so a family whose version is
+no longer the account's is dead, whether or not a revocation reached it: a login that read the old
+password while it changed, or a password change that stopped before revoking.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from datetime import datetime, timedelta
 from shopkit import clock
 from shopkit.events import ConcurrencyConflict, Event, EventStore
 from shopkit.ids import new_id
-from users.errors import InvalidRefreshToken, SessionNotFound
+from users.errors import InvalidCredentials, InvalidRefreshToken, SessionNotFound
 from users.store import UserStore
 
 MAX_ATTEMPTS = 5
@@ -38,6 +43,7 @@ class Family:
     spent: set[str] = field(default_factory=set)
     expires_at: datetime | None = None
     revoked: bool = False
+    credentials: str = ""
 
     def apply(self, event: Event) -> None:
         self.seq = event.seq
@@ -45,6 +51,9 @@ class Family:
             self.user_id = event.data["user_id"]
             self.current = event.data["token_hash"]
             self.expires_at = datetime.fromisoformat(event.data["expires_at"])
+            self.credentials = event.data.get("credentials", "")
+        elif event.type == "carried-over":
+            self.credentials = event.data["credentials"]
         elif event.type == "rotated":
             self.spent.add(self.current)
             self.current = event.data["token_hash"]
@@ -69,7 +78,10 @@ class Families:
             family.apply(event)
         return family
 
-    async def start(self, user_id: str, user_agent: str | None, ip: str | None) -> Issued:
+    async def start(
+        self, user_id: str, credentials: str, user_agent: str | None, ip: str | None
+    ) -> Issued:
+        """Open a family for a login that checked the password of credentials version `credentials`."""
         family_id = new_id()
         token = f"{family_id}.{secrets.token_urlsafe(32)}"
         now = clock.now()
@@ -96,9 +108,30 @@ class Families:
                 "user_id": user_id,
                 "token_hash": token_hash(token),
                 "expires_at": expires_at.isoformat(),
+                "credentials": credentials,
             },
         )
+        # The password may have changed since the login read it, and that change's revocations
+        # may have run before this family existed: then it must not outlive the login.
+        if await self._store.credentials_version(user_id) != credentials:
+            await self.revoke(family_id, reason="password-changed")
+            raise InvalidCredentials("the password changed while signing in")
         return Issued(family_id, user_id, token)
+
+    async def carry_over(self, family_id: str, user_id: str, old: str, new: str) -> None:
+        """Keep a family opened under credentials `old` alive under `new` (the session that changed
+        the password); a family of another account or version, or revoked, is left as it is."""
+        for _ in range(MAX_ATTEMPTS):
+            family = await self._load(family_id)
+            if family.user_id != user_id or family.revoked or family.credentials != old:
+                return
+            try:
+                await self._events.append(
+                    _stream(family_id), family.seq, "carried-over", {"credentials": new}
+                )
+                return
+            except ConcurrencyConflict:
+                continue
 
     async def rotate(self, token: str) -> Issued:
         family_id = token.partition(".")[0]
@@ -114,6 +147,8 @@ class Families:
                 raise InvalidRefreshToken("refresh token reused; every session of this login ended")
             if presented != family.current:
                 raise InvalidRefreshToken()
+            if family.credentials != await self._store.credentials_version(family.user_id):
+                raise InvalidRefreshToken("the password changed; log in again")
             fresh = f"{family_id}.{secrets.token_urlsafe(32)}"
             try:
                 await self._events.append(

@@ -27,8 +27,12 @@ class EmailTaken(Exception):
 # On FerretDB an update writes the whole document back, so concurrent updates of one document can
 # undo each other. What guards the account (its password, roles and status) therefore lives in small
 # documents of its own, written only by the password and admin paths; the account document keeps the
-# values it was registered with, and these override them.
-GUARDS = {"credentials": ("password_hash",), "access": ("roles", "disabled")}
+# values it was registered with, and these override them. The credentials version changes with every
+# password, in the same document (so one write sets both): a session opened under another is dead.
+GUARDS = {
+    "credentials": ("password_hash", "credentials_version"),
+    "access": ("roles", "disabled"),
+}
 
 
 def _user(doc: dict[str, Any], *guards: dict[str, Any] | None) -> User:
@@ -113,6 +117,11 @@ class UserStore:
         if found is None:
             raise LookupError(user_id)
         return found
+
+    async def credentials_version(self, user_id: str) -> str:
+        """The account's credentials version, read now (never cached): sessions are checked on it."""
+        found = await self.guards["credentials"].find_one({"_id": user_id})
+        return str(found.get("credentials_version", "")) if found else ""
 
     async def by_verification(self, token_hash: str) -> dict[str, Any] | None:
         return await self.users.find_one({"verification.token_hash": token_hash})
