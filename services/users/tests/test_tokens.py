@@ -14,6 +14,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from users_support import Api, Client
 
+from shopkit import clock
 from users import accounts, tokens
 from users.errors import InvalidCredentials
 from users.keys import USERS
@@ -278,3 +279,22 @@ async def test_a_session_started_before_the_current_password_cannot_refresh(api:
 
     # then it is refused: the password it was opened with is no longer the account's
     assert status == 401
+
+
+async def test_a_refresh_writing_its_session_back_cannot_undo_a_logout(api: Api, db: Any) -> None:
+    # given two sessions, one of them as a refresh read it to note its use
+    await api.register("ended@example.com")
+    looking = await api.login("ended@example.com")
+    ending = await api.login("ended@example.com")
+    session_id = ending["refresh_token"].partition(".")[0]
+    stale = await db.sessions.find_one({"_id": session_id})
+
+    # when that session logs out, and then the refresh writes the whole document back with its
+    # use noted (what FerretDB does with an update that raced the logout's)
+    await api.client.post("/api/v1/auth/logout", json={"refresh_token": ending["refresh_token"]})
+    await db.sessions.replace_one({"_id": session_id}, {**stale, "last_used_at": clock.now()})
+
+    # then the ended session is still not listed as active
+    auth = {"Authorization": f"Bearer {looking['access_token']}"}
+    listed = await (await api.client.get("/api/v1/users/me/sessions", headers=auth)).json()
+    assert [s["current"] for s in listed["items"]] == [True]

@@ -89,8 +89,6 @@ async def register(
         "email_verified": verified,
         "pending_email": None,
         "disabled": False,
-        "default_shipping_address_id": None,
-        "default_billing_address_id": None,
         "created_at": now,
         "updated_at": now,
     }

@@ -88,7 +88,7 @@ class Families:
         expires_at = now + self._ttl
         # The session is listed before its family exists, so a password change or a disable, which
         # revoke what is listed, can never miss a family; a listed session with no family is inert.
-        await self._store.upsert_session(
+        await self._store.insert_session(
             family_id,
             {
                 "user_id": user_id,
@@ -97,7 +97,6 @@ class Families:
                 "expires_at": expires_at,
                 "user_agent": (user_agent or "")[:256] or None,
                 "ip": ip,
-                "revoked_at": None,
             },
         )
         await self._events.append(
@@ -156,7 +155,7 @@ class Families:
                 )
             except ConcurrencyConflict:
                 continue  # someone used this token at the same moment: reload, it is now spent
-            await self._store.upsert_session(family_id, {"last_used_at": clock.now()})
+            await self._store.note_session_use(family_id, clock.now())
             return Issued(family_id, family.user_id, fresh)
         raise InvalidRefreshToken()
 
@@ -185,7 +184,7 @@ class Families:
                 continue
         else:
             raise ConcurrencyConflict("the session kept changing; try again")
-        await self._store.upsert_session(family_id, {"revoked_at": clock.now()})
+        await self._store.revoke_session(family_id, family.user_id, reason)
 
     async def revoke_all(self, user_id: str, reason: str, keep: str | None = None) -> None:
         for session in await self._store.active_sessions(user_id):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -33,10 +35,13 @@ GUARDS = {
     "credentials": ("password_hash", "credentials_version"),
     "access": ("roles", "disabled"),
 }
+# Written by the address paths, one document per kind, so neither a profile edit nor the other
+# kind's change can write an old value back over them.
+DEFAULT_ADDRESSES = ("default_shipping_address_id", "default_billing_address_id")
 
 
 def _user(doc: dict[str, Any], *guards: dict[str, Any] | None) -> User:
-    values = {k: v for k, v in doc.items() if k in _USER_FIELDS}
+    values = {k: v for k, v in doc.items() if k in _USER_FIELDS and k not in DEFAULT_ADDRESSES}
     for guard in guards:
         values.update({k: v for k, v in (guard or {}).items() if k != "_id"})
     return User(id=doc["_id"], **{**values, "roles": tuple(values["roles"])})
@@ -46,8 +51,18 @@ def _address(doc: dict[str, Any]) -> Address:
     return Address(id=doc["_id"], **{k: v for k, v in doc.items() if k in _ADDRESS_FIELDS})
 
 
-def _session(doc: dict[str, Any]) -> Session:
-    return Session(id=doc["_id"], **{k: v for k, v in doc.items() if k in _SESSION_FIELDS})
+def _session(doc: dict[str, Any], revocation: dict[str, Any] | None) -> Session:
+    values = {k: v for k, v in doc.items() if k in _SESSION_FIELDS}
+    values["revoked_at"] = revocation["revoked_at"] if revocation else None
+    return Session(id=doc["_id"], **values)
+
+
+async def _put(collection: AsyncCollection[Any], key: str, values: dict[str, Any]) -> None:
+    """Set fields of the document `key`, creating it if need be."""
+    try:
+        await collection.update_one({"_id": key}, {"$set": values}, upsert=True)
+    except DuplicateKeyError:  # two first writes raced to insert: the loser sets it now
+        await collection.update_one({"_id": key}, {"$set": values})
 
 
 class UserStore:
@@ -56,19 +71,28 @@ class UserStore:
         self.cache: Cache[User] = cache or Cache("users", ttl=0)
         self.users = db.users
         self.addresses = db.addresses
+        self.default_addresses = db.default_addresses
         self.used_tokens = db.used_tokens
         self.reset_tokens = db.reset_tokens
         self.login_failures = db.login_failures
         self.sessions = db.sessions
+        # Apart from the session, which refreshes rewrite: an insert no write-back can undo.
+        self.revocations = db.session_revocations
         self.guards = {name: db[name] for name in GUARDS}
 
     async def ensure_indexes(self) -> None:
         await self.users.create_index("email", unique=True)
         await self.users.create_index("verification.token_hash")
         await self.addresses.create_index([("user_id", ASCENDING), ("_id", ASCENDING)])
+        # The address limit: each address holds one of its owner's numbered slots.
+        await self.addresses.create_index(
+            [("user_id", ASCENDING), ("slot", ASCENDING)], unique=True
+        )
+        await self.default_addresses.create_index("user_id")
         await self.reset_tokens.create_index("expires_at")
         await self.login_failures.create_index([("key", ASCENDING), ("at", ASCENDING)])
         await self.sessions.create_index([("user_id", ASCENDING), ("_id", DESCENDING)])
+        await self.revocations.create_index("user_id")
 
     # --- accounts
 
@@ -99,29 +123,51 @@ class UserStore:
         guards = [
             await collection.find_one({"_id": doc["_id"]}) for collection in self.guards.values()
         ]
-        return _user(doc, *guards)
+        defaults = {
+            found["kind"]: found["address_id"]
+            async for found in self.default_addresses.find({"user_id": doc["_id"]})
+        }
+        return _user(doc, *guards, defaults)
 
-    async def guard(self, user_id: str, kind: str, values: dict[str, Any]) -> User:
-        """Set the password (`credentials`) or the roles and status (`access`) of an account."""
-        assert set(values) <= set(GUARDS[kind])
-        collection = self.guards[kind]
-        try:
-            await collection.update_one({"_id": user_id}, {"$set": values}, upsert=True)
-        except DuplicateKeyError:  # two first writes raced to insert: the loser sets it now
-            await collection.update_one({"_id": user_id}, {"$set": values})
-        if kind == "access":
-            # A copy for the admin search filter only; reads always take the guard's value.
-            await self.users.update_one({"_id": user_id}, {"$set": values})
+    async def reload(self, user_id: str) -> User:
+        """The account as it is now, after a change: dropped from every instance's cache."""
         await self.cache.invalidate(user_id)
         found = await self.get(user_id)
         if found is None:
             raise LookupError(user_id)
         return found
 
+    async def guard(self, user_id: str, kind: str, values: dict[str, Any]) -> User:
+        """Set the password (`credentials`) or the roles and status (`access`) of an account."""
+        assert set(values) <= set(GUARDS[kind])
+        await _put(self.guards[kind], user_id, values)
+        if kind == "access":
+            # A copy for the admin search filter only; reads always take the guard's value.
+            await self.users.update_one({"_id": user_id}, {"$set": values})
+        return await self.reload(user_id)
+
     async def credentials_version(self, user_id: str) -> str:
         """The account's credentials version, read now (never cached): sessions are checked on it."""
         found = await self.guards["credentials"].find_one({"_id": user_id})
         return str(found.get("credentials_version", "")) if found else ""
+
+    async def set_default_address(self, user_id: str, kind: str, address_id: str) -> None:
+        assert kind in DEFAULT_ADDRESSES
+        await _put(
+            self.default_addresses,
+            f"{user_id}:{kind}",
+            {"user_id": user_id, "kind": kind, "address_id": address_id},
+        )
+
+    async def clear_default_address(self, user_id: str, kind: str, address_id: str) -> None:
+        """Drop the default `kind` if it is still `address_id`.
+
+        Not atomic on FerretDB (it reads, filters, then deletes): a new default set in that instant
+        can be dropped with it, leaving none, never a wrong one.
+        """
+        await self.default_addresses.delete_one(
+            {"_id": f"{user_id}:{kind}", "address_id": address_id}
+        )
 
     async def by_verification(self, token_hash: str) -> dict[str, Any] | None:
         return await self.users.find_one({"verification.token_hash": token_hash})
@@ -129,8 +175,9 @@ class UserStore:
     async def update(
         self, user_id: str, changes: dict[str, Any], unset: tuple[str, ...] = ()
     ) -> User:
-        """Set profile fields (never the guarded ones: see GUARDS)."""
+        """Set profile fields (never the guarded ones nor the default addresses: see above)."""
         assert not set(changes) & {field for names in GUARDS.values() for field in names}
+        assert not set(changes) & set(DEFAULT_ADDRESSES)
         update: dict[str, Any] = {"$set": {**changes, "updated_at": clock.now()}}
         if unset:
             update["$unset"] = dict.fromkeys(unset, "")
@@ -226,12 +273,25 @@ class UserStore:
         cursor = self.addresses.find({"user_id": user_id}).sort("_id", ASCENDING).limit(100)
         return [_address(doc) async for doc in cursor]
 
-    async def count_addresses(self, user_id: str) -> int:
-        return await self.addresses.count_documents({"user_id": user_id})
+    async def insert_address(self, doc: dict[str, Any], limit: int) -> Address | None:
+        """Insert the address in a free slot of its owner's `limit`; None when all are taken.
 
-    async def insert_address(self, doc: dict[str, Any]) -> Address:
-        await self.addresses.insert_one(doc)
-        return _address(doc)
+        The unique (user_id, slot) index makes the insert the claim: of concurrent adds, one per
+        slot gets in, the others try the next free slot, so no count can be passed.
+        """
+        taken = {
+            found.get("slot")
+            async for found in self.addresses.find({"user_id": doc["user_id"]}, {"slot": 1})
+        }
+        for slot in range(limit):
+            if slot in taken:
+                continue
+            try:
+                await self.addresses.insert_one({**doc, "slot": slot})
+            except DuplicateKeyError:
+                continue  # another add took it since we read
+            return _address(doc)
+        return None
 
     async def address(self, user_id: str, address_id: str) -> Address | None:
         # Always scoped by owner: another user's address is simply not found.
@@ -260,20 +320,36 @@ class UserStore:
         return result.deleted_count == 1
 
     # --- sessions (projection of the refresh-token family streams)
+    # A session document is inserted at login and then written by refreshes only (`last_used_at`);
+    # its revocation is a document of its own, inserted once, so no refresh can write it away.
 
-    async def upsert_session(self, session_id: str, fields: dict[str, Any]) -> None:
-        await self.sessions.update_one({"_id": session_id}, {"$set": fields}, upsert=True)
+    async def insert_session(self, session_id: str, fields: dict[str, Any]) -> None:
+        await self.sessions.insert_one({"_id": session_id, **fields})
+
+    async def note_session_use(self, session_id: str, at: datetime) -> None:
+        await self.sessions.update_one({"_id": session_id}, {"$set": {"last_used_at": at}})
+
+    async def revoke_session(self, session_id: str, user_id: str, reason: str) -> None:
+        with contextlib.suppress(DuplicateKeyError):  # revoked already: the first moment stands
+            await self.revocations.insert_one(
+                {"_id": session_id, "user_id": user_id, "revoked_at": clock.now(), "reason": reason}
+            )
 
     async def session(self, session_id: str) -> Session | None:
         doc = await self.sessions.find_one({"_id": session_id})
-        return _session(doc) if doc else None
+        if doc is None:
+            return None
+        return _session(doc, await self.revocations.find_one({"_id": session_id}))
 
     async def active_sessions(self, user_id: str) -> list[Session]:
-        cursor = (
-            self.sessions.find(
-                {"user_id": user_id, "revoked_at": None, "expires_at": {"$gt": clock.now()}}
-            )
-            .sort("_id", DESCENDING)
-            .limit(100)
-        )
-        return [_session(doc) async for doc in cursor]
+        revoked = {
+            found["_id"] async for found in self.revocations.find({"user_id": user_id}, {"_id": 1})
+        }
+        now = clock.now()
+        # The user's own sessions only, which the sweeper keeps to the live ones and the recent.
+        found = [
+            _session(doc, None)
+            async for doc in self.sessions.find({"user_id": user_id})
+            if doc["_id"] not in revoked and doc["expires_at"] > now
+        ]
+        return sorted(found, key=lambda session: session.id, reverse=True)[:100]
