@@ -7,6 +7,7 @@ import base64
 import json
 import time
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from users.keys import USERS
 from users.model import TokenPair
 from users.passwords import Hasher
 from users.signing import generate_key_set
+from users.sweeper import sweep
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -298,3 +300,39 @@ async def test_a_refresh_writing_its_session_back_cannot_undo_a_logout(api: Api,
     auth = {"Authorization": f"Bearer {looking['access_token']}"}
     listed = await (await api.client.get("/api/v1/users/me/sessions", headers=auth)).json()
     assert [s["current"] for s in listed["items"]] == [True]
+
+
+async def test_the_sweeper_purges_long_ended_sessions_and_keeps_live_ones(
+    api: Api, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a session that expired long ago, one logged out two days ago, and a live one
+    await api.register("sweep@example.com")
+    real_now = clock.now
+
+    async def login_at(moment: datetime) -> str:
+        monkeypatch.setattr(clock, "now", lambda: moment)
+        try:
+            return str((await api.login("sweep@example.com"))["refresh_token"])
+        finally:
+            monkeypatch.setattr(clock, "now", real_now)
+
+    expired = await login_at(real_now() - timedelta(days=60))
+    logged_out = await login_at(real_now() - timedelta(days=2))
+    monkeypatch.setattr(clock, "now", lambda: real_now() - timedelta(days=2))
+    await api.client.post("/api/v1/auth/logout", json={"refresh_token": logged_out})
+    monkeypatch.setattr(clock, "now", real_now)
+    live = (await api.login("sweep@example.com"))["refresh_token"]
+
+    # when the sweeper runs
+    await sweep(api.client.server.app[USERS])
+
+    # then the ended families' events and sessions are gone, and the live one is untouched
+    def family(token: str) -> str:
+        return token.partition(".")[0]
+
+    for ended in (expired, logged_out):
+        assert await db.token_events.count_documents({"stream_id": f"family-{family(ended)}"}) == 0
+        assert await db.sessions.count_documents({"_id": family(ended)}) == 0
+    assert await db.token_events.count_documents({"stream_id": f"family-{family(live)}"}) == 1
+    assert await db.sessions.count_documents({"_id": family(live)}) == 1
+    assert await _refresh(api.client, live) == 200

@@ -37,12 +37,15 @@ def _token() -> tuple[str, str]:
     return token, hashlib.sha256(token.encode()).hexdigest()
 
 
-def _verification(user_id: str, email: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The verification state for the account and the event that asks notifications to mail the link."""
+async def _verification(users: Users, user_id: str, email: str) -> dict[str, Any]:
+    """Store a verification link for `email`; the event that asks notifications to mail it.
+
+    Stored before the account knows of it: a crash in between leaves a link that expires unused.
+    """
     token, token_hash = _token()
     expires_at = clock.now() + VERIFICATION_TTL
-    state = {"token_hash": token_hash, "email": email, "expires_at": expires_at}
-    event = pending(
+    await users.store.insert_verification(token_hash, user_id, email, expires_at)
+    return pending(
         f"verify-{token_hash[:24]}",
         "user.email_verification_requested",
         {
@@ -52,7 +55,6 @@ def _verification(user_id: str, email: str) -> tuple[dict[str, Any], dict[str, A
             "expires_at": clock.rfc3339(expires_at),
         },
     )
-    return state, event
 
 
 async def register(
@@ -93,10 +95,9 @@ async def register(
         "updated_at": now,
     }
     if not verified:
-        doc["verification"], event = _verification(user_id, email)
-        events.append(event)
+        events.append(await _verification(users, user_id, email))
     # The account and its events are one insert: a crash afterwards leaves them for the sweeper.
-    doc["pending_events"] = events
+    doc["pending_events"], doc["events_pending"] = events, True
     try:
         user = await users.store.insert_user(doc)
     except EmailTaken:
@@ -107,17 +108,23 @@ async def register(
 
 async def verify_email(users: Users, token: str) -> User:
     token_hash = hashlib.sha256(token.encode()).hexdigest()
-    doc = await users.store.by_verification(token_hash)
-    if doc is None or doc["verification"]["expires_at"] <= clock.now():
+    link = await users.store.verification(token_hash)
+    if link is None or link["expires_at"] <= clock.now():
+        raise InvalidToken("the verification link is invalid or has expired")
+    user = await users.store.reload(link["user_id"])
+    email = link["email"]
+    # Only the link for the email the account waits for: the one it registered with (until
+    # verified) or the latest it asked to move to; a link to an email given up on is dead.
+    awaited = (
+        user.pending_email if user.pending_email else (None if user.email_verified else user.email)
+    )
+    if email != awaited:
         raise InvalidToken("the verification link is invalid or has expired")
     if not await users.store.use_token(token_hash):
         raise InvalidToken("the verification link was already used")
-    email = doc["verification"]["email"]
     try:
         return await users.store.update(
-            doc["_id"],
-            {"email": email, "email_verified": True, "pending_email": None},
-            unset=("verification",),
+            user.id, {"email": email, "email_verified": True, "pending_email": None}
         )
     except EmailTaken:
         raise EmailAlreadyRegistered("another account took this email meanwhile") from None
@@ -137,8 +144,8 @@ async def update_profile(users: Users, user: User, changes: dict[str, Any]) -> U
         if email != user.email:
             if await users.store.by_email(email) is not None:
                 raise EmailAlreadyRegistered("an account with this email exists")
-            state, event = _verification(user.id, email)
-            changes.update(pending_email=email, verification=state)
+            event = await _verification(users, user.id, email)
+            changes.update(pending_email=email)
             updated = await users.store.update(user.id, changes)
             await users.outbox.emit(user.id, event["id"], event["type"], event["data"])
             return updated

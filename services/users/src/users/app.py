@@ -25,6 +25,8 @@ from users.sessions import Families
 from users.settings import UsersSettings
 from users.signing import SigningKeys
 from users.store import UserStore
+from users.sweeper import INTERVAL as SWEEP_INTERVAL
+from users.sweeper import sweep
 from users.throttle import LoginThrottle
 
 
@@ -39,17 +41,19 @@ def create_app(settings: UsersSettings) -> web.Application:
         await cache.attach(app[NATS], settings.service_name)
         store = UserStore(db, cache)
         events = EventStore(db)
-        families = EventStore(db, collection="token_events")
+        token_events = EventStore(db, collection="token_events")
         await store.ensure_indexes()
         await events.ensure_indexes()
-        await families.ensure_indexes()
+        await token_events.ensure_indexes()
         await idempotency.ensure_indexes(db)
+        families = Families(token_events, store, settings.refresh_token_ttl)
+        await families.ensure_indexes()
         app[USERS] = Users(
             settings=settings,
             store=store,
             hasher=Hasher(settings.password_pepper.value, settings.password_hash_cost),
             keys=signing,
-            families=Families(families, store, settings.refresh_token_ttl),
+            families=families,
             throttle=LoginThrottle(
                 store,
                 settings.login_failures_per_account,
@@ -68,6 +72,9 @@ def create_app(settings: UsersSettings) -> web.Application:
 
     app.cleanup_ctx.append(domain_ctx)
     app.cleanup_ctx.append(background("users-outbox", flush_outbox, interval=5.0))
+    app.cleanup_ctx.append(
+        background("users-sweeper", lambda app: sweep(app[USERS]), interval=SWEEP_INTERVAL)
+    )
     app.cleanup_ctx.append(relay.relay_ctx())
     app.cleanup_ctx.append(idempotency.sweeper)
     app.router.add_routes(routes)

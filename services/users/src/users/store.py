@@ -1,4 +1,9 @@
-"""Mongo access for the users service: accounts, addresses, single-use tokens and login failures."""
+"""Mongo access for the users service: accounts, addresses, sessions, single-use tokens, login failures.
+
+Hot reads are `_id` reads or equalities on one indexed top-level field: the only filters FerretDB on
+PostgreSQL pushes down to SQL (ranges, `$in`, nested paths and sorts are evaluated in Go over the
+whole collection). Ranges appear only after such an equality, or in the background sweeper.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ GUARDS = {
 # Written by the address paths, one document per kind, so neither a profile edit nor the other
 # kind's change can write an old value back over them.
 DEFAULT_ADDRESSES = ("default_shipping_address_id", "default_billing_address_id")
+# The longest a single-use token lives (verification links); its use is remembered as long.
+TOKEN_LIFETIME = timedelta(days=1)
 
 
 def _user(doc: dict[str, Any], *guards: dict[str, Any] | None) -> User:
@@ -74,6 +81,7 @@ class UserStore:
         self.default_addresses = db.default_addresses
         self.used_tokens = db.used_tokens
         self.reset_tokens = db.reset_tokens
+        self.verifications = db.verifications
         self.login_failures = db.login_failures
         self.sessions = db.sessions
         # Apart from the session, which refreshes rewrite: an insert no write-back can undo.
@@ -81,18 +89,24 @@ class UserStore:
         self.guards = {name: db[name] for name in GUARDS}
 
     async def ensure_indexes(self) -> None:
-        await self.users.create_index("email", unique=True)
-        await self.users.create_index("verification.token_hash")
+        await self.users.create_index("email", unique=True)  # login, registration
+        await self.users.create_index([("roles", ASCENDING), ("_id", ASCENDING)])  # admin list
+        await self.users.create_index("events_pending")  # the outbox sweeper
         await self.addresses.create_index([("user_id", ASCENDING), ("_id", ASCENDING)])
         # The address limit: each address holds one of its owner's numbered slots.
         await self.addresses.create_index(
             [("user_id", ASCENDING), ("slot", ASCENDING)], unique=True
         )
         await self.default_addresses.create_index("user_id")
-        await self.reset_tokens.create_index("expires_at")
+        await self.reset_tokens.create_index("expires_at")  # the sweeper, and below
+        await self.verifications.create_index("expires_at")
+        await self.used_tokens.create_index("used_at")
         await self.login_failures.create_index([("key", ASCENDING), ("at", ASCENDING)])
+        await self.login_failures.create_index("at")
         await self.sessions.create_index([("user_id", ASCENDING), ("_id", DESCENDING)])
+        await self.sessions.create_index("expires_at")
         await self.revocations.create_index("user_id")
+        await self.revocations.create_index("revoked_at")
 
     # --- accounts
 
@@ -169,21 +183,27 @@ class UserStore:
             {"_id": f"{user_id}:{kind}", "address_id": address_id}
         )
 
-    async def by_verification(self, token_hash: str) -> dict[str, Any] | None:
-        return await self.users.find_one({"verification.token_hash": token_hash})
+    # --- email verification links, keyed by the hash of their token
 
-    async def update(
-        self, user_id: str, changes: dict[str, Any], unset: tuple[str, ...] = ()
-    ) -> User:
+    async def insert_verification(
+        self, token_hash: str, user_id: str, email: str, expires_at: datetime
+    ) -> None:
+        await self.verifications.insert_one(
+            {"_id": token_hash, "user_id": user_id, "email": email, "expires_at": expires_at}
+        )
+
+    async def verification(self, token_hash: str) -> dict[str, Any] | None:
+        return await self.verifications.find_one({"_id": token_hash})
+
+    async def update(self, user_id: str, changes: dict[str, Any]) -> User:
         """Set profile fields (never the guarded ones nor the default addresses: see above)."""
         assert not set(changes) & {field for names in GUARDS.values() for field in names}
         assert not set(changes) & set(DEFAULT_ADDRESSES)
-        update: dict[str, Any] = {"$set": {**changes, "updated_at": clock.now()}}
-        if unset:
-            update["$unset"] = dict.fromkeys(unset, "")
         try:
             doc = await self.users.find_one_and_update(
-                {"_id": user_id}, update, return_document=ReturnDocument.AFTER
+                {"_id": user_id},
+                {"$set": {**changes, "updated_at": clock.now()}},
+                return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
             raise EmailTaken() from None
@@ -207,20 +227,29 @@ class UserStore:
             ]
         if role:
             criteria["roles"] = role
+        # An admin page, not a hot path: on FerretDB the `_id` range and the sort read every
+        # account (of the role, when one is asked for); on MongoDB the (roles, _id) index serves it.
         cursor = self.users.find(criteria).sort("_id", ASCENDING).limit(limit)
         return [await self._with_guards(doc) async for doc in cursor]
 
     # --- outbox of registration (events written in the same insert as the account)
 
     async def with_pending_events(self, older_than: datetime) -> list[dict[str, Any]]:
+        # By the indexed flag alone: few accounts hold events at any moment (registrations under
+        # way, or left by a crash), so their age is checked here rather than in a range filter.
         cursor = self.users.find(
-            {"pending_events.0": {"$exists": True}, "created_at": {"$lt": older_than}},
-            {"pending_events": 1},
-        ).limit(100)
-        return [doc async for doc in cursor]
+            {"events_pending": True}, {"pending_events": 1, "created_at": 1}
+        ).limit(500)
+        return [
+            doc
+            async for doc in cursor
+            if doc.get("pending_events") and doc["created_at"] < older_than
+        ]
 
     async def clear_pending_events(self, user_id: str) -> None:
-        await self.users.update_one({"_id": user_id}, {"$unset": {"pending_events": ""}})
+        await self.users.update_one(
+            {"_id": user_id}, {"$unset": {"pending_events": "", "events_pending": ""}}
+        )
 
     # --- single-use tokens (verification, reset): an insert under a unique id is the only safe "once"
 
@@ -244,9 +273,16 @@ class UserStore:
     async def reset_token(self, token_hash: str) -> dict[str, Any] | None:
         return await self.reset_tokens.find_one({"_id": token_hash})
 
-    async def purge_expired_tokens(self, before: datetime) -> None:
-        await self.reset_tokens.delete_many({"expires_at": {"$lt": before}})
-        await self.login_failures.delete_many({"at": {"$lt": before - timedelta(days=1)}})
+    async def purge_expired_tokens(self, now: datetime) -> None:
+        """Forget expired links, the uses of links that have expired anyway, and old failures.
+
+        Range deletes: on FerretDB each reads its whole collection, which a sweeper running every
+        few minutes can afford (and these collections hold only what the last day left).
+        """
+        await self.reset_tokens.delete_many({"expires_at": {"$lt": now}})
+        await self.verifications.delete_many({"expires_at": {"$lt": now}})
+        await self.used_tokens.delete_many({"used_at": {"$lt": now - TOKEN_LIFETIME}})
+        await self.login_failures.delete_many({"at": {"$lt": now - timedelta(days=1)}})
 
     # --- login failures: one insert per failure, counted in a window (exact under concurrency)
 
@@ -256,7 +292,9 @@ class UserStore:
         return list(result.inserted_ids)
 
     async def forget_attempt(self, ids: list[Any]) -> None:
-        await self.login_failures.delete_many({"_id": {"$in": ids}})
+        # One `_id` delete each: FerretDB would read the whole collection for an `$in`.
+        for failure_id in ids:
+            await self.login_failures.delete_one({"_id": failure_id})
 
     async def failures_since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
         criteria = {"key": key, "at": {"$gte": since}}
@@ -353,3 +391,19 @@ class UserStore:
             if doc["_id"] not in revoked and doc["expires_at"] > now
         ]
         return sorted(found, key=lambda session: session.id, reverse=True)[:100]
+
+    async def ended_sessions(self, before: datetime, limit: int) -> list[str]:
+        """Sessions that expired, or were revoked, before `before`: at most `limit` of each.
+
+        Range filters, so on FerretDB each reads its whole collection: for the sweeper only, every
+        few minutes, over collections it keeps to the sessions of the last refresh-token lifetime.
+        """
+        expired = self.sessions.find({"expires_at": {"$lt": before}}, {"_id": 1}).limit(limit)
+        revoked = self.revocations.find({"revoked_at": {"$lt": before}}, {"_id": 1}).limit(limit)
+        ended = [doc["_id"] async for doc in expired] + [doc["_id"] async for doc in revoked]
+        return list(dict.fromkeys(ended))
+
+    async def forget_session(self, session_id: str) -> None:
+        # The revocation last: a sweep cut short here leaves it, so the next one finds it again.
+        await self.sessions.delete_one({"_id": session_id})
+        await self.revocations.delete_one({"_id": session_id})
