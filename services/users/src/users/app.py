@@ -10,24 +10,18 @@ from shopkit import idempotency, relay
 from shopkit.app import build_app
 from shopkit.auth import StaticKeys
 from shopkit.cache import Cache
-from shopkit.events import EventStore
 from shopkit.keys import DB, NATS
 from shopkit.tasks import background
 from users import accounts
-from users.deps import Users
+from users.deps import open_users
 from users.keys import OPENAPI, USERS
 from users.model import User
 from users.openapi import document
-from users.outbox import Outbox
-from users.passwords import Hasher
 from users.routes import routes
-from users.sessions import Families
 from users.settings import UsersSettings
 from users.signing import SigningKeys
-from users.store import UserStore
 from users.sweeper import INTERVAL as SWEEP_INTERVAL
 from users.sweeper import sweep
-from users.throttle import LoginThrottle
 
 
 def create_app(settings: UsersSettings) -> web.Application:
@@ -39,29 +33,7 @@ def create_app(settings: UsersSettings) -> web.Application:
         db = app[DB]
         cache: Cache[User] = Cache("users", ttl=30.0)
         await cache.attach(app[NATS], settings.service_name)
-        store = UserStore(db, cache)
-        events = EventStore(db)
-        token_events = EventStore(db, collection="token_events")
-        await store.ensure_indexes()
-        await events.ensure_indexes()
-        await token_events.ensure_indexes()
-        await idempotency.ensure_indexes(db)
-        families = Families(token_events, store, settings.refresh_token_ttl)
-        await families.ensure_indexes()
-        app[USERS] = Users(
-            settings=settings,
-            store=store,
-            hasher=Hasher(settings.password_pepper.value, settings.password_hash_cost),
-            keys=signing,
-            families=families,
-            throttle=LoginThrottle(
-                store,
-                settings.login_failures_per_account,
-                settings.login_failures_per_client,
-                settings.login_window,
-            ),
-            outbox=Outbox(events, store),
-        )
+        app[USERS] = await open_users(db, settings, signing, cache)
         await accounts.ensure_admin(app[USERS])
         yield
         await cache.detach()

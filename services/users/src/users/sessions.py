@@ -74,6 +74,7 @@ class Families:
         self._events, self._store, self._ttl = events, store, timedelta(seconds=ttl)
 
     async def ensure_indexes(self) -> None:
+        await self._events.ensure_indexes()
         # The sweeper deletes a family's events by an indexed equality.
         await self._events.collection.create_index("stream_id")
 
