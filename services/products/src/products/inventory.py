@@ -401,15 +401,17 @@ class Inventory:
         return len(due)
 
     async def save_snapshots(self, *, every: int = SNAPSHOT_EVERY) -> int:
-        """Write the snapshot of each cached SKU that moved `every` events past its last one."""
+        """Write the snapshot of each cached SKU that moved `every` events past its last one.
+
+        Movements save their SKU's snapshot themselves (see `_after`); this pass catches the SKUs
+        that moved only through reads of other instances' events, and saves all on the way out."""
         dirty = [
-            (sku, slot, slot.ledger, slot.seq)
+            (sku, slot)
             for sku, slot in self._slots.items()
             if slot.loaded and slot.seq - slot.saved_seq >= every
         ]
-        for sku, slot, ledger, seq in dirty:
-            await self._store.save_snapshot(sku, ledger, seq)
-            slot.saved_seq = max(slot.saved_seq, seq)
+        for sku, slot in dirty:
+            await self._save_snapshot(sku, slot)
         return len(dirty)
 
     # --- the reservation's maker
@@ -845,9 +847,30 @@ class Inventory:
 
     # --- alerts
 
+    async def _save_snapshot(self, sku: str, slot: _Slot) -> None:
+        ledger, seq, saved = slot.ledger, slot.seq, slot.saved_seq
+        # Counted as saved from the start, so the movements that follow on a busy SKU do not all
+        # write the same snapshot meanwhile.
+        slot.saved_seq = max(saved, seq)
+        try:
+            await self._store.save_snapshot(sku, ledger, seq)
+        except BaseException:
+            if slot.saved_seq == seq:
+                slot.saved_seq = saved
+            raise
+
     async def _after(self, sku: str, decided: Decided) -> None:
         if decided.event is None:
             return
+        slot = self._slots.get(sku)
+        if slot is not None and slot.loaded and slot.seq - slot.saved_seq >= SNAPSHOT_EVERY:
+            # Saved by the movement itself, not only by the periodic pass, so however fast a SKU
+            # moves, a cold instance folds at most SNAPSHOT_EVERY events after its snapshot,
+            # never a ledger that grows forever (it is the audit trail).
+            try:
+                await self._save_snapshot(sku, slot)
+            except PyMongoError:
+                log.warning("could not save the stock snapshot of %s", sku, exc_info=True)
         for alert in rules.alerts(decided.before, decided.after, self._threshold):
             try:
                 await self._alert(sku, alert, decided)
