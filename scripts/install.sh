@@ -21,6 +21,8 @@ install_system_packages() {
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
     command -v nats-server >/dev/null || missing+=(nats-server)
     command -v wrk >/dev/null || missing+=(wrk)
+    # FerretDB's storage; the stack runs its own cluster, never the system service.
+    [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
     if [ "${#missing[@]}" -eq 0 ]; then
         return
     fi

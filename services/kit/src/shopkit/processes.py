@@ -1,18 +1,30 @@
-"""Start, watch and stop the local peer processes (FerretDB, NATS, nginx, services) on loopback."""
+"""Start, watch and stop the local peer processes (PostgreSQL, FerretDB, NATS, nginx, services) on loopback."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+
+# FerretDB's storage: PostgreSQL (indexed lookups) unless FERRETDB_BACKEND=sqlite (smallest footprint).
+BACKEND_VARIABLE = "FERRETDB_BACKEND"
+BACKENDS = ("postgresql", "sqlite")
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+POSTGRES_USER = "postgres"
+FERRETDB_DATABASE = "ferretdb"
+DUPLICATE_KEY_LOG = '"Code":"23505"'
 
 
 class PeerFailed(RuntimeError):
@@ -60,9 +72,12 @@ class Peer:
     port: int | None = None
     ready_url: str | None = None
     process: subprocess.Popen[bytes] | None = None
+    # Run as this user (PostgreSQL refuses to run as root); None: as ourselves.
+    user: str | None = None
 
     def start(self, timeout: float = 60.0) -> Peer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.prepare()
         with self.log_path.open("ab") as log:
             # A session of its own, so stopping the peer also stops its children (nginx workers).
             self.process = subprocess.Popen(
@@ -72,9 +87,19 @@ class Peer:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **self.env},
                 start_new_session=True,
+                user=self.user,
+                group=self.user,
+                extra_groups=[] if self.user else None,
             )
         self.wait_ready(timeout)
+        self.set_up()
         return self
+
+    def prepare(self) -> None:
+        """Before the process starts: create what it needs on disk."""
+
+    def set_up(self) -> None:
+        """Once it is ready: create what it needs inside (every start, so idempotent)."""
 
     def ready(self) -> bool:
         if self.ready_url is not None:
@@ -103,14 +128,19 @@ class Peer:
     def stop(self, grace: float = 25.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        stop_group(self.process.pid, grace)
+        stop_group(self.process.pid, grace, stop_signal(self.name))
         self.process.wait(timeout=5)
 
 
-def stop_group(pid: int, grace: float = 25.0) -> None:
-    """SIGTERM the process group, wait up to `grace` seconds, then SIGKILL it."""
+def stop_signal(name: str) -> signal.Signals:
+    # PostgreSQL's SIGTERM waits for every client to leave; SIGINT rolls them back and stops now.
+    return signal.SIGINT if name == "postgres" else signal.SIGTERM
+
+
+def stop_group(pid: int, grace: float = 25.0, sig: signal.Signals = signal.SIGTERM) -> None:
+    """Signal the process group (SIGTERM by default), wait up to `grace` seconds, then SIGKILL it."""
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, sig)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace
@@ -133,24 +163,204 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def ferretdb(state_dir: Path, port: int) -> Peer:
-    data = state_dir / "ferretdb"
-    data.mkdir(parents=True, exist_ok=True)
+def backend(env: Mapping[str, str] | None = None) -> str:
+    """FerretDB's storage as `env` (else the process environment) chooses it."""
+    chosen = os.environ.get("FERRETDB_BACKEND") if env is None else env.get(BACKEND_VARIABLE)
+    chosen = chosen or BACKENDS[0]
+    if chosen not in BACKENDS:
+        raise PeerFailed(f"{BACKEND_VARIABLE} must be one of {', '.join(BACKENDS)}, not {chosen!r}")
+    return chosen
+
+
+def mongo(
+    state_dir: Path,
+    port: int,
+    *,
+    postgres_port: int | None = None,
+    durable: bool = True,
+    storage: str | None = None,
+) -> list[Peer]:
+    """The peers serving the MongoDB wire protocol on `port`, in start order: FerretDB, after the
+    PostgreSQL cluster it stores into (on `postgres_port`, a free one by default) unless the
+    backend (`storage`, else FERRETDB_BACKEND) is SQLite.
+
+    `durable=False` (tests, benchmarks) trades crash safety for speed: no fsync.
+    """
+    if (storage or backend()) == "sqlite":
+        return [ferretdb(state_dir, port, f"--sqlite-url=file:{_folder(state_dir / 'ferretdb')}/")]
+    cluster = Postgres.at(state_dir, postgres_port or free_port(), durable=durable)
+    return [cluster, ferretdb(state_dir, port, f"--postgresql-url={cluster.url}")]
+
+
+def ferretdb(state_dir: Path, port: int, storage_flag: str) -> Peer:
+    handler = "sqlite" if storage_flag.startswith("--sqlite") else "postgresql"
+    command = [
+        require_binary("ferretdb"),
+        f"--handler={handler}",
+        storage_flag,
+        f"--listen-addr=127.0.0.1:{port}",
+        "--debug-addr=-",
+        "--telemetry=disable",
+        f"--state-dir={_folder(state_dir / 'ferretdb')}",
+        "--log-level=warn",
+    ]
+    # On PostgreSQL, FerretDB logs every duplicate key (SQLSTATE 23505) at ERROR, and duplicate
+    # keys are how this design detects a lost race, hundreds per test run: keep them out of the
+    # log (the client still gets each one as error 11000).
+    filtered = ["sh", "-c", f'"$@" 2>&1 | grep --line-buffered -v -F {DUPLICATE_KEY_LOG!r}', "sh"]
     return Peer(
         name="ferretdb",
-        argv=[
-            require_binary("ferretdb"),
-            "--handler=sqlite",
-            f"--sqlite-url=file:{data.resolve()}/",
-            f"--listen-addr=127.0.0.1:{port}",
-            "--debug-addr=-",
-            "--telemetry=disable",
-            f"--state-dir={data.resolve()}",
-            "--log-level=warn",
-        ],
+        argv=filtered + command,
         log_path=state_dir / "logs" / "ferretdb.log",
         port=port,
     )
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+@dataclass(slots=True)
+class Postgres(Peer):
+    """A project-local PostgreSQL 15 cluster on 127.0.0.1, tuned for FerretDB (see gin_twins.sql)."""
+
+    data: Path = Path()
+
+    @classmethod
+    def at(
+        cls,
+        state_dir: Path,
+        port: int,
+        *,
+        durable: bool = True,
+        settings: Mapping[str, str] | None = None,
+    ) -> Postgres:
+        """The cluster of `state_dir`; `settings` adds to or overrides the tuning below."""
+        data = cluster_folder(state_dir)
+        tuning = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(port),
+            "unix_socket_directories": "",
+            # The field name FerretDB passes as a parameter must be a constant when planning, or
+            # no expression index matches: a generic plan scans every collection.
+            "plan_cache_mode": "force_custom_plan",
+            # Small and quiet: about 20 MB idle.
+            "shared_buffers": "32MB",
+            "max_wal_size": "256MB",
+            "max_connections": "200",
+            # Duplicate keys are the design's conflict signal: not worth an ERROR line each.
+            "log_min_messages": "log",
+            "log_min_error_statement": "panic",
+            "log_checkpoints": "off",
+        }
+        if not durable:
+            tuning |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        tuning |= settings or {}
+        argv = [str(POSTGRES_BIN / "postgres"), "-D", str(data)]
+        for name, value in tuning.items():
+            argv += ["-c", f"{name}={value}"]
+        return cls(
+            name="postgres",
+            argv=argv,
+            log_path=state_dir / "logs" / "postgres.log",
+            port=port,
+            user=POSTGRES_USER if os.geteuid() == 0 else None,
+            data=data,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"postgres://{self.role}@127.0.0.1:{self.port}/{FERRETDB_DATABASE}"
+
+    @property
+    def role(self) -> str:
+        return self.user or _current_user()
+
+    def prepare(self) -> None:
+        if not (POSTGRES_BIN / "initdb").exists():
+            raise PeerFailed(f"PostgreSQL 15 is not installed ({POSTGRES_BIN}): run ./task install")
+        if (self.data / "PG_VERSION").exists():
+            return
+        self.data.mkdir(parents=True, exist_ok=True)
+        if self.user is not None:
+            shutil.chown(self.data, self.user, self.user)
+        # -N: no fsync of the fresh cluster (1 s instead of 9); trust, since it listens on loopback only.
+        self._run(
+            [
+                *(str(POSTGRES_BIN / "initdb"), "-D", str(self.data), "-U", self.role),
+                *("-A", "trust", "-N", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"),
+            ]
+        )
+
+    def ready(self) -> bool:
+        # From the cluster's own pid file, not the port: another server answering on that port
+        # must not pass for this one. Its last line turns "ready" once it accepts connections.
+        try:
+            lines = (self.data / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        ours = self.process is None or lines[:1] == [str(self.process.pid)]
+        return ours and len(lines) >= 8 and lines[7].strip() == "ready"
+
+    def set_up(self) -> None:
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{FERRETDB_DATABASE}'"  # noqa: S608
+        exists = self.sql("postgres", query)
+        if not exists.strip():
+            self.sql("postgres", f"CREATE DATABASE {FERRETDB_DATABASE}")
+        twins = resources.files("shopkit").joinpath("sql/gin_twins.sql").read_text()
+        self.sql(FERRETDB_DATABASE, twins)
+
+    def sql(self, database: str, script: str) -> str:
+        """Run SQL as the cluster's superuser; its output, unaligned."""
+        return self._run(
+            [
+                *(str(POSTGRES_BIN / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"),
+                *("-h", "127.0.0.1", "-p", str(self.port), "-U", self.role, "-d", database),
+            ],
+            script,
+        )
+
+    def _run(self, argv: list[str], stdin: str = "") -> str:
+        done = subprocess.run(
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            user=self.user,
+            group=self.user,
+            extra_groups=[] if self.user else None,
+            cwd="/",
+            env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"},
+            check=False,
+        )
+        if done.returncode != 0:
+            raise PeerFailed(f"{argv[0]} failed: {done.stderr.strip()}")
+        return done.stdout
+
+
+def cluster_folder(state_dir: Path) -> Path:
+    """Where the cluster of `state_dir` keeps its data.
+
+    Under `state_dir` when the PostgreSQL user can reach it; when we run as root in a folder that
+    user cannot enter (pytest's are private), in a folder of the system's temporary directory
+    named after `state_dir`.
+    """
+    data = state_dir.resolve() / "postgres"
+    if os.geteuid() != 0 or _reachable_by(POSTGRES_USER, state_dir.resolve()):
+        return data
+    digest = hashlib.sha256(str(data).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"shop-postgres-{digest}"
+
+
+def _reachable_by(user: str, folder: Path) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = subprocess.run(["test", "-x", str(folder)], user=user, check=False, cwd="/")
+    return probe.returncode == 0
+
+
+def _current_user() -> str:
+    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 def nats(state_dir: Path, port: int) -> Peer:
