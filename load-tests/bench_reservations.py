@@ -1,6 +1,7 @@
 """Benchmark: 200 concurrent reservations of one unit of one SKU with 50 available, over HTTP.
 
-Starts its own FerretDB (SQLite) and NATS on free loopback ports (or uses --mongo-url / --nats-url),
+Starts its own FerretDB (on PostgreSQL; SQLite with FERRETDB_BACKEND=sqlite) and NATS on free
+loopback ports (or uses --mongo-url / --nats-url),
 serves the products inventory routes on one or more instances sharing the database, and prints the
 wall time of each round, the answers (50 x 201 and 150 x 409 expected, never a 5xx), per-request
 p50 / p99, and the final counts. Usage: uv run python load-tests/bench_reservations.py [--rounds 3]
@@ -116,9 +117,10 @@ async def bench(args: argparse.Namespace) -> None:
         mongo_url, nats_url = args.mongo_url, args.nats_url
         state = Path(peers.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         if not mongo_url:
-            ferret = processes.ferretdb(state, processes.free_port()).start()
-            peers.callback(ferret.stop)
-            mongo_url = f"mongodb://127.0.0.1:{ferret.port}/"
+            database = processes.mongo(state, processes.free_port(), durable=False)
+            for peer in database:
+                peers.callback(peer.start().stop)
+            mongo_url = f"mongodb://127.0.0.1:{database[-1].port}/"
         if not nats_url:
             broker = processes.nats(state, processes.free_port()).start()
             peers.callback(broker.stop)

@@ -1,4 +1,5 @@
-"""The local stack behind `./task up`, `down` and `status`: FerretDB, NATS, the services, nginx."""
+"""The local stack behind `./task up`, `down` and `status`: PostgreSQL, FerretDB, NATS, OpenSearch,
+the services, nginx."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ LOGS = RUN / "logs"
 PIDS = RUN / "pids.json"
 GATEWAY_PORT = 8080
 MONGO_PORT = 27017
+POSTGRES_PORT = 27018
 NATS_PORT = 4222
 # Each service's instances (nginx balances across them); a new service is one more entry.
 SEARCH_PORT = 9200
@@ -48,7 +50,9 @@ def service_command(name: str) -> list[str]:
 def parts(env: Mapping[str, str]) -> list[Peer]:
     """Every process of the stack, in start order (each waits for the ones before it)."""
     stack = [
-        processes.ferretdb(RUN, MONGO_PORT),
+        *processes.mongo(
+            RUN, MONGO_PORT, postgres_port=POSTGRES_PORT, storage=processes.backend(env)
+        ),
         processes.nats(RUN, NATS_PORT),
         processes.opensearch(RUN, SEARCH_PORT),
     ]
@@ -123,7 +127,9 @@ def up() -> None:
     print(f"gateway   http://127.0.0.1:{GATEWAY_PORT}  (try /api/v1/users/openapi.json)")
     for name, ports in SERVICES.items():
         print(f"{name:<9} " + "  ".join(f"http://127.0.0.1:{port}" for port in ports))
-    print(f"mongodb   mongodb://127.0.0.1:{MONGO_PORT}/  (FerretDB)")
+    storage = processes.backend(env)
+    where = f"PostgreSQL on :{POSTGRES_PORT}" if storage == "postgresql" else "SQLite in .run"
+    print(f"mongodb   mongodb://127.0.0.1:{MONGO_PORT}/  (FerretDB on {where})")
     print(f"nats      nats://127.0.0.1:{NATS_PORT}")
     print(f"search    http://127.0.0.1:{SEARCH_PORT}  (OpenSearch)")
     print(f"logs      {LOGS.relative_to(ROOT)}/ and {(RUN / 'nginx').relative_to(ROOT)}/access.log")
@@ -135,7 +141,7 @@ def down() -> None:
     for name, pid in reversed(list(pids.items())):
         if ours(pid):
             print(f"{name:<12} stopping (pid {pid})", flush=True)
-            processes.stop_group(pid)
+            processes.stop_group(pid, sig=processes.stop_signal(name))
         else:
             print(f"{name:<12} was not running")
     PIDS.unlink(missing_ok=True)

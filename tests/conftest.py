@@ -22,14 +22,16 @@ Upstreams = Mapping[str, Sequence[str]]
 
 
 def run_instances(
-    name: str, env: Mapping[str, str], logs: Path, count: int = 2
+    name: str, env: Mapping[str, str], logs: Path, database_names: set[str], count: int = 2
 ) -> Iterator[list[str]]:
     """`count` processes of one service (its console script) sharing one fresh database."""
+    database = "e2e_" + uuid.uuid4().hex[:12]
+    database_names.add(database)
     env = {
         **read_env_file(ROOT / ".env.example"),
         **env,
         "SERVICE_NAME": name,
-        "MONGO_DATABASE": "e2e_" + uuid.uuid4().hex[:12],
+        "MONGO_DATABASE": database,
         "LOG_LEVEL": "WARNING",
     }
     started: list[Peer] = []
@@ -54,10 +56,13 @@ def run_instances(
 
 @pytest.fixture(scope="session")
 def users_instances(
-    mongo_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
+    mongo_url: str,
+    nats_url: str,
+    database_names: set[str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[list[str]]:
     env = {"MONGO_URL": mongo_url, "NATS_URL": nats_url}
-    yield from run_instances("users", env, tmp_path_factory.mktemp("users"))
+    yield from run_instances("users", env, tmp_path_factory.mktemp("users"), database_names)
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +71,7 @@ def products_instances(
     nats_url: str,
     opensearch_url: str,
     users_instances: list[str],
+    database_names: set[str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[list[str]]:
     env = {
@@ -76,7 +82,7 @@ def products_instances(
         # Straight to a users instance: the gateway starts after the services it routes to.
         "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
     }
-    yield from run_instances("products", env, tmp_path_factory.mktemp("products"))
+    yield from run_instances("products", env, tmp_path_factory.mktemp("products"), database_names)
 
 
 @pytest.fixture(scope="session")

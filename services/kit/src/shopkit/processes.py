@@ -1,18 +1,29 @@
-"""Start, watch and stop the local peer processes (FerretDB, NATS, nginx, services) on loopback."""
+"""Start, watch and stop the local peer processes (PostgreSQL, FerretDB, NATS, nginx, services) on loopback."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import pwd
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from importlib import resources
 from pathlib import Path
+
+BACKEND_VARIABLE = "FERRETDB_BACKEND"
+POSTGRES_USER = "postgres"
+FERRETDB_DATABASE = "ferretdb"
+DUPLICATE_KEY_LOG = '"Code":"23505"'
 
 
 class PeerFailed(RuntimeError):
@@ -60,9 +71,12 @@ class Peer:
     port: int | None = None
     ready_url: str | None = None
     process: subprocess.Popen[bytes] | None = None
+    # Run as this user (PostgreSQL refuses to run as root); None: as ourselves.
+    user: str | None = None
 
     def start(self, timeout: float = 60.0) -> Peer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.prepare()
         with self.log_path.open("ab") as log:
             # A session of its own, so stopping the peer also stops its children (nginx workers).
             self.process = subprocess.Popen(
@@ -72,9 +86,23 @@ class Peer:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **self.env},
                 start_new_session=True,
+                user=self.user,
+                group=self.user,
+                extra_groups=[] if self.user else None,
             )
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+            self.set_up()
+        except BaseException:
+            self.stop()  # nothing half-started is left running untracked
+            raise
         return self
+
+    def prepare(self) -> None:
+        """Before the process starts: create what it needs on disk."""
+
+    def set_up(self) -> None:
+        """Once it is ready: create what it needs inside (every start, so idempotent)."""
 
     def ready(self) -> bool:
         if self.ready_url is not None:
@@ -103,14 +131,19 @@ class Peer:
     def stop(self, grace: float = 25.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        stop_group(self.process.pid, grace)
+        stop_group(self.process.pid, grace, stop_signal(self.name))
         self.process.wait(timeout=5)
 
 
-def stop_group(pid: int, grace: float = 25.0) -> None:
-    """SIGTERM the process group, wait up to `grace` seconds, then SIGKILL it."""
+def stop_signal(name: str) -> signal.Signals:
+    # PostgreSQL's SIGTERM waits for every client to leave; SIGINT rolls them back and stops now.
+    return signal.SIGINT if name == "postgres" else signal.SIGTERM
+
+
+def stop_group(pid: int, grace: float = 25.0, sig: signal.Signals = signal.SIGTERM) -> None:
+    """Signal the process group (SIGTERM by default), wait up to `grace` seconds, then SIGKILL it."""
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, sig)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace
@@ -133,24 +166,253 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def ferretdb(state_dir: Path, port: int) -> Peer:
-    data = state_dir / "ferretdb"
-    data.mkdir(parents=True, exist_ok=True)
+class Backend(StrEnum):
+    """FerretDB's storage: PostgreSQL (indexed lookups), or SQLite (smallest footprint, scans)."""
+
+    POSTGRESQL = "postgresql"
+    SQLITE = "sqlite"
+
+
+def backend(env: Mapping[str, str] | None = None) -> Backend:
+    """FerretDB's storage as `env` (else the process environment) chooses it; PostgreSQL unset."""
+    chosen = os.environ.get("FERRETDB_BACKEND") if env is None else env.get(BACKEND_VARIABLE)
+    try:
+        return Backend(chosen or Backend.POSTGRESQL)
+    except ValueError:
+        choices = ", ".join(Backend)
+        raise PeerFailed(f"{BACKEND_VARIABLE} must be one of {choices}, not {chosen!r}") from None
+
+
+def mongo(
+    state_dir: Path,
+    port: int,
+    *,
+    postgres_port: int | None = None,
+    durable: bool = True,
+    storage: Backend | None = None,
+    settings: Mapping[str, str] | None = None,
+) -> list[Peer]:
+    """The peers serving the MongoDB wire protocol on `port`, in start order: FerretDB, after the
+    PostgreSQL cluster it stores into (on `postgres_port`, a free one by default, with `settings`
+    added to its tuning) unless the backend (`storage`, else FERRETDB_BACKEND) is SQLite.
+
+    `durable=False` (tests, benchmarks) trades crash safety for speed (no fsync), and the cluster
+    is deleted when it stops.
+    """
+    if (storage or backend()) is Backend.SQLITE:
+        sqlite = f"--sqlite-url=file:{_folder(state_dir / 'ferretdb')}/"
+        return [ferretdb(state_dir, port, Backend.SQLITE, sqlite)]
+    cluster = Postgres.at(
+        state_dir, postgres_port or free_port(), durable=durable, settings=settings
+    )
+    return [
+        cluster,
+        ferretdb(state_dir, port, Backend.POSTGRESQL, f"--postgresql-url={cluster.url}"),
+    ]
+
+
+def ferretdb(state_dir: Path, port: int, storage: Backend, storage_flag: str) -> Peer:
+    command = [
+        require_binary("ferretdb"),
+        f"--handler={storage}",
+        storage_flag,
+        f"--listen-addr=127.0.0.1:{port}",
+        "--debug-addr=-",
+        "--telemetry=disable",
+        f"--state-dir={_folder(state_dir / 'ferretdb')}",
+        # Its warnings are 18-line dumps of each reply to PyMongo's `endSessions` at every client
+        # close, a command FerretDB v1 does not know: errors only.
+        "--log-level=error",
+    ]
+    # On PostgreSQL, FerretDB logs every duplicate key (SQLSTATE 23505) at ERROR, and duplicate
+    # keys are how this design detects a lost race, hundreds per test run: keep them out of the
+    # log (the client still gets each one as error 11000). The filter ignores SIGTERM, so it
+    # passes FerretDB's last lines on and ends when FerretDB does.
+    grep = f"grep --line-buffered -v -F {shlex.quote(DUPLICATE_KEY_LOG)}"
+    filtered = ["sh", "-c", f"\"$@\" 2>&1 | (trap '' TERM; exec {grep})", "sh"]
     return Peer(
         name="ferretdb",
-        argv=[
-            require_binary("ferretdb"),
-            "--handler=sqlite",
-            f"--sqlite-url=file:{data.resolve()}/",
-            f"--listen-addr=127.0.0.1:{port}",
-            "--debug-addr=-",
-            "--telemetry=disable",
-            f"--state-dir={data.resolve()}",
-            "--log-level=warn",
-        ],
+        argv=filtered + command,
         log_path=state_dir / "logs" / "ferretdb.log",
         port=port,
     )
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def postgres_bin() -> Path:
+    """The binaries of the newest PostgreSQL installed from Debian's packages (off the PATH)."""
+    installed = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda path: int(path.parts[-3])
+    )
+    if not installed:
+        raise PeerFailed("PostgreSQL is not installed (/usr/lib/postgresql): run ./task install")
+    return installed[-1].parent
+
+
+@dataclass(slots=True)
+class Postgres(Peer):
+    """A project-local PostgreSQL cluster on 127.0.0.1, tuned for FerretDB (see gin_twins.sql).
+
+    An ephemeral cluster (tests, benchmarks) lives in a fresh temporary folder and is deleted
+    when it stops; a durable one (the stack) keeps its data under the state folder.
+    """
+
+    data: Path = Path()
+    ephemeral: bool = False
+
+    @classmethod
+    def at(
+        cls,
+        state_dir: Path,
+        port: int,
+        *,
+        durable: bool = True,
+        settings: Mapping[str, str] | None = None,
+    ) -> Postgres:
+        """The cluster of `state_dir`; `settings` adds to or overrides the tuning below."""
+        user = POSTGRES_USER if os.geteuid() == 0 else None
+        tuning = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(port),
+            "unix_socket_directories": "",
+            # The field name FerretDB passes as a parameter must be a constant when planning, or
+            # no expression index matches: a generic plan scans every collection.
+            "plan_cache_mode": "force_custom_plan",
+            # Small and quiet: about 20 MB idle.
+            "shared_buffers": "32MB",
+            "max_wal_size": "256MB",
+            "max_connections": "200",
+            # FerretDB is the only client, and its own log has every SQL error it meets but the
+            # duplicate keys, the design's conflict signal: this log keeps LOG, FATAL and PANIC.
+            "log_min_messages": "log",
+            "log_min_error_statement": "panic",
+            "log_checkpoints": "off",
+        }
+        if not durable:
+            tuning |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        tuning |= settings or {}
+        data = _cluster_folder(state_dir, user, durable)
+        argv = [str(postgres_bin() / "postgres"), "-D", str(data)]
+        for name, value in tuning.items():
+            argv += ["-c", f"{name}={value}"]
+        return cls(
+            name="postgres",
+            argv=argv,
+            log_path=state_dir / "logs" / "postgres.log",
+            port=port,
+            user=user,
+            data=data,
+            ephemeral=not durable,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"postgres://{self.role}@127.0.0.1:{self.port}/{FERRETDB_DATABASE}"
+
+    @property
+    def role(self) -> str:
+        return self.user or pwd.getpwuid(os.geteuid()).pw_name
+
+    def prepare(self) -> None:
+        if (self.data / "PG_VERSION").exists():
+            return
+        # Into a sibling folder renamed when done: an interrupted initdb leaves no half cluster.
+        fresh = self.data.with_name(self.data.name + ".initdb")
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(mode=0o700, parents=True)
+        if self.user is not None:
+            shutil.chown(fresh, self.user, self.user)
+        # -N: no fsync of the fresh cluster (1 s instead of 9); trust: it listens on loopback only.
+        self._run(
+            [
+                *(str(postgres_bin() / "initdb"), "-D", str(fresh), "-U", self.role, "-A", "trust"),
+                *("-N", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"),
+            ]
+        )
+        fresh.rename(self.data)
+
+    def ready(self) -> bool:
+        # From the cluster's own pid file, not the port: another server answering on that port
+        # must not pass for this one. Its last line turns "ready" once it accepts connections.
+        try:
+            lines = (self.data / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        ours = self.process is None or lines[:1] == [str(self.process.pid)]
+        return ours and len(lines) >= 8 and lines[7].strip() == "ready"
+
+    def set_up(self) -> None:
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{FERRETDB_DATABASE}'"  # noqa: S608
+        if not self.sql("postgres", query).strip():
+            self.sql("postgres", f"CREATE DATABASE {FERRETDB_DATABASE}")
+        twins = resources.files("shopkit").joinpath("sql/gin_twins.sql").read_text()
+        self.sql(FERRETDB_DATABASE, twins)
+
+    def stop(self, grace: float = 25.0) -> None:
+        Peer.stop(self, grace)
+        if self.ephemeral:
+            shutil.rmtree(self.data.parent, ignore_errors=True)
+
+    def sql(self, database: str, script: str) -> str:
+        """Run SQL as the cluster's superuser; its output, unaligned."""
+        return self._run(
+            [
+                *(str(postgres_bin() / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"),
+                *("-h", "127.0.0.1", "-p", str(self.port), "-U", self.role, "-d", database),
+            ],
+            script,
+        )
+
+    def _run(self, argv: list[str], stdin: str = "") -> str:
+        done = subprocess.run(
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            user=self.user,
+            group=self.user,
+            extra_groups=[] if self.user else None,
+            cwd="/",
+            env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"},
+            check=False,
+        )
+        if done.returncode != 0:
+            raise PeerFailed(f"{argv[0]} failed: {done.stderr.strip()}")
+        return done.stdout
+
+
+def _cluster_folder(state_dir: Path, user: str | None, durable: bool) -> Path:
+    """Where a cluster keeps its data: in a fresh temporary folder when ephemeral; else under
+    `state_dir`, or, when the server runs as `user` (we are root) and that user cannot enter
+    `state_dir`, in that user's home, named after `state_dir`."""
+    if not durable:
+        # mkdtemp: a name no one can guess or plant beforehand, private to the server's user.
+        fresh = Path(tempfile.mkdtemp(prefix="shop-postgres-"))
+        if user is not None:
+            shutil.chown(fresh, user, user)
+        return fresh / "data"
+    state = _folder(state_dir)
+    if user is None or _reachable_by(user, state):
+        return state / "postgres"
+    home = Path(_account(user).pw_dir)
+    return home / f"shop-{hashlib.sha256(str(state).encode()).hexdigest()[:12]}"
+
+
+def _reachable_by(user: str, folder: Path) -> bool:
+    _account(user)
+    probe = subprocess.run(["test", "-x", str(folder)], user=user, check=False, cwd="/")
+    return probe.returncode == 0
+
+
+def _account(user: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        raise PeerFailed(f"there is no {user} user: run ./task install") from None
 
 
 def nats(state_dir: Path, port: int) -> Peer:

@@ -1,8 +1,9 @@
-"""A pytest plugin: the real peers (FerretDB, NATS) started once per run, a fresh database per test.
+"""A pytest plugin: the real peers (FerretDB on PostgreSQL, NATS) started once per run, a fresh
+database per test.
 
 Set SHOP_TEST_MONGO_URL or SHOP_TEST_NATS_URL to run against servers you already have (for example a
 real MongoDB replica set); otherwise the binaries installed by `./task install` are started on free
-loopback ports in a temporary folder.
+loopback ports in a temporary folder (FERRETDB_BACKEND=sqlite runs FerretDB on SQLite instead).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from nats.aio.client import Client as NatsClient
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shopkit import mongo, processes
+from shopkit.processes import Backend
+from shopkit.testing.explain import ExplainedMongo
 
 
 @pytest.fixture(scope="session")
@@ -30,16 +33,33 @@ def peers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mongo_url(peers_dir: Path) -> Iterator[str]:
-    given = os.environ.get("SHOP_TEST_MONGO_URL")
-    if given:
-        yield given
+def mongo_peers(peers_dir: Path) -> Iterator[list[processes.Peer]]:
+    """The processes behind `mongo_url` (none when SHOP_TEST_MONGO_URL names a server)."""
+    if os.environ.get("SHOP_TEST_MONGO_URL"):
+        yield []
         return
-    peer = processes.ferretdb(peers_dir, processes.free_port()).start()
+    peers = processes.mongo(peers_dir, processes.free_port(), durable=False)
+    started: list[processes.Peer] = []
     try:
-        yield f"mongodb://127.0.0.1:{peer.port}/"
+        for peer in peers:
+            started.append(peer.start())
+        yield started
     finally:
-        peer.stop()
+        for peer in reversed(started):
+            peer.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_url(mongo_peers: list[processes.Peer]) -> str:
+    given = os.environ.get("SHOP_TEST_MONGO_URL")
+    return given or f"mongodb://127.0.0.1:{mongo_peers[-1].port}/"
+
+
+@pytest.fixture(scope="session")
+def postgres(mongo_peers: list[processes.Peer]) -> processes.Postgres | None:
+    """The PostgreSQL cluster under FerretDB, when this run started one."""
+    clusters = [peer for peer in mongo_peers if isinstance(peer, processes.Postgres)]
+    return clusters[0] if clusters else None
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +90,18 @@ def opensearch_url(peers_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def database_names(mongo_url: str) -> Iterator[set[str]]:
+    """Every database name handed out this run; whatever of them a test left is dropped at the end
+    (after every app of the run has stopped, so no background loop creates it again)."""
+    names: set[str] = set()
+    yield names
+    client: MongoClient[Any]
+    with MongoClient(mongo_url, timeoutMS=30_000) as client:
+        for name in set(client.list_database_names()) & names:
+            client.drop_database(name)
+
+
+@pytest.fixture(scope="session")
 async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[Any]]:
     client = mongo.client(mongo_url)
     try:
@@ -79,8 +111,10 @@ async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[Any]]:
 
 
 @pytest.fixture
-def database_name() -> str:
-    return "t_" + uuid.uuid4().hex[:16]
+def database_name(database_names: set[str]) -> str:
+    name = "t_" + uuid.uuid4().hex[:16]
+    database_names.add(name)
+    return name
 
 
 @pytest.fixture
@@ -133,3 +167,15 @@ async def serve() -> AsyncIterator[Callable[[web.Application], Awaitable[TestCli
     finally:
         for client in reversed(clients):
             await client.close()
+
+
+@pytest.fixture(scope="session")
+def explained_mongo(peers_dir: Path) -> Iterator[ExplainedMongo]:
+    """A FerretDB whose PostgreSQL reports every full scan (see shopkit.testing.explain)."""
+    if os.environ.get("SHOP_TEST_MONGO_URL") or processes.backend() is not Backend.POSTGRESQL:
+        pytest.skip("the scan check reads PostgreSQL's plans: it needs FerretDB on PostgreSQL")
+    server = ExplainedMongo(peers_dir / "explained").start()
+    try:
+        yield server
+    finally:
+        server.stop()
