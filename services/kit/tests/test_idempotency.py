@@ -16,6 +16,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shopkit import mongo
 from shopkit.app import build_app
 from shopkit.auth import StaticKeys, optional_principal, public
 from shopkit.idempotency import (
@@ -27,6 +28,7 @@ from shopkit.idempotency import (
 )
 from shopkit.problems import PROBLEM_JSON, NotFound, ServiceUnavailable
 from shopkit.settings import KitSettings, load
+from shopkit.testing.explain import ExplainedMongo
 
 Serve = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 SIGNING_KEY = ECKey.generate_key("P-256", parameters={"kid": "test"}, private=True)
@@ -368,6 +370,32 @@ async def test_a_slow_holder_finishing_after_a_takeover_does_not_change_the_repl
     assert ((await slow.json())["run"], (await takeover.json())["run"]) == (1, 2)
     retry = await client.post("/gated", json={}, headers=headers("k-slow"))
     assert (retry.headers["Idempotent-Replayed"], (await retry.json())["run"]) == ("true", 2)
+
+
+async def test_claims_replays_and_takeovers_read_only_through_indexes(
+    serve: Serve, service_env: dict[str, str], explained_mongo: ExplainedMongo, database_name: str
+) -> None:
+    # given the records on a database whose every full scan is reported
+    records = mongo.client(explained_mongo.url)
+    await ensure_indexes(records[database_name])
+    shop = make_shop({**service_env, "MONGO_URL": explained_mongo.url})
+    client = await serve(shop.app)
+    try:
+        # when a key is claimed, replayed and misused, and another is released and claimed again
+        await client.post("/things", json={}, headers=headers("k-ix"))
+        await client.post("/things", json={}, headers=headers("k-ix"))
+        await client.post("/things", json={"other": 1}, headers=headers("k-ix"))
+        await client.post("/flaky", json={}, headers=headers("k-ix-2"))
+        await client.post("/flaky", json={}, headers=headers("k-ix-2"))
+        # then no request read the records whole
+        assert explained_mongo.scans(database_name) == []
+        # and neither does taking over a crashed claim (the crash itself is planted by a scan)
+        await crash_every_claim(records[database_name])
+        planted = len(explained_mongo.scans(database_name))
+        await client.post("/things", json={}, headers=headers("k-ix"))
+        assert explained_mongo.scans(database_name)[planted:] == []
+    finally:
+        await records.close()
 
 
 async def test_purge_deletes_only_old_records(db: AsyncDatabase[Any]) -> None:

@@ -19,12 +19,13 @@ from nats.js.api import RawStreamMsg
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shopkit import broker
+from shopkit import broker, mongo
 from shopkit.events import Event, EventStore
 from shopkit.keys import DB, JETSTREAM, METRICS, SETTINGS
 from shopkit.metrics import Metrics
 from shopkit.relay import LEASES_COLLECTION, Lease, Relay, relay_ctx
 from shopkit.settings import KitSettings, Secret
+from shopkit.testing.explain import ExplainedMongo
 
 T = TypeVar("T")
 
@@ -417,6 +418,34 @@ async def test_a_batch_reads_only_what_it_publishes_whatever_the_backlog(
         set(delete) == {"_id"} and isinstance(delete["_id"], str) for delete in queries.deletes
     )
     assert message_ids(await stream_messages(js, service)) == Counter(ids[:40])
+
+
+async def test_the_relay_reads_the_outbox_by_primary_key_or_with_a_limit(
+    explained_mongo: ExplainedMongo, database_name: str, js: JetStreamContext, service: str
+) -> None:
+    # given a backlog on a database whose every full scan is reported
+    client = mongo.client(explained_mongo.url)
+    try:
+        store = EventStore(client[database_name])
+        await store.ensure_indexes()
+        await append_many(store, 300, streams=10)
+        queued = len(explained_mongo.scans(database_name))
+
+        # when a relay that has not published yet (so it checks predecessors) runs a few batches
+        relay = Relay(store, js, service, batch=20)
+        published = [await relay.run_once() for _ in range(3)]
+
+        # then PostgreSQL served its outbox lookups and dequeues from an index, and read the
+        # outbox whole only under a LIMIT (the batch)
+        assert published == [20, 20, 20]
+        outbox = [
+            scan
+            for scan in explained_mongo.scans(database_name)[queued:]
+            if scan.collection == "events_outbox"
+        ]
+        assert [scan for scan in outbox if scan.filtered or "LIMIT" not in scan.query] == []
+    finally:
+        await client.close()
 
 
 async def test_a_stream_stored_out_of_order_in_the_outbox_still_goes_out_in_order(
