@@ -1,10 +1,11 @@
 """Benchmark: how fast the outbox relay drains a backlog left by a broker outage, by backlog size.
 
-Starts its own FerretDB and NATS on free loopback ports (or uses --mongo-url / --nats-url). For each
-size it queues that many events through `EventStore.append` across --streams streams while no relay
-can publish (as during an outage), then runs the relay's loop against JetStream until the outbox is
-empty, and prints the drain rate overall, over the first and the last 1,000 messages, the slowest
-batch, and the batches that failed (past the client's 5 s database timeout, for instance).
+Starts its own FerretDB (on PostgreSQL; SQLite with FERRETDB_BACKEND=sqlite) and NATS on free
+loopback ports (or uses --mongo-url / --nats-url). For each size it queues that many events through
+`EventStore.append` across --streams streams while no relay can publish (as during an outage), then
+runs the relay's loop against JetStream until the outbox is empty, and prints the drain rate
+overall, over the first and the last 1,000 messages, the slowest batch, and the batches that failed
+(past the client's 5 s database timeout, for instance).
 Usage: uv run python load-tests/bench_relay.py [--sizes 3000 15000] [--mongo-url ...]
 """
 
@@ -95,9 +96,10 @@ async def bench(args: argparse.Namespace) -> None:
         mongo_url, nats_url = args.mongo_url, args.nats_url
         state = Path(peers.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         if not mongo_url:
-            ferret = processes.ferretdb(state, processes.free_port()).start()
-            peers.callback(ferret.stop)
-            mongo_url = f"mongodb://127.0.0.1:{ferret.port}/"
+            database = processes.mongo(state, processes.free_port(), durable=False)
+            for peer in database:
+                peers.callback(peer.start().stop)
+            mongo_url = f"mongodb://127.0.0.1:{database[-1].port}/"
         if not nats_url:
             server = processes.nats(state, processes.free_port()).start()
             peers.callback(server.stop)
