@@ -12,7 +12,7 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
-from users_support import ADMIN, Client
+from users_support import ADMIN, Api, Client
 
 from shopkit import broker
 from shopkit.testing.explain import KIT_READ_WHOLE, ExplainedMongo
@@ -61,10 +61,7 @@ async def test_the_running_service_serves_a_customer_and_an_admin_from_indexes(
     service = "users" + database_name
     client = await start_users(MONGO_URL=explained_mongo.url, SERVICE_NAME=service)
 
-    async def call(method: str, path: str, expected: int, **kwargs: Any) -> Any:
-        response = await client.request(method, path, **kwargs)
-        assert response.status == expected, f"{method} {path}: {await response.text()}"
-        return await response.json() if response.status != 204 else None
+    call = Api(client).call
 
     # A customer registers, verifies the email, signs in and uses the account.
     email = "journey@example.com"
