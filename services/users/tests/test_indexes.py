@@ -17,20 +17,9 @@ from users_support import ADMIN, Api, Client
 from shopkit import broker
 from shopkit.testing.explain import KIT_READ_WHOLE, ExplainedMongo
 
-# Read whole only by the users sweeper, every few minutes (see users.sweeper).
 READ_WHOLE = {
     **KIT_READ_WHOLE,
-    **{
-        name: "the sweeper's purge of what ended over a day ago"
-        for name in (
-            "login_failures",
-            "reset_tokens",
-            "verifications",
-            "used_tokens",
-            "sessions",
-            "session_revocations",
-        )
-    },
+    "registrations": "registrations under way, each deleted once its events are in the stream",
 }
 
 

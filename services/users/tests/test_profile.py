@@ -149,7 +149,8 @@ async def test_a_stale_write_of_the_account_document_cannot_undo_a_password_chan
 ) -> None:
     # given an account as a slow profile update read it, before its password changed
     auth = await api.user("guarded@example.com")
-    stale = await db.users.find_one({"email": "guarded@example.com"})
+    login = await db.emails.find_one({"email": "guarded@example.com"})
+    stale = await db.users.find_one({"_id": login["_id"]})
     await api.client.post(
         "/api/v1/users/me/password",
         json={"current_password": "correct horse", "new_password": "brand new horse"},
@@ -188,3 +189,32 @@ async def test_only_the_link_for_the_latest_pending_email_verifies(api: Api, db:
     # then the first is refused and the second verifies
     assert superseded.status == 422
     assert (await latest.json())["email"] == "second@example.com"
+
+
+async def test_a_name_edit_racing_an_email_verification_keeps_both(api: Api, db: Any) -> None:
+    # given an account
+    auth = await api.user("racer@example.com")
+
+    # when, again and again, it asks for a new email and renames itself as it verifies it
+    lost = []
+    for turn in range(20):
+        email = f"racer{turn}@example.com"
+        await api.client.patch("/api/v1/users/me", json={"email": email}, headers=auth)
+        event = await db.events.find_one(
+            {"type": "user.email_verification_requested", "data.email": email}
+        )
+        await asyncio.gather(
+            api.client.patch("/api/v1/users/me", json={"name": f"Ada {turn}"}, headers=auth),
+            api.client.post("/api/v1/auth/verify-email", json={"token": event["data"]["token"]}),
+        )
+        me = await (await api.client.get("/api/v1/users/me", headers=auth)).json()
+        if (me["name"], me["email"], me["email_verified"], me["pending_email"]) != (
+            f"Ada {turn}",
+            email,
+            True,
+            None,
+        ):
+            lost.append(turn)
+
+    # then neither change ever undid the other
+    assert lost == []

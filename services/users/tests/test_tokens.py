@@ -336,3 +336,55 @@ async def test_the_sweeper_purges_long_ended_sessions_and_keeps_live_ones(
     assert await db.token_events.count_documents({"stream_id": f"family-{family(live)}"}) == 1
     assert await db.sessions.count_documents({"_id": family(live)}) == 1
     assert await _refresh(api.client, live) == 200
+
+
+async def test_the_sweeper_forgets_expired_links_their_uses_and_old_failures_only(
+    api: Api, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given, three days ago and again now: a registration (its verification link), a password
+    # reset used at once (the link and the record of its use) and a failed login
+    real_now = clock.now
+
+    async def leave_traces(email: str, client: str) -> None:
+        await api.register(email)
+        await api.client.post("/api/v1/auth/password-reset", json={"email": email})
+        reset = await db.events.find_one(
+            {"type": "user.password_reset_requested", "data.email": email}
+        )
+        body = {"token": reset["data"]["token"], "new_password": "reset horse 42"}
+        assert (await api.client.post("/api/v1/auth/password-reset/confirm", json=body)).ok
+        await api.client.post(
+            "/api/v1/auth/login",
+            json={"email": email, "password": "wrong horse"},
+            headers={"X-Real-IP": client},
+        )
+
+    monkeypatch.setattr(clock, "now", lambda: real_now() - timedelta(days=3))
+    await leave_traces("old@example.com", "198.51.100.1")
+    monkeypatch.setattr(clock, "now", real_now)
+    await leave_traces("live@example.com", "198.51.100.2")
+
+    # when the sweeper runs
+    await sweep(api.client.server.app[USERS])
+
+    # then what expired days ago is gone, and what is live stays
+    ids = {
+        email: (await db.emails.find_one({"email": email}))["_id"]
+        for email in ("old@example.com", "live@example.com")
+    }
+    left = {
+        name: [
+            await db[name].count_documents(criteria)
+            for criteria in (
+                {"user_id": ids["old@example.com"]},
+                {"user_id": ids["live@example.com"]},
+            )
+        ]
+        for name in ("verifications", "reset_tokens")
+    }
+    left["login_failures"] = [
+        await db.login_failures.count_documents({"key": key})
+        for key in ("account:old@example.com|198.51.100.1", "account:live@example.com|198.51.100.2")
+    ]
+    assert left == {"verifications": [0, 1], "reset_tokens": [0, 1], "login_failures": [0, 1]}
+    assert await db.used_tokens.count_documents({}) == 1
