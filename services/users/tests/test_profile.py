@@ -7,6 +7,8 @@ from typing import Any
 
 from users_support import Api
 
+from users.keys import USERS
+
 
 async def test_profile_update_changes_name_and_refuses_roles(api: Api) -> None:
     auth = await api.user("me@example.com")
@@ -218,3 +220,27 @@ async def test_a_name_edit_racing_an_email_verification_keeps_both(api: Api, db:
 
     # then neither change ever undid the other
     assert lost == []
+
+
+async def test_a_password_change_ends_every_other_session_however_many(api: Api) -> None:
+    # given an account signed in on more devices than a page of sessions lists
+    await api.register("busy@example.com")
+    users = api.client.server.app[USERS]
+    user = await users.store.by_email("busy@example.com")
+    assert user is not None
+    for _ in range(102):
+        await users.families.start(user.id, user.credentials_version, "old device", None)
+    current = await api.login("busy@example.com")
+    auth = {"Authorization": f"Bearer {current['access_token']}"}
+
+    # when the password changes on the newest one
+    changed = await api.client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": "correct horse", "new_password": "brand new horse"},
+        headers=auth,
+    )
+
+    # then every other session was revoked: only the current one is still listed
+    assert changed.status == 204
+    listed = await (await api.client.get("/api/v1/users/me/sessions", headers=auth)).json()
+    assert [session["current"] for session in listed["items"]] == [True]

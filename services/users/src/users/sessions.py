@@ -190,7 +190,8 @@ class Families:
         await self._store.revoke_session(family_id, family.user_id, reason)
 
     async def revoke_all(self, user_id: str, reason: str, keep: str | None = None) -> None:
-        for session in await self._store.active_sessions(user_id):
+        """Revoke every live session of the user (all of them, not a listed page), but `keep`."""
+        for session in await self._store.active_sessions(user_id, limit=None):
             if session.id != keep:
                 with contextlib.suppress(SessionNotFound):  # listed, but its login never finished
                     await self.revoke(session.id, reason)

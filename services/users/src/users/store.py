@@ -29,6 +29,8 @@ _ADDRESS_FIELDS = {f.name for f in fields(Address)}
 _SESSION_FIELDS = {f.name for f in fields(Session)}
 # How long an ended session stays listed in the database (for support) before it is forgotten.
 ENDED_RETENTION = timedelta(days=1)
+# Each list of sessions shows the newest this many.
+SESSIONS_LISTED = 100
 
 
 class EmailTaken(Exception):
@@ -466,7 +468,10 @@ class UserStore:
             return None
         return _session(doc, await self.revocations.find_one({"_id": session_id}))
 
-    async def active_sessions(self, user_id: str) -> list[Session]:
+    async def active_sessions(
+        self, user_id: str, limit: int | None = SESSIONS_LISTED
+    ) -> list[Session]:
+        """The user's live sessions, newest first: the newest `limit`, or all of them (None)."""
         revoked = {
             found["_id"] async for found in self.revocations.find({"user_id": user_id}, {"_id": 1})
         }
@@ -477,7 +482,8 @@ class UserStore:
             async for doc in self.sessions.find({"user_id": user_id})
             if doc["_id"] not in revoked and doc["expires_at"] > now
         ]
-        return sorted(found, key=lambda session: session.id, reverse=True)[:100]
+        found.sort(key=lambda session: session.id, reverse=True)
+        return found if limit is None else found[:limit]
 
     async def ended_sessions(self, now: datetime) -> AsyncIterator[str]:
         """Sessions whose day to go has passed: expired, or revoked, over `ENDED_RETENTION` ago.
