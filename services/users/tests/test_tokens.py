@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -16,11 +17,13 @@ from joserfc.jwk import ECKey
 from users_support import Api, Client
 
 from shopkit import clock
+from shopkit.events import ConcurrencyConflict, Event, EventStore
 from users import accounts, tokens
 from users.errors import InvalidCredentials
 from users.keys import USERS
 from users.model import TokenPair
 from users.passwords import Hasher
+from users.sessions import Families
 from users.signing import generate_key_set
 from users.sweeper import sweep
 
@@ -336,6 +339,47 @@ async def test_the_sweeper_purges_long_ended_sessions_and_keeps_live_ones(
     assert await db.token_events.count_documents({"stream_id": f"family-{family(live)}"}) == 1
     assert await db.sessions.count_documents({"_id": family(live)}) == 1
     assert await _refresh(api.client, live) == 200
+
+
+class _CarryOversAlwaysOvertaken(EventStore):
+    """Refresh-token events on which every carry-over loses its race to another append."""
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_seq: int,
+        type: str,
+        data: dict[str, Any],
+        event_id: str | None = None,
+        *,
+        publish: bool = True,
+    ) -> Event:
+        if type == "carried-over":
+            raise ConcurrencyConflict("another append took the slot")
+        return await super().append(stream_id, expected_seq, type, data, event_id, publish=publish)
+
+
+async def test_a_carry_over_that_keeps_losing_its_race_is_logged(
+    api: Api, db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a session whose stream every carry-over loses
+    await api.register("carried@example.com")
+    users = api.client.server.app[USERS]
+    user = await users.store.by_email("carried@example.com")
+    assert user is not None
+    families = Families(
+        _CarryOversAlwaysOvertaken(db, collection="token_events"), users.store, 3600
+    )
+    issued = await families.start(user.id, user.credentials_version, None, None)
+
+    # when the password change tries to keep it alive under a new version
+    with caplog.at_level(logging.WARNING, logger="users.sessions"):
+        await families.carry_over(issued.family_id, user.id, user.credentials_version, "v2")
+
+    # then giving up is not silent: a warning names the session
+    assert [r.levelno for r in caplog.records if issued.family_id in r.getMessage()] == [
+        logging.WARNING
+    ]
 
 
 async def test_the_sweeper_forgets_expired_links_their_uses_and_old_failures_only(

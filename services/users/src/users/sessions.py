@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +26,8 @@ from users.errors import InvalidCredentials, InvalidRefreshToken, SessionNotFoun
 from users.store import UserStore
 
 MAX_ATTEMPTS = 5
+
+log = logging.getLogger(__name__)
 
 
 def token_hash(token: str) -> str:
@@ -134,6 +137,11 @@ class Families:
                 return
             except ConcurrencyConflict:
                 continue
+        # The session then dies with the old password, like the others: the user signs in again.
+        log.warning(
+            "session %s was not carried over to the new password: its stream kept changing",
+            family_id,
+        )
 
     async def rotate(self, token: str) -> Issued:
         family_id = token.partition(".")[0]
