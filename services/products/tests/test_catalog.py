@@ -437,3 +437,52 @@ async def test_a_failed_twin_of_an_update_gives_back_no_claim_the_update_then_us
         headers=roles.staff,
     )
     assert (await same_slug.json())["type"].endswith("/slug-taken")
+
+
+async def test_a_slug_taken_back_by_the_next_version_stays_claimed_when_the_old_release_lands_late(
+    client: Client, roles: Roles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a product renamed from "old-slug" to "new-slug", whose release of "old-slug" is slow:
+    # the relay shows version 2 meanwhile, and a next edit takes "old-slug" back and finishes
+    created = await _create(client, roles, slug="old-slug")
+    url = f"/api/v1/products/{created['id']}"
+    catalog = client.server.app[CATALOG]
+    release_claim = catalog.store.release_claim
+    releasing, taken_back = asyncio.Event(), asyncio.Event()
+
+    async def release_late(kind: str, key: str, product_id: str) -> None:
+        if key == "old-slug" and not releasing.is_set():
+            releasing.set()
+            async with asyncio.timeout(5):
+                await taken_back.wait()
+        await release_claim(kind, key, product_id)
+
+    monkeypatch.setattr(catalog.store, "release_claim", release_late)
+    rename = asyncio.ensure_future(
+        client.patch(url, json={"slug": "new-slug"}, headers={**roles.staff, "If-Match": '"v1"'})
+    )
+    async with asyncio.timeout(5):
+        await releasing.wait()
+    versions = await catalog._events.load(f"product-{created['id']}")
+    await catalog.repair(versions[-1])
+    back = await client.patch(
+        url, json={"slug": "old-slug"}, headers={**roles.staff, "If-Match": '"v2"'}
+    )
+    assert back.status == 200, await back.text()
+
+    # when the rename's release of "old-slug" lands
+    taken_back.set()
+    assert (await rename).status == 200
+    monkeypatch.undo()
+
+    # then the product still owns "old-slug": no other product can take it
+    other = await client.post(
+        "/api/v1/products",
+        json=product(
+            slug="old-slug",
+            variants=[{"sku": "OTHER-1", "price": {"amount": 1, "currency": "EUR"}}],
+        ),
+        headers=roles.staff,
+    )
+    assert other.status == 409, await other.text()
+    assert (await client.get("/api/v1/products/old-slug")).status == 200
