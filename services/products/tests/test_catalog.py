@@ -486,3 +486,76 @@ async def test_a_slug_taken_back_by_the_next_version_stays_claimed_when_the_old_
     )
     assert other.status == 409, await other.text()
     assert (await client.get("/api/v1/products/old-slug")).status == 200
+
+
+async def test_a_failed_twin_that_found_the_claim_already_taken_does_not_give_it_back(
+    client: Client, roles: Roles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given two identical edits adding a SKU: the first inserts its claim, the second finds it
+    # already the product's; the second's append fails and the first lands only later
+    created = await _create(client, roles)
+    catalog = client.server.app[CATALOG]
+    claim, append = catalog.store.claim, catalog._events.append
+    claimers: list[asyncio.Task[Any] | None] = []
+    first_arrived, second_arrived, first_claimed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    second_done = asyncio.Event()
+
+    async def claim_in_turn(kind: str, key: str, product_id: str) -> Any:
+        if key != "NEW-SKU" or len(claimers) >= 2:
+            return await claim(kind, key, product_id)
+        claimers.append(asyncio.current_task())
+        async with asyncio.timeout(5):
+            if len(claimers) == 1:
+                first_arrived.set()
+                await second_arrived.wait()  # both found the key free before either claims
+                found = await claim(kind, key, product_id)
+                first_claimed.set()
+                return found
+            second_arrived.set()
+            await first_claimed.wait()
+        return await claim(kind, key, product_id)
+
+    async def append_second_failing_first_late(
+        stream_id: str, expected_seq: int, type: str, *args: Any
+    ) -> Event:
+        if claimers and asyncio.current_task() is claimers[-1]:
+            raise PyMongoError("the answer to this insert was lost")
+        if claimers and asyncio.current_task() is claimers[0]:
+            async with asyncio.timeout(5):
+                await second_done.wait()
+        return await append(stream_id, expected_seq, type, *args)
+
+    monkeypatch.setattr(catalog.store, "claim", claim_in_turn)
+    monkeypatch.setattr(catalog._events, "append", append_second_failing_first_late)
+    variants = [
+        *product()["variants"],
+        {"sku": "NEW-SKU", "price": {"amount": 1, "currency": "EUR"}},
+    ]
+
+    def edit() -> Any:
+        return client.patch(
+            f"/api/v1/products/{created['id']}",
+            json={"variants": variants},
+            headers={**roles.staff, "If-Match": '"v1"'},
+        )
+
+    first = asyncio.ensure_future(edit())
+    async with asyncio.timeout(5):
+        await first_arrived.wait()
+    second = await edit()
+    assert second.status == 500
+
+    # when another product wants the SKU before the first edit lands
+    other = await client.post(
+        "/api/v1/products",
+        json=product(
+            slug="other", variants=[{"sku": "NEW-SKU", "price": {"amount": 1, "currency": "EUR"}}]
+        ),
+        headers=roles.staff,
+    )
+    second_done.set()
+    assert (await first).status == 200
+    monkeypatch.undo()
+
+    # then it was refused: the SKU stayed claimed by the product that now has it
+    assert other.status == 409, await other.text()

@@ -131,8 +131,10 @@ class Catalog:
         return await self._categories.path(category_id)
 
     async def _claim(self, product: Product, taken: list[Claim]) -> None:
-        """Claim the slug and every SKU, adding to `taken` each claim this call newly took.
+        """Claim the slug and every SKU, adding to `taken` each claim this call inserted.
 
+        A claim a twin write inserted first is the twin's to give back, not this call's: were
+        both to count it, this one could fail and give back a key the twin's landed version uses.
         A claim left behind by a creation that crashed is taken over.
         """
         for kind, key in _claims(product):
@@ -141,16 +143,17 @@ class Catalog:
                 continue
             try:
                 try:
-                    await self.store.claim(kind, key, product.id)
+                    inserted = await self.store.claim(kind, key, product.id)
                 except ClaimTaken as claimed:
                     if not await self._orphaned(kind, key, claimed.owner):
                         raise
                     await self.store.release_claim(kind, key, claimed.owner)
-                    await self.store.claim(kind, key, product.id)
+                    inserted = await self.store.claim(kind, key, product.id)
             except ClaimTaken:
                 problem = SlugTaken if kind == "slug" else SkuTaken
                 raise problem(f"{kind} {key!r} belongs to another product") from None
-            taken.append((kind, key))
+            if inserted:
+                taken.append((kind, key))
 
     async def _give_back(
         self, product_id: str, claims: list[Claim], known: Product | None
@@ -158,7 +161,7 @@ class Catalog:
         """Release the claims the stream's head does not use; answers that head (`known`, the
         version the caller started from, when nothing is newer).
 
-        For the claims a write that lost or failed took, and for the slug a change left. The
+        For the claims a write that lost or failed inserted, and for the slug a change left. The
         head is read first, since a twin write may have landed using those very keys; and again
         after releasing, since a version that landed in between took its keys back in `_keep`,
         perhaps before this release: whatever the head uses then is claimed again. When the head

@@ -40,8 +40,9 @@ class ProductStore:
 
     # --- claims
 
-    async def claim(self, kind: str, key: str, product_id: str) -> None:
-        """Claim a slug or SKU for a product; raises ClaimTaken naming the owner if another has it."""
+    async def claim(self, kind: str, key: str, product_id: str) -> bool:
+        """Claim a slug or SKU for a product: True when this call inserted the claim, False when
+        the product held it already; raises ClaimTaken naming the owner if another has it."""
         collection = self.slugs if kind == "slug" else self.skus
         try:
             await collection.insert_one({"_id": key, "product_id": product_id, "at": clock.now()})
@@ -51,6 +52,8 @@ class ProductStore:
                 return await self.claim(kind, key, product_id)
             if owner["product_id"] != product_id:
                 raise ClaimTaken(owner["product_id"]) from None
+            return False
+        return True
 
     async def claim_owner(self, kind: str, key: str) -> tuple[str, datetime] | None:
         collection = self.slugs if kind == "slug" else self.skus
