@@ -862,6 +862,13 @@ class Inventory:
     async def _after(self, sku: str, decided: Decided) -> None:
         if decided.event is None:
             return
+        # Alerts first: a slow or cancelled snapshot write must not delay or skip them.
+        for alert in rules.alerts(decided.before, decided.after, self._threshold):
+            try:
+                await self._alert(sku, alert, decided)
+            except PyMongoError:
+                # The movement itself is recorded; losing its alert must not fail the request.
+                log.warning("could not record the %s alert of %s", alert.value, sku, exc_info=True)
         slot = self._slots.get(sku)
         if slot is not None and slot.loaded and slot.seq - slot.saved_seq >= SNAPSHOT_EVERY:
             # Saved by the movement itself, not only by the periodic pass, so however fast a SKU
@@ -871,12 +878,6 @@ class Inventory:
                 await self._save_snapshot(sku, slot)
             except PyMongoError:
                 log.warning("could not save the stock snapshot of %s", sku, exc_info=True)
-        for alert in rules.alerts(decided.before, decided.after, self._threshold):
-            try:
-                await self._alert(sku, alert, decided)
-            except PyMongoError:
-                # The movement itself is recorded; losing its alert must not fail the request.
-                log.warning("could not record the %s alert of %s", alert.value, sku, exc_info=True)
 
     async def _alert(self, sku: str, alert: rules.Alert, decided: Decided) -> None:
         after = decided.after
