@@ -15,10 +15,11 @@ How it stays right without transactions (architecture.md, "Consistency without t
   crash leaves a claim unlisted; the sweeper (on every instance) expires them when due, abandons those
   whose maker died and finishes what a crash left half done.
 
-What keeps it fast on FerretDB, where only inserts and `_id` reads are cheap and a read that misses
-scans the collection: decisions append before they read; concurrent readers of one SKU share one read;
-in-process promises stop a burst of orders for one SKU from writing anything for the refusals the
-level already implies; snapshots in `stock` spare a cold instance from folding a SKU's whole history.
+What keeps it fast on FerretDB, where each stream event is its own `_id` lookup (FerretDB on PostgreSQL
+pushes down top-level equality only, no range or `$in`) and each write a round trip: decisions append
+before they read; concurrent readers of one SKU share one read; in-process promises stop a burst of
+orders for one SKU from writing anything for the refusals the level already implies; snapshots in
+`stock` spare a cold instance from folding a SKU's whole history.
 """
 
 from __future__ import annotations
@@ -447,7 +448,7 @@ class Inventory:
         self._count(outcome)
         if outcome is ReservationState.HELD:
             # Its index entry stays due at the maker's staleness; the sweeper then moves it to
-            # the expiry, off this request's path (an update scans the collection on FerretDB).
+            # the expiry, off this request's path: one write fewer for every order.
             return concluded
         await self._store.untrack(order_id, attempt)
         raise InsufficientStock(shortages)
