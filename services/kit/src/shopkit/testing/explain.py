@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,12 +61,15 @@ class ExplainedMongo:
     """The FerretDB and PostgreSQL pair; `url` for the app under test, `scans` afterwards."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.cluster = processes.Postgres.at(
-            state_dir, processes.free_port(), durable=False, settings=SETTINGS
+        cluster, self.ferretdb = processes.mongo(
+            state_dir,
+            processes.free_port(),
+            durable=False,
+            storage=processes.Backend.POSTGRESQL,
+            settings=SETTINGS,
         )
-        self.ferretdb = processes.ferretdb(
-            state_dir, processes.free_port(), f"--postgresql-url={self.cluster.url}"
-        )
+        assert isinstance(cluster, processes.Postgres)
+        self.cluster = cluster
 
     @property
     def url(self) -> str:
@@ -72,7 +77,11 @@ class ExplainedMongo:
 
     def start(self) -> ExplainedMongo:
         self.cluster.start()
-        self.ferretdb.start()
+        try:
+            self.ferretdb.start()
+        except BaseException:
+            self.cluster.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -99,11 +108,20 @@ class ExplainedMongo:
         ]
 
     def _plans(self) -> Iterator[dict[str, Any]]:
+        """The plans logged so far: up to a marker statement run now, since the logging collector
+        writes behind the statements (reading sooner could miss the last ones)."""
+        marker = f"shop-explain-marker-{uuid.uuid4().hex}"
+        self.cluster.sql(processes.FERRETDB_DATABASE, f"SELECT '{marker}'")
         log = self.cluster.data / "log" / "plans.json"
-        for line in log.read_text(errors="replace").splitlines():
+        deadline = time.monotonic() + 10
+        while marker not in (text := log.read_text(errors="replace")):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{log} never logged the marker statement")
+            time.sleep(0.02)
+        for line in text[: text.index(marker)].splitlines()[:-1]:
             message = json.loads(line).get("message", "")
-            _, marker, plan = message.partition("plan:\n")
-            if marker:
+            _, found, plan = message.partition("plan:\n")
+            if found:
                 yield json.loads(plan)
 
 
