@@ -65,6 +65,7 @@ SETTLE = 5.0  # seconds of quiet after loading, for checkpoints and autovacuum t
 HEALTHZ = "GET /api/v1/products/healthz"
 COLD_READ = "GET /api/v1/products/{id}, cold"
 T = TypeVar("T")
+PEER_KINDS = ("nginx", "users", "products", "ferretdb", "postgres", "nats", "opensearch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,8 @@ class Figures:
     expected: int
     seconds: float
     cpu: float
+    # CPU seconds each kind of peer used meanwhile (background work included), by peer name.
+    servers: dict[str, float] = field(default_factory=dict)
 
     def percentile(self, share: float) -> float:
         ordered = sorted(self.latencies)
@@ -357,8 +360,7 @@ class Bench:
     """The running stack as the measurements see it."""
 
     session: aiohttp.ClientSession
-    gateway: str
-    products: list[str]
+    stack: Stack
     signing: SigningKeys
     env: Mapping[str, str]
     args: argparse.Namespace
@@ -393,7 +395,7 @@ class Bench:
 
 async def measure_phase(bench: Bench, loader: Loader, unmeasured: Unmeasured) -> dict[str, Figures]:
     """Every operation on this database, each on items no earlier measurement touched."""
-    args, base = bench.args, bench.gateway
+    args, base, instances = bench.args, bench.stack.gateway, bench.stack.products
     users, products, skus = unmeasured.users, unmeasured.products, unmeasured.skus
     count, concurrency = args.requests, args.concurrency
     staff, service = bench.token("bench-staff", "staff"), bench.token("service:orders", "service")
@@ -409,41 +411,55 @@ async def measure_phase(bench: Bench, loader: Loader, unmeasured: Unmeasured) ->
     products.discard({loader.product_of[sku] for sku in warm + reserving + reading})
     results: dict[str, Figures] = {}
 
+    async def record(name: str, measuring: Awaitable[Figures]) -> None:
+        before = cpu_seconds(bench.stack.sessions)
+        figures = await measuring
+        after = cpu_seconds(bench.stack.sessions)
+        figures.servers = {kind: after[kind] - before.get(kind, 0.0) for kind in after}
+        results[name] = figures
+
     async def get(url: str, headers: Mapping[str, str] | None = None) -> int:
         return (await bench.call("GET", url, headers))[0]
 
-    results[HEALTHZ] = await measure(
-        count, concurrency, lambda _: get(f"{base}/api/v1/products/healthz"), 200
+    await record(
+        HEALTHZ, measure(count, concurrency, lambda _: get(f"{base}/api/v1/products/healthz"), 200)
     )
-    results["GET /api/v1/users/healthz"] = await measure(
-        count, concurrency, lambda _: get(f"{base}/api/v1/users/healthz"), 200
+    await record(
+        "GET /api/v1/users/healthz",
+        measure(count, concurrency, lambda _: get(f"{base}/api/v1/users/healthz"), 200),
     )
     ids = products.take(count, "products")
-    results[COLD_READ] = await measure(
-        count, concurrency, lambda n: get(f"{base}/api/v1/products/{ids[n]}"), 200
+    await record(
+        COLD_READ,
+        measure(count, concurrency, lambda n: get(f"{base}/api/v1/products/{ids[n]}"), 200),
     )
     logins = [email_of(n) for n in users.take(args.serial, "users")]
-    results["POST /api/v1/auth/login"] = await measure(
-        args.serial, 2, lambda n: login(bench, logins[n]), 200, rate=LOGIN_RATE
+    await record(
+        "POST /api/v1/auth/login",
+        measure(args.serial, 2, lambda n: login(bench, logins[n]), 200, rate=LOGIN_RATE),
     )
     tokens = [bench.token(loader.user_ids[n], "customer") for n in users.take(count, "users")]
-    results["GET /api/v1/users/me, cold"] = await measure(
-        count, concurrency, lambda n: get(f"{base}/api/v1/users/me", tokens[n]), 200
+    await record(
+        "GET /api/v1/users/me, cold",
+        measure(count, concurrency, lambda n: get(f"{base}/api/v1/users/me", tokens[n]), 200),
     )
     orders = [f"growth-{uuid.uuid4().hex[:12]}" for _ in range(count)]
 
     async def reserve(n: int) -> int:
         status, _ = await bench.call(
             "POST",
-            f"{bench.products[n % len(bench.products)]}/internal/inventory/reservations",
+            f"{instances[n % len(instances)]}/internal/inventory/reservations",
             service,
             {"order_id": orders[n], "lines": [{"sku": reserving[n], "quantity": 1}]},
         )
         return status
 
-    results["POST reservation, cold SKU (direct)"] = await measure(count, concurrency, reserve, 201)
-    results["GET /api/v1/inventory/{sku}, cold"] = await measure(
-        count, concurrency, lambda n: get(f"{base}/api/v1/inventory/{reading[n]}", staff), 200
+    await record("POST reservation, cold SKU (direct)", measure(count, concurrency, reserve, 201))
+    await record(
+        "GET /api/v1/inventory/{sku}, cold",
+        measure(
+            count, concurrency, lambda n: get(f"{base}/api/v1/inventory/{reading[n]}", staff), 200
+        ),
     )
 
     async def write_category(n: int) -> int:
@@ -458,7 +474,7 @@ async def measure_phase(bench: Bench, loader: Loader, unmeasured: Unmeasured) ->
             bench.category = (category_id, response.headers["ETag"])
         return status
 
-    results["PATCH /api/v1/categories/{id}"] = await measure(args.serial, 1, write_category, 200)
+    await record("PATCH /api/v1/categories/{id}", measure(args.serial, 1, write_category, 200))
     # Let the orders go, as unpaid orders would, so the sweeper's list stays small.
     release = asyncio.Semaphore(concurrency)
 
@@ -466,7 +482,7 @@ async def measure_phase(bench: Bench, loader: Loader, unmeasured: Unmeasured) ->
         async with release:
             await bench.call(
                 "POST",
-                f"{bench.products[n % len(bench.products)]}/internal/inventory/reservations"
+                f"{instances[n % len(instances)]}/internal/inventory/reservations"
                 f"/{orders[n]}/release",
                 service,
                 {"reason": "bench"},
@@ -478,7 +494,9 @@ async def measure_phase(bench: Bench, loader: Loader, unmeasured: Unmeasured) ->
 
 async def login(bench: Bench, email: str) -> int:
     status, _ = await bench.call(
-        "POST", f"{bench.gateway}/api/v1/auth/login", body={"email": email, "password": PASSWORD}
+        "POST",
+        f"{bench.stack.gateway}/api/v1/auth/login",
+        body={"email": email, "password": PASSWORD},
     )
     return status
 
@@ -486,15 +504,27 @@ async def login(bench: Bench, email: str) -> int:
 # --- the stack
 
 
+@dataclass(frozen=True, slots=True)
+class Stack:
+    mongo_url: str
+    gateway: str
+    products: list[str]  # the products instances' URLs (internal routes are not behind nginx)
+    cluster: Postgres | None
+    sessions: dict[int, str]  # each peer's session id (its pid) to its kind: users, postgres...
+
+
 def start_stack(
     state: Path, args: argparse.Namespace, env: Mapping[str, str], stop: contextlib.ExitStack
-) -> tuple[str, str, list[str], Postgres | None]:
-    """Start every peer (each stopped by `stop`); the mongo URL, the gateway, the products
-    instances' URLs, and the PostgreSQL cluster if there is one."""
+) -> Stack:
+    """Start every peer, each stopped by `stop`."""
+    sessions: dict[int, str] = {}
 
     def started(peer: Peer) -> Peer:
         stop.callback(peer.stop)
-        return peer.start(timeout=120)
+        peer.start(timeout=120)
+        assert peer.process is not None
+        sessions[peer.process.pid] = peer.name.split("-")[0]
+        return peer
 
     mongo = [
         started(peer)
@@ -538,12 +568,29 @@ def start_stack(
             )
             instances.setdefault(name, []).append(f"127.0.0.1:{peer.port}")
     nginx = started(gateway.peer(state / "nginx", processes.free_port(), instances))
-    return (
+    return Stack(
         mongo_url,
         f"http://127.0.0.1:{nginx.port}",
         [f"http://{address}" for address in instances["products"]],
         cluster,
+        sessions,
     )
+
+
+def cpu_seconds(sessions: Mapping[int, str]) -> dict[str, float]:
+    """CPU time the processes of each peer (its session: workers, backends) used so far, by kind."""
+    used: dict[str, float] = collections.defaultdict(float)
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        # After the command: state, ppid, pgrp, session, ..., utime and stime (fields 14 and 15).
+        kind = sessions.get(int(fields[3]))
+        if kind is not None:
+            used[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
 # --- full-table reads (PostgreSQL's own counters)
@@ -651,9 +698,12 @@ async def run(args: argparse.Namespace, state: Path, stop: contextlib.ExitStack)
         **read_env_file(ROOT / ".env.example"),
         "PASSWORD_HASH_COST": str(args.hash_cost),
     }
-    mongo_url, base, products_urls, cluster = start_stack(state, args, env, stop)
+    stack = start_stack(state, args, env, stop)
+    cluster = stack.cluster
     rng = random.Random(20261124)
-    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True, timeoutMS=600_000)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        stack.mongo_url, tz_aware=True, timeoutMS=600_000
+    )
     hasher = Hasher(env["PASSWORD_PEPPER"], args.hash_cost)
     loader = Loader(
         client["users"], client["products"], await hasher.hash(PASSWORD), rng, not args.no_snapshots
@@ -667,7 +717,8 @@ async def run(args: argparse.Namespace, state: Path, stop: contextlib.ExitStack)
     timeout = aiohttp.ClientTimeout(total=75)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        bench = Bench(session, base, products_urls, SigningKeys(env["SIGNING_KEYS"]), env, args)
+        bench = Bench(session, stack, SigningKeys(env["SIGNING_KEYS"]), env, args)
+        base = stack.gateway
         _, made = await bench.call(
             "POST",
             f"{base}/api/v1/categories",
@@ -734,6 +785,7 @@ def report(args: argparse.Namespace, phases: list[Phase]) -> None:
             f = phase.results[name]
             cells += f" {f.rps:8.0f} ({f.cpu * 1000 / len(f.latencies):4.1f}, {f.failures:3d})"
         print(f"{name:58}{cells}")
+    report_servers(phases)
     print()
     for phase in phases:
         share = phase.results[COLD_READ].rps / phase.results[HEALTHZ].rps
@@ -754,6 +806,23 @@ def report(args: argparse.Namespace, phases: list[Phase]) -> None:
         print("collections PostgreSQL read in full most while measuring (FerretDB filters in Go):")
         for phase in phases:
             print(f"  {phase.size.name}: " + "; ".join(phase.scans))
+
+
+def report_servers(phases: list[Phase]) -> None:
+    """Where each operation's CPU went, on the small database and on the largest."""
+    kinds = [kind for kind in PEER_KINDS if kind in phases[0].results[HEALTHZ].servers]
+    for phase in phases[:1] + phases[1:][-1:]:
+        print()
+        print(
+            f"server CPU ms per request at {phase.size.name}, by process "
+            "(whatever ran meanwhile included: sweepers, relays, the indexer)"
+        )
+        print(f"{'operation':40}" + "".join(f" {kind:>10}" for kind in kinds))
+        for name, figures in phase.results.items():
+            spent = [
+                figures.servers.get(kind, 0.0) * 1000 / len(figures.latencies) for kind in kinds
+            ]
+            print(f"{name:40}" + "".join(f" {ms:10.2f}" for ms in spent))
 
 
 def pair(figures: Figures) -> str:
