@@ -578,16 +578,17 @@ def start_stack(
 
 
 def cpu_seconds(sessions: Mapping[int, str]) -> dict[str, float]:
-    """CPU time the processes of each peer (its session: workers, backends) used so far, by kind."""
-    used: dict[str, float] = collections.defaultdict(float)
+    """CPU time each kind of peer used so far: the processes of its session (nginx's workers,
+    FerretDB's pipe) and their children (PostgreSQL's backends, which lead sessions of their own)."""
     tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = collections.defaultdict(float)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # gone meanwhile
         # After the command: state, ppid, pgrp, session, ..., utime and stime (fields 14 and 15).
-        kind = sessions.get(int(fields[3]))
+        kind = sessions.get(int(fields[3])) or sessions.get(int(fields[1]))
         if kind is not None:
             used[kind] += (int(fields[11]) + int(fields[12])) / tick
     return used
@@ -878,18 +879,30 @@ def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="bench-growth-"))
     # Reachable by the postgres user when we run as root, so the cluster lives (and goes) in it.
     state.chmod(0o755)
+    cluster_data = processes.cluster_folder(state)
+    finished = False
     try:
         with contextlib.ExitStack() as stop:
             phases = asyncio.run(run(args, state, stop))
         report(args, phases)
+        finished = True
     except PeerFailed as error:
-        sys.exit(f"{error}\n(logs in {state / 'logs'})")
+        print(error, file=sys.stderr)
     finally:
         if args.keep:
             print(f"kept {state}")
         else:
-            shutil.rmtree(state, ignore_errors=True)
-            shutil.rmtree(processes.cluster_folder(state), ignore_errors=True)
+            # The data goes (gigabytes at the default sizes); the logs stay when something failed.
+            shutil.rmtree(cluster_data, ignore_errors=True)
+            if finished:
+                shutil.rmtree(state, ignore_errors=True)
+            else:
+                for part in state.iterdir():
+                    if part.name != "logs":
+                        shutil.rmtree(part, ignore_errors=True)
+                print(f"logs kept in {state / 'logs'}", file=sys.stderr)
+    if not finished:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
