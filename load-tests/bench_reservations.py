@@ -117,9 +117,10 @@ async def bench(args: argparse.Namespace) -> None:
         mongo_url, nats_url = args.mongo_url, args.nats_url
         state = Path(peers.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         if not mongo_url:
-            for peer in processes.mongo(state, processes.free_port(), durable=False):
+            database = processes.mongo(state, processes.free_port(), durable=False)
+            for peer in database:
                 peers.callback(peer.start().stop)
-            mongo_url = f"mongodb://127.0.0.1:{peer.port}/"
+            mongo_url = f"mongodb://127.0.0.1:{database[-1].port}/"
         if not nats_url:
             broker = processes.nats(state, processes.free_port()).start()
             peers.callback(broker.stop)

@@ -21,12 +21,15 @@ install_system_packages() {
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
     command -v nats-server >/dev/null || missing+=(nats-server)
     command -v wrk >/dev/null || missing+=(wrk)
-    # FerretDB's storage; the stack runs its own cluster, never the system service.
-    [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
+    # FerretDB's storage. The stack and the tests run clusters of their own, never the system one.
+    compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
     if [ "${#missing[@]}" -eq 0 ]; then
         return
     fi
     log "apt-get install ${missing[*]}"
+    # Installing PostgreSQL would create and start a system cluster on port 5432: not wanted.
+    as_root mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" | as_root tee /etc/postgresql-common/createcluster.d/shop.conf >/dev/null
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }

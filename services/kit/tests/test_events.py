@@ -285,6 +285,35 @@ async def test_an_empty_stream_has_head_0_and_no_events(store: EventStore) -> No
     assert await store.load("nothing-yet") == []
 
 
+async def test_the_head_of_a_long_stream_is_found_in_a_logarithmic_number_of_reads(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given streams of many lengths, bulk-loaded
+    lengths = [*range(1, 18), 100, 1000]
+    await store.append_batch(
+        {f"alerts-{n}": [NewEvent("stock.low", {}) for _ in range(n)] for n in lengths}
+    )
+    reads = 0
+    taken = store._taken
+
+    async def counted(stream_id: str, seq: int) -> bool:
+        nonlocal reads
+        reads += 1
+        return await taken(stream_id, seq)
+
+    monkeypatch.setattr(store, "_taken", counted)
+
+    for n in lengths:
+        # when the head is searched from the start and from a seq it already reached
+        reads = 0
+        assert await store.head(f"alerts-{n}") == n
+        # then the reads grow with log2 of its length, not with its length
+        assert reads <= 2 * n.bit_length() + 1
+        reads = 0
+        assert await store.head(f"alerts-{n}", from_seq=n // 2) == n
+        assert reads <= 2 * n.bit_length() + 1
+
+
 async def test_event_data_that_is_not_json_is_refused_at_append(store: EventStore) -> None:
     # when data holds something JSON cannot carry
     with pytest.raises(TypeError):

@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from products_support import Client, Roles, product
+from pymongo.errors import PyMongoError
+
+from products.keys import CATALOG
+from shopkit.events import Event
 
 
 async def _create(client: Client, roles: Roles, **changes: Any) -> dict[str, Any]:
@@ -324,3 +329,111 @@ async def test_a_refused_update_leaves_no_claim_behind(client: Client, roles: Ro
 
     # then they are free
     assert other.status == 201, await other.text()
+
+
+async def test_identical_updates_racing_keep_the_winners_slug_and_sku_claims(
+    client: Client, roles: Roles, db: Any
+) -> None:
+    # given a product
+    created = await _create(client, roles)
+    url = f"/api/v1/products/{created['id']}"
+    variants = product()["variants"]
+
+    for version in range(1, 7):
+        # when two identical edits, each adding a slug and a SKU, race from the same version
+        sku, slug = f"NEW-SKU-{version}", f"new-slug-{version}"
+        variants = [*variants, {"sku": sku, "price": {"amount": 1, "currency": "EUR"}}]
+        answers = await asyncio.gather(
+            *(
+                client.patch(
+                    url,
+                    json={"slug": slug, "variants": variants},
+                    headers={**roles.staff, "If-Match": f'"v{version}"'},
+                )
+                for _ in range(2)
+            )
+        )
+
+        # then one wins, and the loser left the winner's claims in place
+        assert sorted(a.status for a in answers) == [200, 412]
+        assert (await db.product_skus.find_one({"_id": sku}))["product_id"] == created["id"]
+        assert (await db.product_slugs.find_one({"_id": slug}))["product_id"] == created["id"]
+        other = await client.post(
+            "/api/v1/products",
+            json=product(
+                slug=f"other-{version}",
+                variants=[{"sku": sku, "price": {"amount": 1, "currency": "EUR"}}],
+            ),
+            headers=roles.staff,
+        )
+        assert other.status == 409, await other.text()
+
+
+async def test_a_failed_twin_of_an_update_gives_back_no_claim_the_update_then_uses(
+    client: Client, roles: Roles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a product, and two identical edits adding a SKU: the first to append fails (a lost
+    # answer) once both hold the claims, and the other lands only after the first gave them back
+    created = await _create(client, roles)
+    catalog = client.server.app[CATALOG]
+    append, release_claim = catalog._events.append, catalog.store.release_claim
+    both_claimed, given_back = asyncio.Event(), asyncio.Event()
+    released: list[str] = []
+
+    async def append_one_failing_one_late(
+        stream_id: str, expected_seq: int, type: str, *args: Any
+    ) -> Event:
+        if both_claimed.is_set():
+            async with asyncio.timeout(5):
+                await given_back.wait()
+        else:
+            both_claimed.set()
+            await asyncio.sleep(0)
+            raise PyMongoError("the answer to this insert was lost")
+        return await append(stream_id, expected_seq, type, *args)
+
+    async def release_and_tell(kind: str, key: str, product_id: str) -> None:
+        await release_claim(kind, key, product_id)
+        released.append(key)
+        if len(released) == 2:
+            given_back.set()
+
+    monkeypatch.setattr(catalog._events, "append", append_one_failing_one_late)
+    monkeypatch.setattr(catalog.store, "release_claim", release_and_tell)
+    variants = [
+        *product()["variants"],
+        {"sku": "NEW-SKU", "price": {"amount": 1, "currency": "EUR"}},
+    ]
+
+    # when both are sent at once
+    answers = await asyncio.gather(
+        *(
+            client.patch(
+                f"/api/v1/products/{created['id']}",
+                json={"slug": "new-slug", "variants": variants},
+                headers={**roles.staff, "If-Match": '"v1"'},
+            )
+            for _ in range(2)
+        )
+    )
+    monkeypatch.undo()
+
+    # then the one that landed still owns its SKU and slug: no other product can take them
+    assert sorted(a.status for a in answers) == [200, 500]
+    other = await client.post(
+        "/api/v1/products",
+        json=product(
+            slug="other", variants=[{"sku": "NEW-SKU", "price": {"amount": 1, "currency": "EUR"}}]
+        ),
+        headers=roles.staff,
+    )
+    assert other.status == 409, await other.text()
+    same_slug = await client.post(
+        "/api/v1/products",
+        json=product(
+            slug="new-slug",
+            variants=[{"sku": "OTHER-1", "price": {"amount": 1, "currency": "EUR"}}],
+        ),
+        headers=roles.staff,
+    )
+    assert (await same_slug.json())["type"].endswith("/slug-taken")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,6 +13,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from products_support import Roles
 from test_inventory_support import (
+    SKUS,
     Client,
     Start,
     Stock,
@@ -21,6 +23,15 @@ from test_inventory_support import (
     starter,
 )
 
+from products.inventory import (
+    RESERVATIONS_COLLECTION,
+    SNAPSHOT_EVERY,
+    Inventory,
+    ledger_stream,
+)
+from products.inventory_store import InventoryStore
+from products.ledger import StockLevel
+from shopkit.events import Event, EventStore
 from shopkit.testing.tokens import TokenFactory
 
 
@@ -364,3 +375,49 @@ async def test_a_new_instance_starts_from_the_snapshot_and_the_holds_in_it(
     assert (await second.settle("order-snap", "release")).status == 204
     assert await second.counts("TEE-S") == await first.counts("TEE-S") == (21, 0, 21)
     await second.assert_ledger_adds_up("TEE-S")
+
+
+class CountingEvents(EventStore):
+    """An event store that counts the events it reads, per stream."""
+
+    def __init__(self, db: Any) -> None:
+        super().__init__(db)
+        self.reads: collections.Counter[str] = collections.Counter()
+
+    async def get(self, stream_id: str, seq: int) -> Event | None:
+        self.reads[stream_id] += 1
+        return await super().get(stream_id, seq)
+
+
+def _instance(db: Any, events: EventStore) -> Inventory:
+    """An instance without its background jobs: only its requests save snapshots."""
+
+    async def tracked(sku: str) -> bool | None:
+        return SKUS.get(sku)
+
+    return Inventory(
+        events,
+        EventStore(db, RESERVATIONS_COLLECTION),
+        InventoryStore(db),
+        tracked,
+        reservation_ttl=900,
+        low_stock_threshold=0,
+    )
+
+
+async def test_a_cold_sku_with_a_long_ledger_reads_its_snapshot_and_a_bounded_tail(db: Any) -> None:
+    # given an instance that recorded many movements on a SKU
+    warm = _instance(db, EventStore(db))
+    moves = 10 * SNAPSHOT_EVERY + 7
+    for _ in range(moves):
+        await warm.receive("TEE-S", 1, "staff-1", "delivery")
+
+    # when a new instance (an empty cache) reserves on it
+    events = CountingEvents(db)
+    cold = _instance(db, events)
+    reservation, _ = await cold.reserve("order-cold", [("TEE-S", 2)], "service:orders")
+
+    # then it read the snapshot and at most SNAPSHOT_EVERY events, plus the free slot that ends them
+    assert reservation.state == "held"
+    assert events.reads[ledger_stream("TEE-S")] <= SNAPSHOT_EVERY + 1
+    assert await cold.level("TEE-S") == StockLevel("TEE-S", moves, 2)

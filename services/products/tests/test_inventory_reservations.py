@@ -26,6 +26,7 @@ from test_inventory_support import (
 )
 
 from products.inventory import RESERVATIONS_COLLECTION, reservation_stream
+from products.ledger import REQUESTED_EVENT
 from shopkit import broker, clock
 from shopkit.events import Event, EventStore, encode
 from shopkit.testing.tokens import TokenFactory
@@ -353,6 +354,109 @@ async def test_a_reservation_whose_maker_died_is_abandoned_and_may_be_made_again
         "held",
     ]
     await stock.assert_ledger_adds_up("TEE-M")
+
+
+async def _reserve_with_a_maker_that_dies_after_the_claim(
+    stock: Stock, order_id: str, lines: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order's reservation is claimed (`requested`), then its maker dies before anything else."""
+    inventory = inventory_of(stock.client)
+
+    async def dies(*args: Any) -> None:
+        raise PyMongoError("the process died here")
+
+    monkeypatch.setattr(inventory, "_make", dies)
+    crashed = await stock.reserve(order_id, lines)
+    monkeypatch.undo()
+    assert crashed.status == 500
+    assert (await stock.reservation(order_id))["state"] == "requested"
+
+
+async def test_a_reservation_whose_maker_died_right_after_its_claim_is_abandoned_by_the_sweeper(
+    stock: Stock, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an order whose maker died right after claiming its reservation, and nobody retrying it
+    await stock.receive("TEE-S", 4)
+    await _reserve_with_a_maker_that_dies_after_the_claim(
+        stock, "order-orphan", {"TEE-S": 1}, monkeypatch
+    )
+
+    # when a sweeper runs after the maker's time is up
+    await inventory_of(stock.client).sweep(clock.now() + timedelta(minutes=2))
+
+    # then the sweeper found and abandoned it, and orders' retry makes the reservation anew
+    assert (await stock.reservation("order-orphan"))["state"] == "abandoned"
+    retried = await stock.reserve("order-orphan", {"TEE-S": 1})
+    assert retried.status == 201
+    assert await stock.counts("TEE-S") == (4, 1, 3)
+    assert await reservation_history(db, "order-orphan") == [
+        "requested",
+        "abandoned",
+        "requested",
+        "held",
+    ]
+
+
+async def test_a_reservation_still_being_made_asks_callers_to_wait_longer_the_longer_it_takes(
+    stock: Stock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an order whose maker died right after claiming its reservation
+    await stock.receive("TEE-S", 4)
+    await _reserve_with_a_maker_that_dies_after_the_claim(
+        stock, "order-stuck", {"TEE-S": 1}, monkeypatch
+    )
+    now = clock.now()
+
+    # when orders retries it at once, then 4, 16 and 50 seconds later
+    waits = []
+    for later in (0, 4, 16, 50):
+        monkeypatch.setattr(clock, "now", lambda later=later: now + timedelta(seconds=later))
+        answer = await stock.reserve("order-stuck", {"TEE-S": 1})
+        monkeypatch.undo()
+        assert answer.status == 409
+        assert (await answer.json())["type"].endswith("/reservation-in-progress")
+        waits.append(int(answer.headers["Retry-After"]))
+
+    # then each answer asks it to wait longer, but never past the moment it may be made anew
+    assert waits[:3] == [1, 4, 16]
+    assert 1 <= waits[3] <= 11
+
+
+async def test_every_way_a_reservation_ends_takes_it_off_the_open_list(
+    stock: Stock, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given reservations that were committed, released, expired, refused, left by a dead maker,
+    # or whose claim never landed, and one still held
+    await stock.receive("TEE-S", 10)
+    inventory = inventory_of(stock.client)
+    for order_id in ("order-paid", "order-gone", "order-open"):
+        assert (await stock.reserve(order_id, {"TEE-S": 1})).status == 201
+    assert (await stock.reserve("order-late", {"TEE-S": 1}, ttl_seconds=1)).status == 201
+    assert (await stock.reserve("order-short", {"TEE-L": 1})).status == 409
+    await _reserve_with_a_maker_that_dies_after_the_claim(
+        stock, "order-dead", {"TEE-S": 1}, monkeypatch
+    )
+    append = inventory._reservations.append
+
+    async def claim_fails(stream_id: str, expected_seq: int, type: str, *args: Any) -> Event:
+        if type == REQUESTED_EVENT:
+            raise PyMongoError("the answer to this claim was lost")
+        return await append(stream_id, expected_seq, type, *args)
+
+    monkeypatch.setattr(inventory._reservations, "append", claim_fails)
+    assert (await stock.reserve("order-unclaimed", {"TEE-S": 1})).status == 500
+    monkeypatch.undo()
+    assert (await stock.settle("order-paid", "commit")).status == 204
+    assert (await stock.settle("order-gone", "release")).status == 204
+    listed = {doc["order_id"] async for doc in db.open_reservations.find()}
+    assert listed == {"order-open", "order-late", "order-dead", "order-unclaimed"}
+
+    # when the sweeper runs once every maker's time and the short expiry are up
+    await inventory.sweep(clock.now() + timedelta(minutes=2))
+
+    # then only the reservation still held is listed: the list never grows with finished ones
+    assert [doc["order_id"] async for doc in db.open_reservations.find()] == ["order-open"]
+    assert await stock.counts("TEE-S") == (9, 1, 8)
 
 
 async def test_untracked_lines_are_reserved_without_touching_a_ledger(stock: Stock) -> None:

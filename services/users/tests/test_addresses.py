@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from users_support import Api
 
 HOME = {
@@ -87,3 +90,48 @@ async def test_user_a_cannot_read_or_change_user_b_addresses(api: Api) -> None:
     assert alices_list["items"] == []
     still = await (await api.client.get(url, headers=bob)).json()
     assert still["city"] == "London"
+
+
+async def _add(api: Api, auth: dict[str, str], **changes: Any) -> Any:
+    return await api.client.post(
+        "/api/v1/users/me/addresses", json={**HOME, **changes}, headers=auth
+    )
+
+
+async def test_a_name_edit_racing_an_address_change_keeps_both(api: Api) -> None:
+    # given an account with two addresses
+    auth = await api.user("both@example.com")
+    homes = [(await (await _add(api, auth, line1=f"{n} Main St")).json())["id"] for n in (1, 2)]
+
+    # when, again and again, a rename and a new default shipping address happen at once
+    lost = []
+    for turn in range(20):
+        home = homes[turn % 2]
+        await asyncio.gather(
+            api.client.patch("/api/v1/users/me", json={"name": f"Ada {turn}"}, headers=auth),
+            api.client.patch(
+                f"/api/v1/users/me/addresses/{home}", json={"default_shipping": True}, headers=auth
+            ),
+        )
+        me = await (await api.client.get("/api/v1/users/me", headers=auth)).json()
+        if (me["name"], me["default_shipping_address_id"]) != (f"Ada {turn}", home):
+            lost.append(turn)
+
+    # then neither change ever undid the other
+    assert lost == []
+
+
+async def test_concurrent_adds_never_pass_the_address_limit(api: Api) -> None:
+    # given an account five addresses short of the limit
+    auth = await api.user("many@example.com")
+    for n in range(45):
+        assert (await _add(api, auth, line1=f"{n} Main St")).status == 201
+
+    # when sixty more are added at once
+    added = await asyncio.gather(*(_add(api, auth, line1=f"{n} New St") for n in range(60)))
+
+    # then exactly five got in, the others were refused, and the book holds fifty
+    statuses = sorted(response.status for response in added)
+    assert statuses == [201] * 5 + [409] * 55
+    listed = await (await api.client.get("/api/v1/users/me/addresses", headers=auth)).json()
+    assert len(listed["items"]) == 50

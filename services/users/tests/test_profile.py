@@ -165,3 +165,26 @@ async def test_a_stale_write_of_the_account_document_cannot_undo_a_password_chan
     )
     assert old.status == 401
     await api.login("guarded@example.com", "brand new horse")
+
+
+async def test_only_the_link_for_the_latest_pending_email_verifies(api: Api, db: Any) -> None:
+    # given an account that asked to move to one email and then to another
+    auth = await api.user("mover@example.com")
+    for email in ("first@example.com", "second@example.com"):
+        await api.client.patch("/api/v1/users/me", json={"email": email}, headers=auth)
+
+    async def verify(email: str) -> Any:
+        event = await db.events.find_one(
+            {"type": "user.email_verification_requested", "data.email": email}
+        )
+        return await api.client.post(
+            "/api/v1/auth/verify-email", json={"token": event["data"]["token"]}
+        )
+
+    # when the link of the first one is followed, then that of the second
+    superseded = await verify("first@example.com")
+    latest = await verify("second@example.com")
+
+    # then the first is refused and the second verifies
+    assert superseded.status == 422
+    assert (await latest.json())["email"] == "second@example.com"

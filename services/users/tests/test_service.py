@@ -48,7 +48,13 @@ async def test_events_left_behind_by_a_crash_after_registration_are_flushed(
     pending = [{"id": "replayed-1", "type": "user.registered", "data": {"user_id": user["id"]}}]
     await db.users.update_one(
         {"_id": user["id"]},
-        {"$set": {"pending_events": pending, "created_at": clock.now().replace(year=2020)}},
+        {
+            "$set": {
+                "pending_events": pending,
+                "events_pending": True,
+                "created_at": clock.now().replace(year=2020),
+            }
+        },
     )
 
     # when the sweeper runs twice

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from users_support import Api, Client
 
+from shopkit import clock
+from users import accounts, tokens
+from users.errors import InvalidCredentials
+from users.keys import USERS
+from users.model import TokenPair
+from users.passwords import Hasher
 from users.signing import generate_key_set
+from users.sweeper import sweep
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -184,3 +195,144 @@ async def test_client_credentials_give_a_service_token(client: Client) -> None:
         headers={"Authorization": f"Basic {basic}"},
     )
     assert refused.status == 401
+
+
+class _HeldAfterVerifying:
+    """A hasher whose password checks, once done, wait for `release`: a login paused between
+    reading the password hash and starting its session."""
+
+    def __init__(self, hasher: Hasher) -> None:
+        self.hasher = hasher
+        self.verified, self.release = asyncio.Event(), asyncio.Event()
+
+    async def hash(self, password: str) -> str:
+        return await self.hasher.hash(password)
+
+    async def verify(self, password: str, hashed: str | None) -> bool:
+        matched = await self.hasher.verify(password, hashed)
+        self.verified.set()
+        await self.release.wait()
+        return matched
+
+
+async def _refresh(client: Client, refresh_token: str) -> int:
+    response = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+    return response.status
+
+
+async def test_a_login_that_checked_the_old_password_during_a_change_keeps_no_session(
+    api: Api,
+) -> None:
+    # given a login that has checked the old password and not yet started its session
+    await api.register("overtaken@example.com")
+    users = api.client.server.app[USERS]
+    held = _HeldAfterVerifying(users.hasher)
+    login = asyncio.create_task(
+        tokens.login(
+            replace(users, hasher=held),
+            "overtaken@example.com",
+            "correct horse",
+            client="198.51.100.1",
+            user_agent=None,
+        )
+    )
+    await held.verified.wait()
+
+    # when the password changes (revoking every session) before that login goes on
+    user = await users.store.by_email("overtaken@example.com")
+    assert user is not None
+    await accounts.change_password(users, user, "correct horse", "brand new horse", session=None)
+    held.release.set()
+    (outcome,) = await asyncio.gather(login, return_exceptions=True)
+
+    # then the login is refused, and had it answered tokens, its refresh token would be dead
+    if isinstance(outcome, TokenPair):
+        assert await _refresh(api.client, outcome.refresh_token) == 401
+    assert isinstance(outcome, InvalidCredentials)
+
+
+class _RevocationsCrash:
+    """Families whose `revoke_all` never happens: the process died right before it."""
+
+    def __init__(self, families: Any) -> None:
+        self.families = families
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.families, name)
+
+    async def revoke_all(self, *args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the instance died")
+
+
+async def test_a_session_started_before_the_current_password_cannot_refresh(api: Api) -> None:
+    # given a session, and a password change that stopped after storing the new password,
+    # before it revoked the sessions
+    await api.register("halfway@example.com")
+    session = await api.login("halfway@example.com")
+    users = api.client.server.app[USERS]
+    user = await users.store.by_email("halfway@example.com")
+    assert user is not None
+    crashing = replace(users, families=_RevocationsCrash(users.families))
+    with pytest.raises(ConnectionError):
+        await accounts.change_password(crashing, user, "correct horse", "brand new horse", None)
+
+    # when the old session refreshes
+    status = await _refresh(api.client, session["refresh_token"])
+
+    # then it is refused: the password it was opened with is no longer the account's
+    assert status == 401
+
+
+async def test_a_refresh_writing_its_session_back_cannot_undo_a_logout(api: Api, db: Any) -> None:
+    # given two sessions, one of them as a refresh read it to note its use
+    await api.register("ended@example.com")
+    looking = await api.login("ended@example.com")
+    ending = await api.login("ended@example.com")
+    session_id = ending["refresh_token"].partition(".")[0]
+    stale = await db.sessions.find_one({"_id": session_id})
+
+    # when that session logs out, and then the refresh writes the whole document back with its
+    # use noted (what FerretDB does with an update that raced the logout's)
+    await api.client.post("/api/v1/auth/logout", json={"refresh_token": ending["refresh_token"]})
+    await db.sessions.replace_one({"_id": session_id}, {**stale, "last_used_at": clock.now()})
+
+    # then the ended session is still not listed as active
+    auth = {"Authorization": f"Bearer {looking['access_token']}"}
+    listed = await (await api.client.get("/api/v1/users/me/sessions", headers=auth)).json()
+    assert [s["current"] for s in listed["items"]] == [True]
+
+
+async def test_the_sweeper_purges_long_ended_sessions_and_keeps_live_ones(
+    api: Api, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a session that expired long ago, one logged out two days ago, and a live one
+    await api.register("sweep@example.com")
+    real_now = clock.now
+
+    async def login_at(moment: datetime) -> str:
+        monkeypatch.setattr(clock, "now", lambda: moment)
+        try:
+            return str((await api.login("sweep@example.com"))["refresh_token"])
+        finally:
+            monkeypatch.setattr(clock, "now", real_now)
+
+    expired = await login_at(real_now() - timedelta(days=60))
+    logged_out = await login_at(real_now() - timedelta(days=2))
+    monkeypatch.setattr(clock, "now", lambda: real_now() - timedelta(days=2))
+    await api.client.post("/api/v1/auth/logout", json={"refresh_token": logged_out})
+    monkeypatch.setattr(clock, "now", real_now)
+    live = (await api.login("sweep@example.com"))["refresh_token"]
+
+    # when the sweeper runs
+    await sweep(api.client.server.app[USERS])
+
+    # then the ended families' events and sessions are gone, and the live one is untouched
+    def family(token: str) -> str:
+        return token.partition(".")[0]
+
+    for ended in (expired, logged_out):
+        assert await db.token_events.count_documents({"stream_id": f"family-{family(ended)}"}) == 0
+        assert await db.sessions.count_documents({"_id": family(ended)}) == 0
+    assert await db.token_events.count_documents({"stream_id": f"family-{family(live)}"}) == 1
+    assert await db.sessions.count_documents({"_id": family(live)}) == 1
+    assert await _refresh(api.client, live) == 200

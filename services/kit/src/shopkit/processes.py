@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -15,13 +16,11 @@ import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
-# FerretDB's storage: PostgreSQL (indexed lookups) unless FERRETDB_BACKEND=sqlite (smallest footprint).
 BACKEND_VARIABLE = "FERRETDB_BACKEND"
-BACKENDS = ("postgresql", "sqlite")
-POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 POSTGRES_USER = "postgres"
 FERRETDB_DATABASE = "ferretdb"
 DUPLICATE_KEY_LOG = '"Code":"23505"'
@@ -91,8 +90,12 @@ class Peer:
                 group=self.user,
                 extra_groups=[] if self.user else None,
             )
-        self.wait_ready(timeout)
-        self.set_up()
+        try:
+            self.wait_ready(timeout)
+            self.set_up()
+        except BaseException:
+            self.stop()  # nothing half-started is left running untracked
+            raise
         return self
 
     def prepare(self) -> None:
@@ -163,13 +166,21 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def backend(env: Mapping[str, str] | None = None) -> str:
-    """FerretDB's storage as `env` (else the process environment) chooses it."""
+class Backend(StrEnum):
+    """FerretDB's storage: PostgreSQL (indexed lookups), or SQLite (smallest footprint, scans)."""
+
+    POSTGRESQL = "postgresql"
+    SQLITE = "sqlite"
+
+
+def backend(env: Mapping[str, str] | None = None) -> Backend:
+    """FerretDB's storage as `env` (else the process environment) chooses it; PostgreSQL unset."""
     chosen = os.environ.get("FERRETDB_BACKEND") if env is None else env.get(BACKEND_VARIABLE)
-    chosen = chosen or BACKENDS[0]
-    if chosen not in BACKENDS:
-        raise PeerFailed(f"{BACKEND_VARIABLE} must be one of {', '.join(BACKENDS)}, not {chosen!r}")
-    return chosen
+    try:
+        return Backend(chosen or Backend.POSTGRESQL)
+    except ValueError:
+        choices = ", ".join(Backend)
+        raise PeerFailed(f"{BACKEND_VARIABLE} must be one of {choices}, not {chosen!r}") from None
 
 
 def mongo(
@@ -178,36 +189,47 @@ def mongo(
     *,
     postgres_port: int | None = None,
     durable: bool = True,
-    storage: str | None = None,
+    storage: Backend | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> list[Peer]:
     """The peers serving the MongoDB wire protocol on `port`, in start order: FerretDB, after the
-    PostgreSQL cluster it stores into (on `postgres_port`, a free one by default) unless the
-    backend (`storage`, else FERRETDB_BACKEND) is SQLite.
+    PostgreSQL cluster it stores into (on `postgres_port`, a free one by default, with `settings`
+    added to its tuning) unless the backend (`storage`, else FERRETDB_BACKEND) is SQLite.
 
-    `durable=False` (tests, benchmarks) trades crash safety for speed: no fsync.
+    `durable=False` (tests, benchmarks) trades crash safety for speed (no fsync), and the cluster
+    is deleted when it stops.
     """
-    if (storage or backend()) == "sqlite":
-        return [ferretdb(state_dir, port, f"--sqlite-url=file:{_folder(state_dir / 'ferretdb')}/")]
-    cluster = Postgres.at(state_dir, postgres_port or free_port(), durable=durable)
-    return [cluster, ferretdb(state_dir, port, f"--postgresql-url={cluster.url}")]
+    if (storage or backend()) is Backend.SQLITE:
+        sqlite = f"--sqlite-url=file:{_folder(state_dir / 'ferretdb')}/"
+        return [ferretdb(state_dir, port, Backend.SQLITE, sqlite)]
+    cluster = Postgres.at(
+        state_dir, postgres_port or free_port(), durable=durable, settings=settings
+    )
+    return [
+        cluster,
+        ferretdb(state_dir, port, Backend.POSTGRESQL, f"--postgresql-url={cluster.url}"),
+    ]
 
 
-def ferretdb(state_dir: Path, port: int, storage_flag: str) -> Peer:
-    handler = "sqlite" if storage_flag.startswith("--sqlite") else "postgresql"
+def ferretdb(state_dir: Path, port: int, storage: Backend, storage_flag: str) -> Peer:
     command = [
         require_binary("ferretdb"),
-        f"--handler={handler}",
+        f"--handler={storage}",
         storage_flag,
         f"--listen-addr=127.0.0.1:{port}",
         "--debug-addr=-",
         "--telemetry=disable",
         f"--state-dir={_folder(state_dir / 'ferretdb')}",
-        "--log-level=warn",
+        # Its warnings are 18-line dumps of each reply to PyMongo's `endSessions` at every client
+        # close, a command FerretDB v1 does not know: errors only.
+        "--log-level=error",
     ]
     # On PostgreSQL, FerretDB logs every duplicate key (SQLSTATE 23505) at ERROR, and duplicate
     # keys are how this design detects a lost race, hundreds per test run: keep them out of the
-    # log (the client still gets each one as error 11000).
-    filtered = ["sh", "-c", f'"$@" 2>&1 | grep --line-buffered -v -F {DUPLICATE_KEY_LOG!r}', "sh"]
+    # log (the client still gets each one as error 11000). The filter ignores SIGTERM, so it
+    # passes FerretDB's last lines on and ends when FerretDB does.
+    grep = f"grep --line-buffered -v -F {shlex.quote(DUPLICATE_KEY_LOG)}"
+    filtered = ["sh", "-c", f"\"$@\" 2>&1 | (trap '' TERM; exec {grep})", "sh"]
     return Peer(
         name="ferretdb",
         argv=filtered + command,
@@ -221,11 +243,26 @@ def _folder(path: Path) -> Path:
     return path.resolve()
 
 
+def postgres_bin() -> Path:
+    """The binaries of the newest PostgreSQL installed from Debian's packages (off the PATH)."""
+    installed = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda path: int(path.parts[-3])
+    )
+    if not installed:
+        raise PeerFailed("PostgreSQL is not installed (/usr/lib/postgresql): run ./task install")
+    return installed[-1].parent
+
+
 @dataclass(slots=True)
 class Postgres(Peer):
-    """A project-local PostgreSQL 15 cluster on 127.0.0.1, tuned for FerretDB (see gin_twins.sql)."""
+    """A project-local PostgreSQL cluster on 127.0.0.1, tuned for FerretDB (see gin_twins.sql).
+
+    An ephemeral cluster (tests, benchmarks) lives in a fresh temporary folder and is deleted
+    when it stops; a durable one (the stack) keeps its data under the state folder.
+    """
 
     data: Path = Path()
+    ephemeral: bool = False
 
     @classmethod
     def at(
@@ -237,7 +274,7 @@ class Postgres(Peer):
         settings: Mapping[str, str] | None = None,
     ) -> Postgres:
         """The cluster of `state_dir`; `settings` adds to or overrides the tuning below."""
-        data = cluster_folder(state_dir)
+        user = POSTGRES_USER if os.geteuid() == 0 else None
         tuning = {
             "listen_addresses": "127.0.0.1",
             "port": str(port),
@@ -249,7 +286,8 @@ class Postgres(Peer):
             "shared_buffers": "32MB",
             "max_wal_size": "256MB",
             "max_connections": "200",
-            # Duplicate keys are the design's conflict signal: not worth an ERROR line each.
+            # FerretDB is the only client, and its own log has every SQL error it meets but the
+            # duplicate keys, the design's conflict signal: this log keeps LOG, FATAL and PANIC.
             "log_min_messages": "log",
             "log_min_error_statement": "panic",
             "log_checkpoints": "off",
@@ -257,7 +295,8 @@ class Postgres(Peer):
         if not durable:
             tuning |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         tuning |= settings or {}
-        argv = [str(POSTGRES_BIN / "postgres"), "-D", str(data)]
+        data = _cluster_folder(state_dir, user, durable)
+        argv = [str(postgres_bin() / "postgres"), "-D", str(data)]
         for name, value in tuning.items():
             argv += ["-c", f"{name}={value}"]
         return cls(
@@ -265,8 +304,9 @@ class Postgres(Peer):
             argv=argv,
             log_path=state_dir / "logs" / "postgres.log",
             port=port,
-            user=POSTGRES_USER if os.geteuid() == 0 else None,
+            user=user,
             data=data,
+            ephemeral=not durable,
         )
 
     @property
@@ -275,23 +315,25 @@ class Postgres(Peer):
 
     @property
     def role(self) -> str:
-        return self.user or _current_user()
+        return self.user or pwd.getpwuid(os.geteuid()).pw_name
 
     def prepare(self) -> None:
-        if not (POSTGRES_BIN / "initdb").exists():
-            raise PeerFailed(f"PostgreSQL 15 is not installed ({POSTGRES_BIN}): run ./task install")
         if (self.data / "PG_VERSION").exists():
             return
-        self.data.mkdir(parents=True, exist_ok=True)
+        # Into a sibling folder renamed when done: an interrupted initdb leaves no half cluster.
+        fresh = self.data.with_name(self.data.name + ".initdb")
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(mode=0o700, parents=True)
         if self.user is not None:
-            shutil.chown(self.data, self.user, self.user)
-        # -N: no fsync of the fresh cluster (1 s instead of 9); trust, since it listens on loopback only.
+            shutil.chown(fresh, self.user, self.user)
+        # -N: no fsync of the fresh cluster (1 s instead of 9); trust: it listens on loopback only.
         self._run(
             [
-                *(str(POSTGRES_BIN / "initdb"), "-D", str(self.data), "-U", self.role),
-                *("-A", "trust", "-N", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"),
+                *(str(postgres_bin() / "initdb"), "-D", str(fresh), "-U", self.role, "-A", "trust"),
+                *("-N", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"),
             ]
         )
+        fresh.rename(self.data)
 
     def ready(self) -> bool:
         # From the cluster's own pid file, not the port: another server answering on that port
@@ -305,17 +347,21 @@ class Postgres(Peer):
 
     def set_up(self) -> None:
         query = f"SELECT 1 FROM pg_database WHERE datname = '{FERRETDB_DATABASE}'"  # noqa: S608
-        exists = self.sql("postgres", query)
-        if not exists.strip():
+        if not self.sql("postgres", query).strip():
             self.sql("postgres", f"CREATE DATABASE {FERRETDB_DATABASE}")
         twins = resources.files("shopkit").joinpath("sql/gin_twins.sql").read_text()
         self.sql(FERRETDB_DATABASE, twins)
+
+    def stop(self, grace: float = 25.0) -> None:
+        Peer.stop(self, grace)
+        if self.ephemeral:
+            shutil.rmtree(self.data.parent, ignore_errors=True)
 
     def sql(self, database: str, script: str) -> str:
         """Run SQL as the cluster's superuser; its output, unaligned."""
         return self._run(
             [
-                *(str(POSTGRES_BIN / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"),
+                *(str(postgres_bin() / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"),
                 *("-h", "127.0.0.1", "-p", str(self.port), "-U", self.role, "-d", database),
             ],
             script,
@@ -339,28 +385,34 @@ class Postgres(Peer):
         return done.stdout
 
 
-def cluster_folder(state_dir: Path) -> Path:
-    """Where the cluster of `state_dir` keeps its data.
-
-    Under `state_dir` when the PostgreSQL user can reach it; when we run as root in a folder that
-    user cannot enter (pytest's are private), in a folder of the system's temporary directory
-    named after `state_dir`.
-    """
-    data = state_dir.resolve() / "postgres"
-    if os.geteuid() != 0 or _reachable_by(POSTGRES_USER, state_dir.resolve()):
-        return data
-    digest = hashlib.sha256(str(data).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"shop-postgres-{digest}"
+def _cluster_folder(state_dir: Path, user: str | None, durable: bool) -> Path:
+    """Where a cluster keeps its data: in a fresh temporary folder when ephemeral; else under
+    `state_dir`, or, when the server runs as `user` (we are root) and that user cannot enter
+    `state_dir`, in that user's home, named after `state_dir`."""
+    if not durable:
+        # mkdtemp: a name no one can guess or plant beforehand, private to the server's user.
+        fresh = Path(tempfile.mkdtemp(prefix="shop-postgres-"))
+        if user is not None:
+            shutil.chown(fresh, user, user)
+        return fresh / "data"
+    state = _folder(state_dir)
+    if user is None or _reachable_by(user, state):
+        return state / "postgres"
+    home = Path(_account(user).pw_dir)
+    return home / f"shop-{hashlib.sha256(str(state).encode()).hexdigest()[:12]}"
 
 
 def _reachable_by(user: str, folder: Path) -> bool:
-    folder.mkdir(parents=True, exist_ok=True)
+    _account(user)
     probe = subprocess.run(["test", "-x", str(folder)], user=user, check=False, cwd="/")
     return probe.returncode == 0
 
 
-def _current_user() -> str:
-    return pwd.getpwuid(os.geteuid()).pw_name
+def _account(user: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        raise PeerFailed(f"there is no {user} user: run ./task install") from None
 
 
 def nats(state_dir: Path, port: int) -> Peer:

@@ -8,8 +8,11 @@ repairs it before publishing if a crash came in between.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
+
+from pymongo.errors import PyMongoError
 
 from products.categories import Categories
 from products.errors import ProductNotFound, SkuTaken, SlugTaken, StaleVersion
@@ -19,7 +22,11 @@ from shopkit import clock
 from shopkit.events import ConcurrencyConflict, Event, EventStore
 from shopkit.ids import new_id
 
+log = logging.getLogger("products.catalog")
+
 ORPHAN_CLAIM_AGE = timedelta(minutes=1)
+Claim = tuple[str, str]
+"""A slug or SKU claim: ("slug" or "sku", the key)."""
 
 
 def stream(product_id: str) -> str:
@@ -56,11 +63,13 @@ class Catalog:
             category_path=await self._category_path(fields.get("category_id")),
             **_product_fields(fields),
         )
-        taken = await self._claim(product)
+        taken: list[Claim] = []
         try:
+            await self._claim(product, taken)
             await self._events.append(stream(product_id), 0, "product.changed", product.to_json())
         except BaseException:
-            await self._release(product.id, taken)
+            if taken:
+                await self._give_back(product.id, taken, None)
             raise
         await self.store.save(product)
         return product
@@ -77,18 +86,23 @@ class Catalog:
         product = current.with_changes(
             **fields, version=current.version + 1, updated_at=clock.now(), updated_by=actor
         )
-        taken = await self._claim(product)
+        taken: list[Claim] = []
         try:
+            await self._claim(product, taken)
             await self._events.append(
                 stream(product.id), current.version, "product.changed", product.to_json()
             )
         except ConcurrencyConflict:
-            await self._release(product.id, taken)
-            await self._catch_up(current)
+            head = await self._give_back(product.id, taken, current)
+            if head is not None and head is not current:
+                await self.store.save(head)
             raise StaleVersion("the product changed since you read it") from None
         except BaseException:
-            await self._release(product.id, taken)
+            if taken:
+                await self._give_back(product.id, taken, current)
             raise
+        before = _claims(current)
+        await self._keep(product, [claim for claim in _claims(product) if claim not in before])
         # A slug the product no longer uses is free for others; SKUs stay claimed for good, since
         # the stock ledger and past orders name them.
         if current.slug != product.slug:
@@ -110,29 +124,22 @@ class Catalog:
             if newer:
                 await self.store.save(Product.from_json(newer[-1].data))
 
-    async def _catch_up(self, stale: Product) -> None:
-        newer = await self._events.load(stream(stale.id), after_seq=stale.version)
-        if newer:
-            await self.store.save(Product.from_json(newer[-1].data))
-
     async def _category_path(self, category_id: str | None) -> tuple[str, ...]:
         if category_id is None:
             return ()
         await self._categories.get(category_id)
         return await self._categories.path(category_id)
 
-    async def _claim(self, product: Product) -> list[tuple[str, str]]:
-        """Claim the slug and every SKU; answers the claims this call newly took.
+    async def _claim(self, product: Product, taken: list[Claim]) -> None:
+        """Claim the slug and every SKU, adding to `taken` each claim this call newly took.
 
         A claim left behind by a creation that crashed is taken over.
         """
-        taken: list[tuple[str, str]] = []
-        wanted = [("slug", product.slug)] + [("sku", v.sku) for v in product.variants]
-        try:
-            for kind, key in wanted:
-                owner = await self.store.claim_owner(kind, key)
-                if owner is not None and owner[0] == product.id:
-                    continue
+        for kind, key in _claims(product):
+            owner = await self.store.claim_owner(kind, key)
+            if owner is not None and owner[0] == product.id:
+                continue
+            try:
                 try:
                     await self.store.claim(kind, key, product.id)
                 except ClaimTaken as claimed:
@@ -140,25 +147,67 @@ class Catalog:
                         raise
                     await self.store.release_claim(kind, key, claimed.owner)
                     await self.store.claim(kind, key, product.id)
-                taken.append((kind, key))
-        except ClaimTaken:
-            await self._release(product.id, taken)
-            problem = SlugTaken if kind == "slug" else SkuTaken
-            raise problem(f"{kind} {key!r} belongs to another product") from None
-        except BaseException:
-            await self._release(product.id, taken)
-            raise
-        return taken
+            except ClaimTaken:
+                problem = SlugTaken if kind == "slug" else SkuTaken
+                raise problem(f"{kind} {key!r} belongs to another product") from None
+            taken.append((kind, key))
 
-    async def _release(self, product_id: str, taken: list[tuple[str, str]]) -> None:
+    async def _give_back(
+        self, product_id: str, taken: list[Claim], known: Product | None
+    ) -> Product | None:
+        """After a write that lost or failed: release the claims it took that the stream's head
+        does not use; answers that head (`known`, the version the write started from, when
+        nothing is newer).
+
+        The head is read again because a twin write may have won with the very claims this one
+        counted as taken (whoever claims second finds the product owning the key already), and
+        releasing those would free a SKU or slug the product now uses. When the head cannot be
+        read, the claims stay: one left behind only blocks a key, one given back wrongly lets two
+        products share a SKU, and so one stock ledger.
+        """
+        try:
+            newer = await self._events.load(
+                stream(product_id), after_seq=known.version if known is not None else 0
+            )
+        except PyMongoError:
+            log.warning("could not read product %s: its claims %s stay", product_id, taken)
+            return known
+        head = Product.from_json(newer[-1].data) if newer else known
+        used = _claims(head) if head is not None else []
         for kind, key in taken:
-            await self.store.release_claim(kind, key, product_id)
+            if (kind, key) not in used:
+                await self.store.release_claim(kind, key, product_id)
+        return head
+
+    async def _keep(self, product: Product, added: list[Claim]) -> None:
+        """Claim again, after the append, each key this version added.
+
+        A twin write that failed may have read the head before this append landed and given back
+        a claim both counted as taken; and a concurrent write of the version before may release
+        its old slug just as this version takes it back. Whatever else took the key meanwhile is
+        a conflict no write can undo any more: logged for staff to fix.
+        """
+        for kind, key in added:
+            try:
+                await self.store.claim(kind, key, product.id)
+            except ClaimTaken as claimed:
+                log.error(
+                    "%s %r of product %s was claimed by product %s while it was being saved",
+                    kind,
+                    key,
+                    product.id,
+                    claimed.owner,
+                )
 
     async def _orphaned(self, kind: str, key: str, owner: str) -> bool:
         if await self.store.get(owner) is not None or await self._events.load(stream(owner)):
             return False
         claim = await self.store.claim_owner(kind, key)
         return claim is not None and clock.now() - claim[1] > ORPHAN_CLAIM_AGE
+
+
+def _claims(product: Product) -> list[Claim]:
+    return [("slug", product.slug)] + [("sku", variant.sku) for variant in product.variants]
 
 
 def _product_fields(fields: dict[str, Any]) -> dict[str, Any]:

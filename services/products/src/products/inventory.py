@@ -11,8 +11,9 @@ How it stays right without transactions (architecture.md, "Consistency without t
   are reserved in SKU order, then `held` or `refused` concludes it. Commit, release and expiry race for
   the same next slot, so exactly one of them decides the fate of the whole order, never line by line;
   every line then follows that decision with an idempotent event (`release:<order>:<attempt>:<sku>`).
-- `open_reservations` lists the attempts that may still hold stock; the sweeper (on every instance)
-  expires them when due and finishes what a crash left half done.
+- `open_reservations` lists each attempt from before its claim until it can hold nothing more, so no
+  crash leaves a claim unlisted; the sweeper (on every instance) expires them when due, abandons those
+  whose maker died and finishes what a crash left half done.
 
 What keeps it fast on FerretDB, where only inserts and `_id` reads are cheap and a read that misses
 scans the collection: decisions append before they read; concurrent readers of one SKU share one read;
@@ -318,7 +319,10 @@ class Inventory:
                 if current.state is not ReservationState.REQUESTED:
                     return current, False
                 if not self._stale(current):
-                    raise ReservationInProgress("this order's reservation is being made; retry")
+                    raise ReservationInProgress(
+                        "this order's reservation is being made; retry",
+                        self._retry_after(current),
+                    )
                 await self._change(order_id, self._abandon_if_stale(current.attempt))
                 events = await self._reservations.load(stream)
                 continue
@@ -328,6 +332,11 @@ class Inventory:
             now = clock.now()
             attempt = current.attempt + 1 if current is not None else 1
             claim = rules.request(order_id, attempt, planned, now, now + ttl, actor)
+            # Listed before the claim, so no crash leaves a claim the sweeper cannot find: it
+            # abandons the attempt once its maker would be stale (or expires it, if that comes
+            # first), and drops the entry of a claim that never landed. An attempt shares one
+            # entry with a concurrent twin, whichever of them claims.
+            await self._store.track(order_id, attempt, planned, min(now + STALE_AFTER, now + ttl))
             try:
                 event = await self._reservations.append(stream, seq, claim.type, claim.data)
             except ConcurrencyConflict:
@@ -346,7 +355,9 @@ class Inventory:
             if current.state is ReservationState.COMMITTED:
                 return None
             if current.state is ReservationState.REQUESTED:
-                raise ReservationInProgress("this order's reservation is still being made")
+                raise ReservationInProgress(
+                    "this order's reservation is still being made", self._retry_after(current)
+                )
             return rules.conclude(current, ReservationState.COMMITTED, actor, reason or "paid")
 
         committed, _ = await self._change(order_id, decide)
@@ -390,15 +401,17 @@ class Inventory:
         return len(due)
 
     async def save_snapshots(self, *, every: int = SNAPSHOT_EVERY) -> int:
-        """Write the snapshot of each cached SKU that moved `every` events past its last one."""
+        """Write the snapshot of each cached SKU that moved `every` events past its last one.
+
+        Movements save their SKU's snapshot themselves (see `_after`); this pass catches the SKUs
+        that moved only through reads of other instances' events, and saves all on the way out."""
         dirty = [
-            (sku, slot, slot.ledger, slot.seq)
+            (sku, slot)
             for sku, slot in self._slots.items()
             if slot.loaded and slot.seq - slot.saved_seq >= every
         ]
-        for sku, slot, ledger, seq in dirty:
-            await self._store.save_snapshot(sku, ledger, seq)
-            slot.saved_seq = max(slot.saved_seq, seq)
+        for sku, slot in dirty:
+            await self._save_snapshot(sku, slot)
         return len(dirty)
 
     # --- the reservation's maker
@@ -410,12 +423,7 @@ class Inventory:
         order_id, attempt = made.order_id, made.attempt
         async with self._admit(made.tracked_lines) as admission:
             shortages = admission.shortages
-            tracked = not shortages
-            if tracked:
-                # Listed before any line is held, so a crash from here on is found and undone by
-                # the sweeper: when the maker would be stale, or at expiry if that comes first.
-                due = min(made.requested_at + STALE_AFTER, made.expires_at)
-                await self._store.track(order_id, attempt, made.lines, due)
+            if not shortages:
                 shortages = await self._hold_all(made, actor, admission)
         outcome = ReservationState.REFUSED if shortages else ReservationState.HELD
 
@@ -441,8 +449,7 @@ class Inventory:
             # Its index entry stays due at the maker's staleness; the sweeper then moves it to
             # the expiry, off this request's path (an update scans the collection on FerretDB).
             return concluded
-        if tracked:
-            await self._store.untrack(order_id, attempt)
+        await self._store.untrack(order_id, attempt)
         raise InsufficientStock(shortages)
 
     async def _shortages(self, lines: Sequence[Line]) -> list[Shortage]:
@@ -656,6 +663,15 @@ class Inventory:
     def _stale(self, reservation: Reservation, now: datetime | None = None) -> bool:
         return (now or clock.now()) - reservation.requested_at > STALE_AFTER
 
+    def _retry_after(self, reservation: Reservation) -> int:
+        """Seconds to wait before asking again about an attempt still being made: as long as it
+        has been made already (a maker takes well under a second, so an old claim's maker has
+        likely died, and a fixed short wait would make its order's retries a storm), but never
+        past the moment it counts as abandoned, when a retry makes it anew."""
+        age = (clock.now() - reservation.requested_at).total_seconds()
+        until_stale = STALE_AFTER.total_seconds() - age + 1
+        return max(1, int(min(age, until_stale)))
+
     def _maker_done(self, reservation: Reservation, now: datetime | None = None) -> bool:
         """Whether the attempt's maker can no longer hold a line (so its index entry may go)."""
         return (
@@ -831,9 +847,30 @@ class Inventory:
 
     # --- alerts
 
+    async def _save_snapshot(self, sku: str, slot: _Slot) -> None:
+        ledger, seq, saved = slot.ledger, slot.seq, slot.saved_seq
+        # Counted as saved from the start, so the movements that follow on a busy SKU do not all
+        # write the same snapshot meanwhile.
+        slot.saved_seq = max(saved, seq)
+        try:
+            await self._store.save_snapshot(sku, ledger, seq)
+        except BaseException:
+            if slot.saved_seq == seq:
+                slot.saved_seq = saved
+            raise
+
     async def _after(self, sku: str, decided: Decided) -> None:
         if decided.event is None:
             return
+        slot = self._slots.get(sku)
+        if slot is not None and slot.loaded and slot.seq - slot.saved_seq >= SNAPSHOT_EVERY:
+            # Saved by the movement itself, not only by the periodic pass, so however fast a SKU
+            # moves, a cold instance folds at most SNAPSHOT_EVERY events after its snapshot,
+            # never a ledger that grows forever (it is the audit trail).
+            try:
+                await self._save_snapshot(sku, slot)
+            except PyMongoError:
+                log.warning("could not save the stock snapshot of %s", sku, exc_info=True)
         for alert in rules.alerts(decided.before, decided.after, self._threshold):
             try:
                 await self._alert(sku, alert, decided)

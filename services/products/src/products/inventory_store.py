@@ -35,7 +35,7 @@ class InventoryStore:
         self.open = db["open_reservations"]
 
     async def ensure_indexes(self) -> None:
-        # Serves the sweeper's query on MongoDB; FerretDB scans this small collection regardless.
+        # Serves the sweeper's query on MongoDB; every other query here is an `_id` read.
         await self.open.create_index([("due_at", ASCENDING)])
 
     # --- snapshots
@@ -61,7 +61,8 @@ class InventoryStore:
                 for order_id, hold in ledger.holds.items()
             ],
         }
-        # A duplicate key: a snapshot at this seq or a newer one is already stored.
+        # The `_id` equality bounds the `seq` range to one document. A duplicate key: a snapshot
+        # at this seq or a newer one is already stored.
         with contextlib.suppress(DuplicateKeyError):
             await self.snapshots.replace_one(
                 {"_id": sku, "seq": {"$lt": seq}}, document, upsert=True
@@ -92,6 +93,9 @@ class InventoryStore:
         await self.open.delete_one({"_id": _open_id(order_id, attempt)})
 
     async def due(self, now: datetime, limit: int) -> list[OpenReservation]:
+        # The only range and sort of the inventory: FerretDB pushes down neither and reads the
+        # whole collection, which stays as small as the reservations still open (each attempt's
+        # entry goes once it can hold nothing more). MongoDB serves it from the `due_at` index.
         cursor = self.open.find({"due_at": {"$lte": now}}).sort("due_at", ASCENDING).limit(limit)
         return [
             OpenReservation(

@@ -78,8 +78,8 @@ class ReservationMismatch(ValidationFailed):
 class ReservationInProgress(Conflict):
     slug, title = "reservation-in-progress", "The reservation of this order is being made"
 
-    def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail, headers={"Retry-After": "1"})
+    def __init__(self, detail: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
 class ReservationClosed(Conflict):

@@ -33,7 +33,9 @@ class ProductStore:
         self.cache: Cache[Product] = cache or Cache("products", ttl=0)
 
     async def ensure_indexes(self) -> None:
-        # Used by the fallback listing on MongoDB; FerretDB scans regardless.
+        # Every other query here is an `_id` read. This index serves `scan` on MongoDB, filtered
+        # by status or not (the `_id` index serves that one); FerretDB pushes down neither its
+        # sort nor its `_id` range, so there a page reads the whole collection.
         await self.products.create_index([("status", ASCENDING), ("_id", ASCENDING)])
 
     # --- claims
@@ -98,7 +100,9 @@ class ProductStore:
     async def scan(
         self, *, after: str | None, limit: int, status: str | None = None
     ) -> list[Product]:
-        """Products in id order; the slow path (a collection scan on FerretDB) for staff and rebuilds."""
+        """Products in id order: staff lists, search rebuilds, and customers' unfiltered browsing
+        while the search engine is down. The slow path: FerretDB does not push down sorts (nor
+        ranges), so it reads the whole collection there; MongoDB walks the index above."""
         criteria: dict[str, Any] = {"status": status} if status else {}
         if after:
             criteria["_id"] = {"$gt": after}

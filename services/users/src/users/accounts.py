@@ -37,12 +37,15 @@ def _token() -> tuple[str, str]:
     return token, hashlib.sha256(token.encode()).hexdigest()
 
 
-def _verification(user_id: str, email: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The verification state for the account and the event that asks notifications to mail the link."""
+async def _verification(users: Users, user_id: str, email: str) -> dict[str, Any]:
+    """Store a verification link for `email`; the event that asks notifications to mail it.
+
+    Stored before the account knows of it: a crash in between leaves a link that expires unused.
+    """
     token, token_hash = _token()
     expires_at = clock.now() + VERIFICATION_TTL
-    state = {"token_hash": token_hash, "email": email, "expires_at": expires_at}
-    event = pending(
+    await users.store.insert_verification(token_hash, user_id, email, expires_at)
+    return pending(
         f"verify-{token_hash[:24]}",
         "user.email_verification_requested",
         {
@@ -52,7 +55,6 @@ def _verification(user_id: str, email: str) -> tuple[dict[str, Any], dict[str, A
             "expires_at": clock.rfc3339(expires_at),
         },
     )
-    return state, event
 
 
 async def register(
@@ -89,16 +91,13 @@ async def register(
         "email_verified": verified,
         "pending_email": None,
         "disabled": False,
-        "default_shipping_address_id": None,
-        "default_billing_address_id": None,
         "created_at": now,
         "updated_at": now,
     }
     if not verified:
-        doc["verification"], event = _verification(user_id, email)
-        events.append(event)
+        events.append(await _verification(users, user_id, email))
     # The account and its events are one insert: a crash afterwards leaves them for the sweeper.
-    doc["pending_events"] = events
+    doc["pending_events"], doc["events_pending"] = events, True
     try:
         user = await users.store.insert_user(doc)
     except EmailTaken:
@@ -109,17 +108,23 @@ async def register(
 
 async def verify_email(users: Users, token: str) -> User:
     token_hash = hashlib.sha256(token.encode()).hexdigest()
-    doc = await users.store.by_verification(token_hash)
-    if doc is None or doc["verification"]["expires_at"] <= clock.now():
+    link = await users.store.verification(token_hash)
+    if link is None or link["expires_at"] <= clock.now():
+        raise InvalidToken("the verification link is invalid or has expired")
+    user = await users.store.reload(link["user_id"])
+    email = link["email"]
+    # Only the link for the email the account waits for: the one it registered with (until
+    # verified) or the latest it asked to move to; a link to an email given up on is dead.
+    awaited = (
+        user.pending_email if user.pending_email else (None if user.email_verified else user.email)
+    )
+    if email != awaited:
         raise InvalidToken("the verification link is invalid or has expired")
     if not await users.store.use_token(token_hash):
         raise InvalidToken("the verification link was already used")
-    email = doc["verification"]["email"]
     try:
         return await users.store.update(
-            doc["_id"],
-            {"email": email, "email_verified": True, "pending_email": None},
-            unset=("verification",),
+            user.id, {"email": email, "email_verified": True, "pending_email": None}
         )
     except EmailTaken:
         raise EmailAlreadyRegistered("another account took this email meanwhile") from None
@@ -139,8 +144,8 @@ async def update_profile(users: Users, user: User, changes: dict[str, Any]) -> U
         if email != user.email:
             if await users.store.by_email(email) is not None:
                 raise EmailAlreadyRegistered("an account with this email exists")
-            state, event = _verification(user.id, email)
-            changes.update(pending_email=email, verification=state)
+            event = await _verification(users, user.id, email)
+            changes.update(pending_email=email)
             updated = await users.store.update(user.id, changes)
             await users.outbox.emit(user.id, event["id"], event["type"], event["data"])
             return updated
@@ -158,7 +163,15 @@ async def change_password(
 
 
 async def _set_password(users: Users, user: User, new: str, keep_session: str | None) -> None:
-    await users.store.guard(user.id, "credentials", {"password_hash": await users.hasher.hash(new)})
+    # The new version first: from then on every session opened under the old one is dead (even
+    # if what follows never runs), but for the one carried over; revoking them keeps the list true.
+    version = new_id()
+    hashed = await users.hasher.hash(new)
+    await users.store.guard(
+        user.id, "credentials", {"password_hash": hashed, "credentials_version": version}
+    )
+    if keep_session is not None:
+        await users.families.carry_over(keep_session, user.id, user.credentials_version, version)
     await users.families.revoke_all(user.id, reason="password-changed", keep=keep_session)
     await users.outbox.emit(
         user.id,

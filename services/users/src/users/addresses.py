@@ -18,23 +18,26 @@ _DEFAULT_FLAGS = {
 
 
 async def _apply_defaults(users: Users, user: User, address_id: str, flags: dict[str, Any]) -> User:
-    changes: dict[str, Any] = {}
-    for flag, field in _DEFAULT_FLAGS.items():
+    changed = False
+    for flag, kind in _DEFAULT_FLAGS.items():
         wanted = flags.get(flag)
         if wanted is True:
-            changes[field] = address_id
-        elif wanted is False and getattr(user, field) == address_id:
-            changes[field] = None
-    return await users.store.update(user.id, changes) if changes else user
+            await users.store.set_default_address(user.id, kind, address_id)
+        elif wanted is False:  # whatever `user` says: it may be a cached, older view
+            await users.store.clear_default_address(user.id, kind, address_id)
+        else:
+            continue
+        changed = True
+    return await users.store.reload(user.id) if changed else user
 
 
 async def add(users: Users, user: User, fields: dict[str, Any]) -> tuple[Address, User]:
-    if await users.store.count_addresses(user.id) >= MAX_ADDRESSES:
-        raise TooManyAddresses(f"an account keeps at most {MAX_ADDRESSES} addresses")
     flags = {flag: fields.pop(flag, None) for flag in _DEFAULT_FLAGS}
     address = await users.store.insert_address(
-        {"_id": new_id(), "user_id": user.id, "created_at": clock.now(), **fields}
+        {"_id": new_id(), "user_id": user.id, "created_at": clock.now(), **fields}, MAX_ADDRESSES
     )
+    if address is None:
+        raise TooManyAddresses(f"an account keeps at most {MAX_ADDRESSES} addresses")
     # The first address becomes the default for whatever has none yet.
     for flag, field in _DEFAULT_FLAGS.items():
         if flags[flag] is None and getattr(user, field) is None:

@@ -10,22 +10,18 @@ from shopkit import idempotency, relay
 from shopkit.app import build_app
 from shopkit.auth import StaticKeys
 from shopkit.cache import Cache
-from shopkit.events import EventStore
 from shopkit.keys import DB, NATS
 from shopkit.tasks import background
 from users import accounts
-from users.deps import Users
+from users.deps import open_users
 from users.keys import OPENAPI, USERS
 from users.model import User
 from users.openapi import document
-from users.outbox import Outbox
-from users.passwords import Hasher
 from users.routes import routes
-from users.sessions import Families
 from users.settings import UsersSettings
 from users.signing import SigningKeys
-from users.store import UserStore
-from users.throttle import LoginThrottle
+from users.sweeper import INTERVAL as SWEEP_INTERVAL
+from users.sweeper import sweep
 
 
 def create_app(settings: UsersSettings) -> web.Application:
@@ -37,27 +33,7 @@ def create_app(settings: UsersSettings) -> web.Application:
         db = app[DB]
         cache: Cache[User] = Cache("users", ttl=30.0)
         await cache.attach(app[NATS], settings.service_name)
-        store = UserStore(db, cache)
-        events = EventStore(db)
-        families = EventStore(db, collection="token_events")
-        await store.ensure_indexes()
-        await events.ensure_indexes()
-        await families.ensure_indexes()
-        await idempotency.ensure_indexes(db)
-        app[USERS] = Users(
-            settings=settings,
-            store=store,
-            hasher=Hasher(settings.password_pepper.value, settings.password_hash_cost),
-            keys=signing,
-            families=Families(families, store, settings.refresh_token_ttl),
-            throttle=LoginThrottle(
-                store,
-                settings.login_failures_per_account,
-                settings.login_failures_per_client,
-                settings.login_window,
-            ),
-            outbox=Outbox(events, store),
-        )
+        app[USERS] = await open_users(db, settings, signing, cache)
         await accounts.ensure_admin(app[USERS])
         yield
         await cache.detach()
@@ -68,6 +44,9 @@ def create_app(settings: UsersSettings) -> web.Application:
 
     app.cleanup_ctx.append(domain_ctx)
     app.cleanup_ctx.append(background("users-outbox", flush_outbox, interval=5.0))
+    app.cleanup_ctx.append(
+        background("users-sweeper", lambda app: sweep(app[USERS]), interval=SWEEP_INTERVAL)
+    )
     app.cleanup_ctx.append(relay.relay_ctx())
     app.cleanup_ctx.append(idempotency.sweeper)
     app.router.add_routes(routes)

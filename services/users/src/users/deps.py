@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shopkit import idempotency
+from shopkit.cache import Cache
+from shopkit.events import EventStore
+from users.model import User
 from users.outbox import Outbox
 from users.passwords import Hasher
 from users.sessions import Families
@@ -22,3 +29,35 @@ class Users:
     families: Families
     throttle: LoginThrottle
     outbox: Outbox
+
+
+async def open_users(
+    db: AsyncDatabase[Any],
+    settings: UsersSettings,
+    keys: SigningKeys,
+    cache: Cache[User] | None = None,
+) -> Users:
+    """The collaborators on `db`, with every index they query by."""
+    store = UserStore(db, cache)
+    events = EventStore(db)
+    families = Families(
+        EventStore(db, collection="token_events"), store, settings.refresh_token_ttl
+    )
+    await store.ensure_indexes()
+    await events.ensure_indexes()
+    await families.ensure_indexes()
+    await idempotency.ensure_indexes(db)
+    return Users(
+        settings=settings,
+        store=store,
+        hasher=Hasher(settings.password_pepper.value, settings.password_hash_cost),
+        keys=keys,
+        families=families,
+        throttle=LoginThrottle(
+            store,
+            settings.login_failures_per_account,
+            settings.login_failures_per_client,
+            settings.login_window,
+        ),
+        outbox=Outbox(events, store),
+    )

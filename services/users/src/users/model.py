@@ -31,6 +31,8 @@ class User:
     pending_email: str | None = None
     default_shipping_address_id: str | None = None
     default_billing_address_id: str | None = None
+    # Changes with every password: sessions opened under another version are dead.
+    credentials_version: str = ""
 
     def public(self) -> dict[str, Any]:
         """The account as its owner and admins see it (never the password hash)."""

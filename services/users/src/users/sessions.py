@@ -3,6 +3,11 @@
 A refresh token is `<family id>.<secret>` and only its SHA-256 is stored. Rotation appends at the next
 sequence number, so of two concurrent uses of one token exactly one wins; the loser then finds its
 token spent, which is reuse: the whole family is revoked.
+
+Each family carries the account's credentials version it was opened under (in its `issued` event).
+A password change stores a new version before it revokes the sessions, so a family whose version is
+no longer the account's is dead, whether or not a revocation reached it: a login that read the old
+password while it changed, or a password change that stopped before revoking.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from datetime import datetime, timedelta
 from shopkit import clock
 from shopkit.events import ConcurrencyConflict, Event, EventStore
 from shopkit.ids import new_id
-from users.errors import InvalidRefreshToken, SessionNotFound
+from users.errors import InvalidCredentials, InvalidRefreshToken, SessionNotFound
 from users.store import UserStore
 
 MAX_ATTEMPTS = 5
+PURGE_BATCH = 500
 
 
 def token_hash(token: str) -> str:
@@ -38,6 +44,7 @@ class Family:
     spent: set[str] = field(default_factory=set)
     expires_at: datetime | None = None
     revoked: bool = False
+    credentials: str = ""
 
     def apply(self, event: Event) -> None:
         self.seq = event.seq
@@ -45,6 +52,9 @@ class Family:
             self.user_id = event.data["user_id"]
             self.current = event.data["token_hash"]
             self.expires_at = datetime.fromisoformat(event.data["expires_at"])
+            self.credentials = event.data.get("credentials", "")
+        elif event.type == "carried-over":
+            self.credentials = event.data["credentials"]
         elif event.type == "rotated":
             self.spent.add(self.current)
             self.current = event.data["token_hash"]
@@ -63,20 +73,28 @@ class Families:
     def __init__(self, events: EventStore, store: UserStore, ttl: int) -> None:
         self._events, self._store, self._ttl = events, store, timedelta(seconds=ttl)
 
+    async def ensure_indexes(self) -> None:
+        await self._events.ensure_indexes()
+        # The sweeper deletes a family's events by an indexed equality.
+        await self._events.collection.create_index("stream_id")
+
     async def _load(self, family_id: str) -> Family:
         family = Family()
         for event in await self._events.load(_stream(family_id)):
             family.apply(event)
         return family
 
-    async def start(self, user_id: str, user_agent: str | None, ip: str | None) -> Issued:
+    async def start(
+        self, user_id: str, credentials: str, user_agent: str | None, ip: str | None
+    ) -> Issued:
+        """Open a family for a login that checked the password of credentials version `credentials`."""
         family_id = new_id()
         token = f"{family_id}.{secrets.token_urlsafe(32)}"
         now = clock.now()
         expires_at = now + self._ttl
         # The session is listed before its family exists, so a password change or a disable, which
         # revoke what is listed, can never miss a family; a listed session with no family is inert.
-        await self._store.upsert_session(
+        await self._store.insert_session(
             family_id,
             {
                 "user_id": user_id,
@@ -85,7 +103,6 @@ class Families:
                 "expires_at": expires_at,
                 "user_agent": (user_agent or "")[:256] or None,
                 "ip": ip,
-                "revoked_at": None,
             },
         )
         await self._events.append(
@@ -96,9 +113,30 @@ class Families:
                 "user_id": user_id,
                 "token_hash": token_hash(token),
                 "expires_at": expires_at.isoformat(),
+                "credentials": credentials,
             },
         )
+        # The password may have changed since the login read it, and that change's revocations
+        # may have run before this family existed: then it must not outlive the login.
+        if await self._store.credentials_version(user_id) != credentials:
+            await self.revoke(family_id, reason="password-changed")
+            raise InvalidCredentials("the password changed while signing in")
         return Issued(family_id, user_id, token)
+
+    async def carry_over(self, family_id: str, user_id: str, old: str, new: str) -> None:
+        """Keep a family opened under credentials `old` alive under `new` (the session that changed
+        the password); a family of another account or version, or revoked, is left as it is."""
+        for _ in range(MAX_ATTEMPTS):
+            family = await self._load(family_id)
+            if family.user_id != user_id or family.revoked or family.credentials != old:
+                return
+            try:
+                await self._events.append(
+                    _stream(family_id), family.seq, "carried-over", {"credentials": new}
+                )
+                return
+            except ConcurrencyConflict:
+                continue
 
     async def rotate(self, token: str) -> Issued:
         family_id = token.partition(".")[0]
@@ -114,6 +152,8 @@ class Families:
                 raise InvalidRefreshToken("refresh token reused; every session of this login ended")
             if presented != family.current:
                 raise InvalidRefreshToken()
+            if family.credentials != await self._store.credentials_version(family.user_id):
+                raise InvalidRefreshToken("the password changed; log in again")
             fresh = f"{family_id}.{secrets.token_urlsafe(32)}"
             try:
                 await self._events.append(
@@ -121,7 +161,7 @@ class Families:
                 )
             except ConcurrencyConflict:
                 continue  # someone used this token at the same moment: reload, it is now spent
-            await self._store.upsert_session(family_id, {"last_used_at": clock.now()})
+            await self._store.note_session_use(family_id, clock.now())
             return Issued(family_id, family.user_id, fresh)
         raise InvalidRefreshToken()
 
@@ -150,10 +190,22 @@ class Families:
                 continue
         else:
             raise ConcurrencyConflict("the session kept changing; try again")
-        await self._store.upsert_session(family_id, {"revoked_at": clock.now()})
+        await self._store.revoke_session(family_id, family.user_id, reason)
 
     async def revoke_all(self, user_id: str, reason: str, keep: str | None = None) -> None:
         for session in await self._store.active_sessions(user_id):
             if session.id != keep:
                 with contextlib.suppress(SessionNotFound):  # listed, but its login never finished
                     await self.revoke(session.id, reason)
+
+    async def purge(self, before: datetime) -> int:
+        """Forget the families that expired or were revoked before `before`; how many it forgot.
+
+        A forgotten family's tokens are refused like a revoked one's. Its events go first and its
+        session after, so a purge cut short is found and finished by the next one.
+        """
+        ended = await self._store.ended_sessions(before, PURGE_BATCH)
+        for family_id in ended:
+            await self._events.collection.delete_many({"stream_id": _stream(family_id)})
+            await self._store.forget_session(family_id)
+        return len(ended)

@@ -39,7 +39,7 @@ async def login(
     if user.disabled:
         raise AccountDisabled("this account is disabled")
     await users.throttle.succeeded(email, client, attempt)
-    issued = await users.families.start(user.id, user_agent, client)
+    issued = await users.families.start(user.id, user.credentials_version, user_agent, client)
     return _pair(users, user, issued)
 
 

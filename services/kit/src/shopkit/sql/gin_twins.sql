@@ -9,31 +9,50 @@
 -- FerretDB keeps no record of these twins: each is named after its btree's oid, created when
 -- FerretDB creates the btree and dropped when FerretDB drops it (a dropped table takes its twins).
 -- `fastupdate = off`: the pending list would otherwise be scanned linearly after bulk loads.
+-- This script runs at every start of the cluster, so it is idempotent and adds any missing twin.
+
+-- The twin of one btree: on its first key only, as a MongoDB compound index serves equality on its
+-- first field (FerretDB filters the rest in Go, among that field's few rows). Not for a nested
+-- path (`a.b`): FerretDB queries those with `#>`, which the twin's expression would never match.
+CREATE OR REPLACE FUNCTION shop_add_gin_twin(btree oid) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    first_key text := pg_get_indexdef(btree, 1, true);
+    target record;
+BEGIN
+    IF first_key !~ '^\(_jsonb -> ''[^'']*''::text\)$' THEN
+        RETURN;
+    END IF;
+    SELECT n.nspname AS schema_name, t.relname AS table_name INTO target
+    FROM pg_index AS i
+    JOIN pg_class AS t ON t.oid = i.indrelid
+    JOIN pg_namespace AS n ON n.oid = t.relnamespace
+    WHERE i.indexrelid = btree;
+    EXECUTE format(
+        'CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (%s) WITH (fastupdate = off)',
+        'shop_gin_' || btree, target.schema_name, target.table_name, first_key
+    );
+END
+$$;
+
+-- The btrees a twin is for: FerretDB's, on `_jsonb` expressions (never a twin itself).
+CREATE OR REPLACE FUNCTION shop_twinned(btree oid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT am.amname = 'btree' AND pg_get_indexdef(btree) LIKE '%(_jsonb -> %'
+    FROM pg_class AS x JOIN pg_am AS am ON am.oid = x.relam
+    WHERE x.oid = btree
+$$;
 
 CREATE OR REPLACE FUNCTION shop_add_gin_twins() RETURNS event_trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     created record;
-    first_key text;
 BEGIN
     FOR created IN
-        SELECT i.indexrelid AS oid, n.nspname AS schema_name, t.relname AS table_name
-        FROM pg_event_trigger_ddl_commands() AS c
-        JOIN pg_index AS i ON i.indexrelid = c.objid
-        JOIN pg_class AS x ON x.oid = i.indexrelid
-        JOIN pg_am AS am ON am.oid = x.relam
-        JOIN pg_class AS t ON t.oid = i.indrelid
-        JOIN pg_namespace AS n ON n.oid = t.relnamespace
-        WHERE c.command_tag = 'CREATE INDEX' AND am.amname = 'btree'
-          AND pg_get_indexdef(i.indexrelid) LIKE '%_jsonb -> %'
+        SELECT objid FROM pg_event_trigger_ddl_commands()
+        WHERE command_tag = 'CREATE INDEX' AND shop_twinned(objid)
     LOOP
-        -- The leading key only: like a MongoDB compound index, the twin serves equality on the
-        -- index's first field (FerretDB filters the rest in Go, among that field's few rows).
-        first_key := pg_get_indexdef(created.oid, 1, true);
-        EXECUTE format(
-            'CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (%s) WITH (fastupdate = off)',
-            'shop_gin_' || created.oid, created.schema_name, created.table_name, first_key
-        );
+        PERFORM shop_add_gin_twin(created.objid);
     END LOOP;
 END
 $$;
@@ -59,3 +78,10 @@ CREATE EVENT TRIGGER shop_add_gin_twins ON ddl_command_end
 DROP EVENT TRIGGER IF EXISTS shop_drop_gin_twins;
 CREATE EVENT TRIGGER shop_drop_gin_twins ON sql_drop
     WHEN TAG IN ('DROP INDEX') EXECUTE FUNCTION shop_drop_gin_twins();
+
+-- Backfill: twins for btrees made while the triggers were absent or older.
+SELECT shop_add_gin_twin(i.indexrelid)
+FROM pg_index AS i
+JOIN pg_class AS t ON t.oid = i.indrelid
+JOIN pg_namespace AS n ON n.oid = t.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND shop_twinned(i.indexrelid);

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,27 +36,40 @@ SETTINGS = {
 _TABLE_SUFFIX = re.compile(r"_[0-9a-f]{8}$")
 # FerretDB's own bookkeeping, read on every command and tiny.
 _FERRETDB_TABLES = {"_ferretdb_database_metadata"}
+# The kit's collections that may be read whole, and why: each stays small by design, or the read
+# is a background sweep (FerretDB v1 pushes down no range; MongoDB serves them from indexes).
+KIT_READ_WHOLE = {
+    "events_outbox": "the relay's queue, drained as it fills",
+    "events_intents": "appends under way, each deleted when its append ends",
+    "leases": "one document per background loop",
+    "idempotency": "the purge sweep of records older than a day",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Scan:
-    """One statement that read a whole table: `filtered` when it had a condition no index served."""
+    """One statement that read a whole table: `filtered` when it had a condition no index served
+    (`condition`, with its values, as PostgreSQL planned it)."""
 
     collection: str
     filtered: bool
     query: str
+    condition: str = ""
 
 
 class ExplainedMongo:
     """The FerretDB and PostgreSQL pair; `url` for the app under test, `scans` afterwards."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.cluster = processes.Postgres.at(
-            state_dir, processes.free_port(), durable=False, settings=SETTINGS
+        cluster, self.ferretdb = processes.mongo(
+            state_dir,
+            processes.free_port(),
+            durable=False,
+            storage=processes.Backend.POSTGRESQL,
+            settings=SETTINGS,
         )
-        self.ferretdb = processes.ferretdb(
-            state_dir, processes.free_port(), f"--postgresql-url={self.cluster.url}"
-        )
+        assert isinstance(cluster, processes.Postgres)
+        self.cluster = cluster
 
     @property
     def url(self) -> str:
@@ -62,7 +77,11 @@ class ExplainedMongo:
 
     def start(self) -> ExplainedMongo:
         self.cluster.start()
-        self.ferretdb.start()
+        try:
+            self.ferretdb.start()
+        except BaseException:
+            self.cluster.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -77,12 +96,32 @@ class ExplainedMongo:
             for scan in _scans(plan["Plan"], database, plan.get("Query Text", ""))
         ]
 
+    def unexpected(
+        self, database: str, read_whole: Mapping[str, str] = KIT_READ_WHOLE
+    ) -> list[Scan]:
+        """The scans of `database` no index could have served, or whole reads of a collection
+        that grows: any but those `read_whole` names (collection: why it may be read whole)."""
+        return [
+            scan
+            for scan in self.scans(database)
+            if scan.filtered or scan.collection not in read_whole
+        ]
+
     def _plans(self) -> Iterator[dict[str, Any]]:
+        """The plans logged so far: up to a marker statement run now, since the logging collector
+        writes behind the statements (reading sooner could miss the last ones)."""
+        marker = f"shop-explain-marker-{uuid.uuid4().hex}"
+        self.cluster.sql(processes.FERRETDB_DATABASE, f"SELECT '{marker}'")
         log = self.cluster.data / "log" / "plans.json"
-        for line in log.read_text(errors="replace").splitlines():
+        deadline = time.monotonic() + 10
+        while marker not in (text := log.read_text(errors="replace")):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{log} never logged the marker statement")
+            time.sleep(0.02)
+        for line in text[: text.index(marker)].splitlines()[:-1]:
             message = json.loads(line).get("message", "")
-            _, marker, plan = message.partition("plan:\n")
-            if marker:
+            _, found, plan = message.partition("plan:\n")
+            if found:
                 yield json.loads(plan)
 
 
@@ -90,6 +129,7 @@ def _scans(node: dict[str, Any], database: str, query: str) -> Iterator[Scan]:
     if node.get("Node Type") == "Seq Scan" and node.get("Schema") == database:
         table = node.get("Relation Name", "")
         if table not in _FERRETDB_TABLES:
-            yield Scan(_TABLE_SUFFIX.sub("", table), "Filter" in node, query)
+            condition = node.get("Filter", "")
+            yield Scan(_TABLE_SUFFIX.sub("", table), bool(condition), query, condition)
     for child in node.get("Plans", []):
         yield from _scans(child, database, query)

@@ -9,7 +9,6 @@ loopback ports in a temporary folder (FERRETDB_BACKEND=sqlite runs FerretDB on S
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shopkit import mongo, processes
+from shopkit.processes import Backend
 from shopkit.testing.explain import ExplainedMongo
 
 
@@ -47,9 +47,6 @@ def mongo_peers(peers_dir: Path) -> Iterator[list[processes.Peer]]:
     finally:
         for peer in reversed(started):
             peer.stop()
-        for peer in peers:
-            if isinstance(peer, processes.Postgres):
-                shutil.rmtree(peer.data, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +91,8 @@ def opensearch_url(peers_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def database_names(mongo_url: str) -> Iterator[set[str]]:
-    """Every database name handed out this run; whatever of them a test left is dropped at the end."""
+    """Every database name handed out this run; whatever of them a test left is dropped at the end
+    (after every app of the run has stopped, so no background loop creates it again)."""
     names: set[str] = set()
     yield names
     client: MongoClient[Any]
@@ -174,11 +172,10 @@ async def serve() -> AsyncIterator[Callable[[web.Application], Awaitable[TestCli
 @pytest.fixture(scope="session")
 def explained_mongo(peers_dir: Path) -> Iterator[ExplainedMongo]:
     """A FerretDB whose PostgreSQL reports every full scan (see shopkit.testing.explain)."""
-    if os.environ.get("SHOP_TEST_MONGO_URL") or processes.backend() != "postgresql":
+    if os.environ.get("SHOP_TEST_MONGO_URL") or processes.backend() is not Backend.POSTGRESQL:
         pytest.skip("the scan check reads PostgreSQL's plans: it needs FerretDB on PostgreSQL")
     server = ExplainedMongo(peers_dir / "explained").start()
     try:
         yield server
     finally:
         server.stop()
-        shutil.rmtree(server.cluster.data, ignore_errors=True)
