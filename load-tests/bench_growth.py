@@ -217,8 +217,6 @@ class Loader:
                         "email_verified": True,
                         "pending_email": None,
                         "disabled": False,
-                        "default_shipping_address_id": None,
-                        "default_billing_address_id": None,
                         "created_at": now,
                         "updated_at": now,
                     }
@@ -529,7 +527,7 @@ def start_stack(
     mongo = [
         started(peer)
         for peer in processes.mongo(
-            state, processes.free_port(), durable=False, storage=args.backend
+            state, processes.free_port(), durable=False, storage=processes.Backend(args.backend)
         )
     ]
     cluster = next((peer for peer in mongo if isinstance(peer, Postgres)), None)
@@ -832,7 +830,9 @@ def pair(figures: Figures) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--backend", choices=processes.BACKENDS, default="postgresql")
+    parser.add_argument(
+        "--backend", choices=list(processes.Backend), default=processes.Backend.POSTGRESQL
+    )
     parser.add_argument(
         "--events",
         type=lambda text: [int(n) for n in text.replace("_", "").split(",")],
@@ -876,10 +876,8 @@ def main() -> None:
         args.history, args.requests, args.serial = 20, 60, 16
     # The tools built by ./task install, also when this runs outside the Taskfile.
     os.environ["PATH"] = f"{ROOT / '.tools' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    # The PostgreSQL cluster, being ephemeral, keeps its data elsewhere and deletes it on stop.
     state = Path(tempfile.mkdtemp(prefix="bench-growth-"))
-    # Reachable by the postgres user when we run as root, so the cluster lives (and goes) in it.
-    state.chmod(0o755)
-    cluster_data = processes.cluster_folder(state)
     finished = False
     try:
         with contextlib.ExitStack() as stop:
@@ -892,8 +890,7 @@ def main() -> None:
         if args.keep:
             print(f"kept {state}")
         else:
-            # The data goes (gigabytes at the default sizes); the logs stay when something failed.
-            shutil.rmtree(cluster_data, ignore_errors=True)
+            # The data goes (a gigabyte at the default sizes); the logs stay when something failed.
             if finished:
                 shutil.rmtree(state, ignore_errors=True)
             else:
