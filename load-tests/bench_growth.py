@@ -1,13 +1,17 @@
 """Benchmark: the hot paths of users and products as their databases grow, beside /healthz.
 
-Starts its own FerretDB (on PostgreSQL, or SQLite with --backend sqlite), NATS, two instances of each
-service (their console scripts) and an nginx gateway, on free loopback ports in a temporary folder.
-Measures on a small database, then bulk-loads straight into the services' databases, in the documents
-their stores write (100,000 users, 50,000 products, then 100,000 and 1,000,000 stock-ledger events by
-default), and measures again at each size: login, /users/me, a cold product read, a reservation on a
-cold SKU, a cold stock level read and a category write, beside /healthz. Prints p50/p99 per size, the
-ratio to the small database (target: 2x at most), and a cold product read's requests/s as a share of
-/healthz's through nginx (target: 25% at least).
+Starts its own FerretDB (on PostgreSQL, or SQLite with --backend sqlite), NATS, OpenSearch, two
+instances of each service (their console scripts) and an nginx gateway, on free loopback ports in a
+temporary folder. Measures on a small database, then bulk-loads straight into the services' databases,
+in the documents their stores write (100,000 users, 50,000 products, then 100,000 and 1,000,000
+stock-ledger events by default), and measures again at each size: login, /users/me, a cold product
+read, a reservation on a cold SKU, a cold stock level read and a category write, beside /healthz.
+"Cold": every request names an item no earlier request touched, so no instance has it cached. The
+small database's SKUs have one event each; the large ones' a long history whose last snapshot lags
+0-24 events behind, as the service leaves it: compare the large sizes with each other to see what the
+collection's size alone costs. Prints p50/p99 per size and the ratio to the small database (target:
+2x at most), requests/s and a cold product read's share of /healthz's (target: 25% at least), the
+server CPU per request by process, and the collections PostgreSQL read in full meanwhile.
 Usage: ./task bench:growth [-- --quick] [-- --backend sqlite] [-- --events 100000,1000000]
 """
 
