@@ -8,9 +8,10 @@ stock-ledger events by default), and measures again at each size: login, /users/
 read, a reservation on a cold SKU, a cold stock level read and a category write, beside /healthz.
 "Cold": every request names an item no earlier request touched, so no instance has it cached. Every
 measured SKU has a history whose last snapshot lags 0-24 events behind, as the service leaves it (the
-small database holds only the SKUs measured), so the sizes differ in the collections' sizes alone. Prints p50/p99 per size and the ratio to the small database (target:
-2x at most), requests/s and a cold product read's share of /healthz's (target: 25% at least), the
-server CPU per request by process, and the collections PostgreSQL read in full meanwhile.
+small database holds only the SKUs measured), so the sizes differ in the collections' sizes alone.
+Prints p50/p99 per size and the ratio to the small database (target: 2x at most), requests/s and
+a cold product read's share of /healthz's (target: 25% at least), the server CPU per request by
+process, and the collections PostgreSQL read in full meanwhile.
 Usage: ./task bench:growth [-- --quick] [-- --backend sqlite] [-- --events 100000,1000000]
 """
 
