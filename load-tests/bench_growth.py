@@ -207,24 +207,29 @@ class Loader:
         async def chunk(numbers: range) -> None:
             now = clock.now()
             docs: list[dict[str, Any]] = []
+            parts: dict[str, list[dict[str, Any]]] = {"emails": [], "credentials": [], "access": []}
             streams: dict[str, list[NewEvent]] = {}
             for number in numbers:
                 user_id, email = new_id(), email_of(number)
                 docs.append(
                     {
                         "_id": user_id,
-                        "email": email,
                         "name": f"Growth User {number}",
                         "phone": None,
-                        "password_hash": self.password_hash,
-                        "roles": ["customer"],
-                        "email_verified": True,
                         "pending_email": None,
-                        "disabled": False,
                         "created_at": now,
                         "updated_at": now,
                     }
                 )
+                parts["emails"].append({"_id": user_id, "email": email, "email_verified": True})
+                parts["credentials"].append(
+                    {
+                        "_id": user_id,
+                        "password_hash": self.password_hash,
+                        "credentials_version": new_id(),
+                    }
+                )
+                parts["access"].append({"_id": user_id, "roles": ["customer"], "disabled": False})
                 data = {
                     "user_id": user_id,
                     "email": email,
@@ -234,6 +239,9 @@ class Loader:
                 streams[f"user-{user_id}"] = [
                     NewEvent("user.registered", data, f"registered-{user_id}")
                 ]
+            # The account's parts first, as registration inserts them (see users.store.PARTS).
+            for name, documents in parts.items():
+                await self.users_db[name].insert_many(documents)
             await self.users_db.users.insert_many(docs)
             await events.append_batch(streams)
             self.user_ids += [doc["_id"] for doc in docs]
