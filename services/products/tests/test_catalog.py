@@ -437,3 +437,125 @@ async def test_a_failed_twin_of_an_update_gives_back_no_claim_the_update_then_us
         headers=roles.staff,
     )
     assert (await same_slug.json())["type"].endswith("/slug-taken")
+
+
+async def test_a_slug_taken_back_by_the_next_version_stays_claimed_when_the_old_release_lands_late(
+    client: Client, roles: Roles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a product renamed from "old-slug" to "new-slug", whose release of "old-slug" is slow:
+    # the relay shows version 2 meanwhile, and a next edit takes "old-slug" back and finishes
+    created = await _create(client, roles, slug="old-slug")
+    url = f"/api/v1/products/{created['id']}"
+    catalog = client.server.app[CATALOG]
+    release_claim = catalog.store.release_claim
+    releasing, taken_back = asyncio.Event(), asyncio.Event()
+
+    async def release_late(kind: str, key: str, product_id: str) -> None:
+        if key == "old-slug" and not releasing.is_set():
+            releasing.set()
+            async with asyncio.timeout(5):
+                await taken_back.wait()
+        await release_claim(kind, key, product_id)
+
+    monkeypatch.setattr(catalog.store, "release_claim", release_late)
+    rename = asyncio.ensure_future(
+        client.patch(url, json={"slug": "new-slug"}, headers={**roles.staff, "If-Match": '"v1"'})
+    )
+    async with asyncio.timeout(5):
+        await releasing.wait()
+    versions = await catalog._events.load(f"product-{created['id']}")
+    await catalog.repair(versions[-1])
+    back = await client.patch(
+        url, json={"slug": "old-slug"}, headers={**roles.staff, "If-Match": '"v2"'}
+    )
+    assert back.status == 200, await back.text()
+
+    # when the rename's release of "old-slug" lands
+    taken_back.set()
+    assert (await rename).status == 200
+    monkeypatch.undo()
+
+    # then the product still owns "old-slug": no other product can take it
+    other = await client.post(
+        "/api/v1/products",
+        json=product(
+            slug="old-slug",
+            variants=[{"sku": "OTHER-1", "price": {"amount": 1, "currency": "EUR"}}],
+        ),
+        headers=roles.staff,
+    )
+    assert other.status == 409, await other.text()
+    assert (await client.get("/api/v1/products/old-slug")).status == 200
+
+
+async def test_a_failed_twin_that_found_the_claim_already_taken_does_not_give_it_back(
+    client: Client, roles: Roles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given two identical edits adding a SKU: the first inserts its claim, the second finds it
+    # already the product's; the second's append fails and the first lands only later
+    created = await _create(client, roles)
+    catalog = client.server.app[CATALOG]
+    claim, append = catalog.store.claim, catalog._events.append
+    claimers: list[asyncio.Task[Any] | None] = []
+    first_arrived, second_arrived, first_claimed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    second_done = asyncio.Event()
+
+    async def claim_in_turn(kind: str, key: str, product_id: str) -> Any:
+        if key != "NEW-SKU" or len(claimers) >= 2:
+            return await claim(kind, key, product_id)
+        claimers.append(asyncio.current_task())
+        async with asyncio.timeout(5):
+            if len(claimers) == 1:
+                first_arrived.set()
+                await second_arrived.wait()  # both found the key free before either claims
+                found = await claim(kind, key, product_id)
+                first_claimed.set()
+                return found
+            second_arrived.set()
+            await first_claimed.wait()
+        return await claim(kind, key, product_id)
+
+    async def append_second_failing_first_late(
+        stream_id: str, expected_seq: int, type: str, *args: Any
+    ) -> Event:
+        if claimers and asyncio.current_task() is claimers[-1]:
+            raise PyMongoError("the answer to this insert was lost")
+        if claimers and asyncio.current_task() is claimers[0]:
+            async with asyncio.timeout(5):
+                await second_done.wait()
+        return await append(stream_id, expected_seq, type, *args)
+
+    monkeypatch.setattr(catalog.store, "claim", claim_in_turn)
+    monkeypatch.setattr(catalog._events, "append", append_second_failing_first_late)
+    variants = [
+        *product()["variants"],
+        {"sku": "NEW-SKU", "price": {"amount": 1, "currency": "EUR"}},
+    ]
+
+    def edit() -> Any:
+        return client.patch(
+            f"/api/v1/products/{created['id']}",
+            json={"variants": variants},
+            headers={**roles.staff, "If-Match": '"v1"'},
+        )
+
+    first = asyncio.ensure_future(edit())
+    async with asyncio.timeout(5):
+        await first_arrived.wait()
+    second = await edit()
+    assert second.status == 500
+
+    # when another product wants the SKU before the first edit lands
+    other = await client.post(
+        "/api/v1/products",
+        json=product(
+            slug="other", variants=[{"sku": "NEW-SKU", "price": {"amount": 1, "currency": "EUR"}}]
+        ),
+        headers=roles.staff,
+    )
+    second_done.set()
+    assert (await first).status == 200
+    monkeypatch.undo()
+
+    # then it was refused: the SKU stayed claimed by the product that now has it
+    assert other.status == 409, await other.text()

@@ -27,10 +27,11 @@ from products.inventory import (
     RESERVATIONS_COLLECTION,
     SNAPSHOT_EVERY,
     Inventory,
+    alert_stream,
     ledger_stream,
 )
 from products.inventory_store import InventoryStore
-from products.ledger import StockLevel
+from products.ledger import Ledger, StockLevel
 from shopkit.events import Event, EventStore
 from shopkit.testing.tokens import TokenFactory
 
@@ -389,7 +390,9 @@ class CountingEvents(EventStore):
         return await super().get(stream_id, seq)
 
 
-def _instance(db: Any, events: EventStore) -> Inventory:
+def _instance(
+    db: Any, events: EventStore, store: InventoryStore | None = None, threshold: int = 0
+) -> Inventory:
     """An instance without its background jobs: only its requests save snapshots."""
 
     async def tracked(sku: str) -> bool | None:
@@ -398,10 +401,10 @@ def _instance(db: Any, events: EventStore) -> Inventory:
     return Inventory(
         events,
         EventStore(db, RESERVATIONS_COLLECTION),
-        InventoryStore(db),
+        store or InventoryStore(db),
         tracked,
         reservation_ttl=900,
-        low_stock_threshold=0,
+        low_stock_threshold=threshold,
     )
 
 
@@ -421,3 +424,46 @@ async def test_a_cold_sku_with_a_long_ledger_reads_its_snapshot_and_a_bounded_ta
     assert reservation.state == "held"
     assert events.reads[ledger_stream("TEE-S")] <= SNAPSHOT_EVERY + 1
     assert await cold.level("TEE-S") == StockLevel("TEE-S", moves, 2)
+
+
+class AlertWatchingEvents(EventStore):
+    """An event store that tells when a stock alert is recorded."""
+
+    def __init__(self, db: Any) -> None:
+        super().__init__(db)
+        self.alerted = asyncio.Event()
+
+    async def append(self, stream_id: str, *args: Any, **kwargs: Any) -> Event:
+        stored = await super().append(stream_id, *args, **kwargs)
+        if stream_id == alert_stream("TEE-S"):
+            self.alerted.set()
+        return stored
+
+
+class SnapshotsWaitingForAlerts(InventoryStore):
+    """A snapshot write that cannot finish before the alert is recorded: a slow write."""
+
+    def __init__(self, db: Any, events: AlertWatchingEvents) -> None:
+        super().__init__(db)
+        self.events = events
+
+    async def save_snapshot(self, sku: str, ledger: Ledger, seq: int) -> None:
+        async with asyncio.timeout(5):
+            await self.events.alerted.wait()
+        await super().save_snapshot(sku, ledger, seq)
+
+
+async def test_a_slow_snapshot_write_does_not_hold_back_the_movements_stock_alert(db: Any) -> None:
+    # given an instance whose snapshot writes are slow, one movement short of a snapshot
+    events = AlertWatchingEvents(db)
+    inventory = _instance(db, events, SnapshotsWaitingForAlerts(db, events), threshold=5)
+    for _ in range(SNAPSHOT_EVERY - 1):
+        await inventory.receive("TEE-S", 1, "staff-1", "delivery")
+
+    # when the movement that is due a snapshot takes the SKU below the threshold
+    moved = await inventory.adjust("TEE-S", -(SNAPSHOT_EVERY - 2), "staff-1", "recount")
+
+    # then its alert is recorded, and so is the snapshot after it
+    alerts = await events.load(alert_stream("TEE-S"))
+    assert [(a.type, a.data["ledger_seq"]) for a in alerts] == [("stock.low", moved.seq)]
+    assert (await db.stock.find_one({"_id": "TEE-S"}))["seq"] == moved.seq

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from users_support import Api
-
-HOME = {
-    "recipient": "Ada Lovelace",
-    "line1": "12 St James's Square",
-    "city": "London",
-    "postal_code": "SW1Y 4JH",
-    "country": "GB",
-}
 
 
 async def test_the_first_address_becomes_both_defaults_and_can_be_replaced(api: Api) -> None:
     auth = await api.user("home@example.com")
 
-    first = await (
-        await api.client.post("/api/v1/users/me/addresses", json=HOME, headers=auth)
-    ).json()
-    second_response = await api.client.post(
-        "/api/v1/users/me/addresses",
-        json={**HOME, "line1": "1 Office Rd", "default_billing": True},
-        headers=auth,
-    )
+    first = await (await api.add_address(auth)).json()
+    second_response = await api.add_address(auth, line1="1 Office Rd", default_billing=True)
     second = await second_response.json()
     listed = (await (await api.client.get("/api/v1/users/me/addresses", headers=auth)).json())[
         "items"
@@ -43,9 +28,7 @@ async def test_the_first_address_becomes_both_defaults_and_can_be_replaced(api: 
 
 async def test_an_address_is_updated_and_deleted(api: Api) -> None:
     auth = await api.user("edit@example.com")
-    created = await (
-        await api.client.post("/api/v1/users/me/addresses", json=HOME, headers=auth)
-    ).json()
+    created = await (await api.add_address(auth)).json()
     url = f"/api/v1/users/me/addresses/{created['id']}"
 
     patched = await api.client.patch(url, json={"city": "Bath", "line2": None}, headers=auth)
@@ -59,26 +42,18 @@ async def test_an_address_is_updated_and_deleted(api: Api) -> None:
 
 async def test_invalid_address_fields_get_per_field_errors(api: Api) -> None:
     auth = await api.user("bad@example.com")
-    response = await api.client.post(
-        "/api/v1/users/me/addresses",
-        json={**HOME, "country": "Britain", "user_id": "x"},
-        headers=auth,
-    )
+    response = await api.add_address(auth, country="Britain", user_id="x")
     errors = (await response.json())["errors"]
     assert response.status == 422
     assert {"country", "user_id"} <= errors.keys()
-    nulled = await api.client.post(
-        "/api/v1/users/me/addresses", json={**HOME, "city": None}, headers=auth
-    )
+    nulled = await api.add_address(auth, city=None)
     assert nulled.status == 422
 
 
 async def test_user_a_cannot_read_or_change_user_b_addresses(api: Api) -> None:
     alice = await api.user("alice@example.com")
     bob = await api.user("bob@example.com")
-    bobs = await (
-        await api.client.post("/api/v1/users/me/addresses", json=HOME, headers=bob)
-    ).json()
+    bobs = await (await api.add_address(bob)).json()
     url = f"/api/v1/users/me/addresses/{bobs['id']}"
 
     read = await api.client.get(url, headers=alice)
@@ -92,16 +67,12 @@ async def test_user_a_cannot_read_or_change_user_b_addresses(api: Api) -> None:
     assert still["city"] == "London"
 
 
-async def _add(api: Api, auth: dict[str, str], **changes: Any) -> Any:
-    return await api.client.post(
-        "/api/v1/users/me/addresses", json={**HOME, **changes}, headers=auth
-    )
-
-
 async def test_a_name_edit_racing_an_address_change_keeps_both(api: Api) -> None:
     # given an account with two addresses
     auth = await api.user("both@example.com")
-    homes = [(await (await _add(api, auth, line1=f"{n} Main St")).json())["id"] for n in (1, 2)]
+    homes = [
+        (await (await api.add_address(auth, line1=f"{n} Main St")).json())["id"] for n in (1, 2)
+    ]
 
     # when, again and again, a rename and a new default shipping address happen at once
     lost = []
@@ -125,10 +96,10 @@ async def test_concurrent_adds_never_pass_the_address_limit(api: Api) -> None:
     # given an account five addresses short of the limit
     auth = await api.user("many@example.com")
     for n in range(45):
-        assert (await _add(api, auth, line1=f"{n} Main St")).status == 201
+        assert (await api.add_address(auth, line1=f"{n} Main St")).status == 201
 
     # when sixty more are added at once
-    added = await asyncio.gather(*(_add(api, auth, line1=f"{n} New St") for n in range(60)))
+    added = await asyncio.gather(*(api.add_address(auth, line1=f"{n} New St") for n in range(60)))
 
     # then exactly five got in, the others were refused, and the book holds fifty
     statuses = sorted(response.status for response in added)

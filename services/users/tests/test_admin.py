@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from users_support import ADMIN, Api
@@ -10,9 +11,9 @@ from users_support import ADMIN, Api
 async def test_the_first_admin_is_created_once_across_restarts(start_users: Any, db: Any) -> None:
     await start_users()
     await start_users()
-    assert await db.users.count_documents({"email": ADMIN["email"]}) == 1
-    admin = await db.users.find_one({"email": ADMIN["email"]})
-    assert admin["roles"] == ["admin"]
+    assert await db.emails.count_documents({"email": ADMIN["email"]}) == 1
+    login = await db.emails.find_one({"email": ADMIN["email"]})
+    assert (await db.access.find_one({"_id": login["_id"]}))["roles"] == ["admin"]
 
 
 async def test_customers_get_403_on_admin_routes(api: Api) -> None:
@@ -91,3 +92,70 @@ async def test_an_unknown_user_id_is_404(api: Api) -> None:
     admin = await api.admin()
     response = await api.client.get("/api/v1/users/000000000000000000000000", headers=admin)
     assert response.status == 404
+
+
+async def test_a_name_edit_racing_a_role_change_keeps_both(api: Api) -> None:
+    # given a customer and an admin
+    auth = await api.user("promoted@example.com")
+    user_id = (await (await api.client.get("/api/v1/users/me", headers=auth)).json())["id"]
+    admin = await api.admin()
+
+    async def listed(role: str) -> bool:
+        response = await api.client.get(
+            "/api/v1/users", params={"role": role, "limit": "100"}, headers=admin
+        )
+        return user_id in [user["id"] for user in (await response.json())["items"]]
+
+    # when, again and again, the customer renames themselves while an admin changes their role
+    lost = []
+    for turn in range(30):
+        role, other = ("staff", "customer") if turn % 2 else ("customer", "staff")
+        await asyncio.gather(
+            api.client.patch("/api/v1/users/me", json={"name": f"Ada {turn}"}, headers=auth),
+            api.client.patch(f"/api/v1/users/{user_id}", json={"roles": [role]}, headers=admin),
+        )
+        me = await (await api.client.get(f"/api/v1/users/{user_id}", headers=admin)).json()
+        if (me["name"], me["roles"], await listed(role), await listed(other)) != (
+            f"Ada {turn}",
+            [role],
+            True,
+            False,
+        ):
+            lost.append(turn)
+
+    # then neither change ever undid the other, and the admin list by role tells the truth
+    assert lost == []
+
+
+async def test_admins_page_through_a_role_and_search_within_it(api: Api) -> None:
+    # given three staff and two customers
+    admin = await api.admin()
+    for n in range(5):
+        user = await api.register(f"member{n}@example.com", name=f"Member {n}")
+        if n < 3:
+            await api.call(
+                "PATCH",
+                f"/api/v1/users/{user['id']}",
+                200,
+                headers=admin,
+                json={"roles": ["staff"]},
+            )
+
+    # when an admin pages through the staff two at a time, and searches among them
+    seen: list[str] = []
+    params = {"role": "staff", "limit": "2"}
+    while True:
+        page = await api.call("GET", "/api/v1/users", 200, headers=admin, params=params)
+        seen += [user["email"] for user in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    found = await api.call(
+        "GET", "/api/v1/users", 200, headers=admin, params={"role": "staff", "q": "MEMBER 1"}
+    )
+    by_email = await api.call("GET", "/api/v1/users", 200, headers=admin, params={"q": "member4@"})
+
+    # then they see each staff member once, and only the one that matches
+    assert seen == [f"member{n}@example.com" for n in range(3)]
+    assert [user["email"] for user in found["items"]] == ["member1@example.com"]
+    assert [user["email"] for user in by_email["items"]] == ["member4@example.com"]

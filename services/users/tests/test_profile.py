@@ -7,6 +7,8 @@ from typing import Any
 
 from users_support import Api
 
+from users.keys import USERS
+
 
 async def test_profile_update_changes_name_and_refuses_roles(api: Api) -> None:
     auth = await api.user("me@example.com")
@@ -149,7 +151,8 @@ async def test_a_stale_write_of_the_account_document_cannot_undo_a_password_chan
 ) -> None:
     # given an account as a slow profile update read it, before its password changed
     auth = await api.user("guarded@example.com")
-    stale = await db.users.find_one({"email": "guarded@example.com"})
+    login = await db.emails.find_one({"email": "guarded@example.com"})
+    stale = await db.users.find_one({"_id": login["_id"]})
     await api.client.post(
         "/api/v1/users/me/password",
         json={"current_password": "correct horse", "new_password": "brand new horse"},
@@ -188,3 +191,56 @@ async def test_only_the_link_for_the_latest_pending_email_verifies(api: Api, db:
     # then the first is refused and the second verifies
     assert superseded.status == 422
     assert (await latest.json())["email"] == "second@example.com"
+
+
+async def test_a_name_edit_racing_an_email_verification_keeps_both(api: Api, db: Any) -> None:
+    # given an account
+    auth = await api.user("racer@example.com")
+
+    # when, again and again, it asks for a new email and renames itself as it verifies it
+    lost = []
+    for turn in range(20):
+        email = f"racer{turn}@example.com"
+        await api.client.patch("/api/v1/users/me", json={"email": email}, headers=auth)
+        event = await db.events.find_one(
+            {"type": "user.email_verification_requested", "data.email": email}
+        )
+        await asyncio.gather(
+            api.client.patch("/api/v1/users/me", json={"name": f"Ada {turn}"}, headers=auth),
+            api.client.post("/api/v1/auth/verify-email", json={"token": event["data"]["token"]}),
+        )
+        me = await (await api.client.get("/api/v1/users/me", headers=auth)).json()
+        if (me["name"], me["email"], me["email_verified"], me["pending_email"]) != (
+            f"Ada {turn}",
+            email,
+            True,
+            None,
+        ):
+            lost.append(turn)
+
+    # then neither change ever undid the other
+    assert lost == []
+
+
+async def test_a_password_change_ends_every_other_session_however_many(api: Api) -> None:
+    # given an account signed in on more devices than a page of sessions lists
+    await api.register("busy@example.com")
+    users = api.client.server.app[USERS]
+    user = await users.store.by_email("busy@example.com")
+    assert user is not None
+    for _ in range(102):
+        await users.families.start(user.id, user.credentials_version, "old device", None)
+    current = await api.login("busy@example.com")
+    auth = {"Authorization": f"Bearer {current['access_token']}"}
+
+    # when the password changes on the newest one
+    changed = await api.client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": "correct horse", "new_password": "brand new horse"},
+        headers=auth,
+    )
+
+    # then every other session was revoked: only the current one is still listed
+    assert changed.status == 204
+    listed = await (await api.client.get("/api/v1/users/me/sessions", headers=auth)).json()
+    assert [session["current"] for session in listed["items"]] == [True]

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from users_support import HOME
 
 from shopkit import mongo
 from shopkit.events import EventStore
@@ -15,14 +16,6 @@ from users import accounts, addresses, tokens
 from users.deps import Users, open_users
 from users.settings import UsersSettings
 from users.signing import SigningKeys
-
-HOME = {
-    "recipient": "Ada Lovelace",
-    "line1": "12 St James's Square",
-    "city": "London",
-    "postal_code": "SW1Y 4JH",
-    "country": "GB",
-}
 
 
 @pytest.fixture

@@ -108,7 +108,7 @@ async def test_registration_appends_registered_and_verification_events(api: Api,
     types = [e["type"] async for e in db.events.find({"stream_id": f"user-{user['id']}"})]
 
     assert sorted(types) == ["user.email_verification_requested", "user.registered"]
-    assert await db.users.count_documents({"pending_events": {"$exists": True}}) == 0
+    assert await db.registrations.count_documents({}) == 0
 
 
 async def test_email_verification_uses_the_token_once(api: Api, db: Any) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from users_support import Api, Client
 
 from shopkit import clock
+from users.keys import USERS
+from users.outbox import ABANDON_AFTER
 from users.passwords import Hasher
 
 
@@ -43,27 +46,54 @@ async def test_the_default_bcrypt_cost_is_12_and_long_passwords_are_not_truncate
 async def test_events_left_behind_by_a_crash_after_registration_are_flushed(
     api: Api, db: Any
 ) -> None:
-    # given an account whose registration stopped right after its insert (events still pending)
+    # given an account whose registration stopped right after inserting it (its events not flushed)
     user = await api.register("crash@example.com")
     pending = [{"id": "replayed-1", "type": "user.registered", "data": {"user_id": user["id"]}}]
-    await db.users.update_one(
-        {"_id": user["id"]},
-        {
-            "$set": {
-                "pending_events": pending,
-                "events_pending": True,
-                "created_at": clock.now().replace(year=2020),
-            }
-        },
+    await db.registrations.insert_one(
+        {"_id": user["id"], "events": pending, "at": clock.now() - timedelta(minutes=1)}
     )
 
     # when the sweeper runs twice
-    from users.keys import USERS
-
     users = api.client.server.app[USERS]
     await users.outbox.flush_stale()
     await users.outbox.flush_stale()
 
     # then the event is in the stream exactly once and nothing is pending
     assert await db.events.count_documents({"id": "replayed-1"}) == 1
-    assert await db.users.count_documents({"pending_events": {"$exists": True}}) == 0
+    assert await db.registrations.count_documents({}) == 0
+
+
+async def test_a_registration_that_died_before_its_account_frees_its_email(
+    api: Api, db: Any
+) -> None:
+    # given a registration that claimed its email and died before inserting the account
+    await db.emails.insert_one({"_id": "dead-1", "email": "late@example.com"})
+    taken = await api.client.post(
+        "/api/v1/auth/register",
+        json={"email": "late@example.com", "password": "correct horse", "name": "Late"},
+    )
+    assert taken.status == 409
+    began = clock.now() - ABANDON_AFTER - timedelta(minutes=1)
+    await db.registrations.insert_one({"_id": "dead-1", "events": [], "at": began})
+
+    # when the sweeper runs
+    await api.client.server.app[USERS].outbox.flush_stale()
+
+    # then the email is free again, and nothing of the dead registration is left
+    await api.register("late@example.com")
+    assert await db.registrations.count_documents({}) == 0
+    assert await db.emails.count_documents({"_id": "dead-1"}) == 0
+
+
+async def test_a_young_registration_without_its_account_yet_is_left_alone(
+    api: Api, db: Any
+) -> None:
+    # given a registration that claimed its email a minute ago and has not inserted its account
+    began = clock.now() - timedelta(minutes=1)
+    await db.registrations.insert_one({"_id": "slow-1", "events": [], "at": began})
+    await db.emails.insert_one({"_id": "slow-1", "email": "slow@example.com"})
+
+    # when the sweeper runs, then its claim stands
+    await api.client.server.app[USERS].outbox.flush_stale()
+    assert await db.emails.count_documents({"_id": "slow-1"}) == 1
+    assert await db.registrations.count_documents({}) == 1

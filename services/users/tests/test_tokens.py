@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
+import logging
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -16,11 +18,13 @@ from joserfc.jwk import ECKey
 from users_support import Api, Client
 
 from shopkit import clock
+from shopkit.events import ConcurrencyConflict, Event, EventStore
 from users import accounts, tokens
 from users.errors import InvalidCredentials
 from users.keys import USERS
 from users.model import TokenPair
 from users.passwords import Hasher
+from users.sessions import Families
 from users.signing import generate_key_set
 from users.sweeper import sweep
 
@@ -336,3 +340,98 @@ async def test_the_sweeper_purges_long_ended_sessions_and_keeps_live_ones(
     assert await db.token_events.count_documents({"stream_id": f"family-{family(live)}"}) == 1
     assert await db.sessions.count_documents({"_id": family(live)}) == 1
     assert await _refresh(api.client, live) == 200
+
+
+class _CarryOversAlwaysOvertaken(EventStore):
+    """Refresh-token events on which every carry-over loses its race to another append."""
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_seq: int,
+        type: str,
+        data: dict[str, Any],
+        event_id: str | None = None,
+        *,
+        publish: bool = True,
+    ) -> Event:
+        if type == "carried-over":
+            raise ConcurrencyConflict("another append took the slot")
+        return await super().append(stream_id, expected_seq, type, data, event_id, publish=publish)
+
+
+async def test_a_carry_over_that_keeps_losing_its_race_is_logged(
+    api: Api, db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a session whose stream every carry-over loses
+    await api.register("carried@example.com")
+    users = api.client.server.app[USERS]
+    user = await users.store.by_email("carried@example.com")
+    assert user is not None
+    families = Families(
+        _CarryOversAlwaysOvertaken(db, collection="token_events"), users.store, 3600
+    )
+    issued = await families.start(user.id, user.credentials_version, None, None)
+
+    # when the password change tries to keep it alive under a new version
+    with caplog.at_level(logging.WARNING, logger="users.sessions"):
+        await families.carry_over(issued.family_id, user.id, user.credentials_version, "v2")
+
+    # then giving up is not silent: a warning names the session
+    assert [r.levelno for r in caplog.records if issued.family_id in r.getMessage()] == [
+        logging.WARNING
+    ]
+
+
+async def test_the_sweeper_forgets_expired_links_their_uses_and_old_failures_only(
+    api: Api, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given two accounts, one of which left traces three days ago and the other now: a link to
+    # verify a new email, a password reset link and the record of its use, a failed login
+    users = api.client.server.app[USERS]
+    real_now = clock.now
+    accounts = {"old": "198.51.100.1", "live": "198.51.100.2"}
+    for name in accounts:
+        await api.register(f"{name}@example.com")
+
+    async def leave_traces(name: str) -> None:
+        email = f"{name}@example.com"
+        auth = {"Authorization": f"Bearer {(await api.login(email))['access_token']}"}
+        moved = {"email": f"{name}-moved@example.com"}
+        await api.call("PATCH", "/api/v1/users/me", 200, json=moved, headers=auth)
+        await api.call("POST", "/api/v1/auth/password-reset", 202, json={"email": email})
+        reset = await db.events.find_one(
+            {"type": "user.password_reset_requested", "data.email": email}
+        )
+        # Used through the store: the app's own sweeper may purge the old link before a confirm.
+        token_hash = hashlib.sha256(reset["data"]["token"].encode()).hexdigest()
+        expires_at = datetime.fromisoformat(reset["data"]["expires_at"])
+        assert await users.store.use_token(token_hash, expires_at)
+        wrong = {"email": email, "password": "wrong horse"}
+        await api.call(
+            "POST", "/api/v1/auth/login", 401, json=wrong, headers={"X-Real-IP": accounts[name]}
+        )
+
+    monkeypatch.setattr(clock, "now", lambda: real_now() - timedelta(days=3))
+    await leave_traces("old")
+    monkeypatch.setattr(clock, "now", real_now)
+    await leave_traces("live")
+
+    # when the sweeper runs
+    await sweep(users)
+
+    # then what expired days ago is gone, and what is live stays
+    async def left(name: str) -> list[int]:
+        user = await users.store.by_email(f"{name}@example.com")
+        assert user is not None
+        return [
+            await db.verifications.count_documents({"email": f"{name}-moved@example.com"}),
+            await db.reset_tokens.count_documents({"user_id": user.id}),
+            await db.login_failures.count_documents(
+                {"key": f"account:{name}@example.com|{accounts[name]}"}
+            ),
+        ]
+
+    assert await left("old") == [0, 0, 0]
+    assert await left("live") == [1, 1, 1]
+    assert await db.used_tokens.count_documents({}) == 1

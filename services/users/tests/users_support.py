@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 ADMIN = {"email": "root@shop.test", "password": "admin-password-1"}
 Client = TestClient[Any, Any]
+# A valid address body.
+HOME = {
+    "recipient": "Ada Lovelace",
+    "line1": "12 St James's Square",
+    "city": "London",
+    "postal_code": "SW1Y 4JH",
+    "country": "GB",
+}
 
 
 class Api:
@@ -15,6 +24,18 @@ class Api:
 
     def __init__(self, client: Client) -> None:
         self.client = client
+
+    async def call(self, method: str, path: str, expected: int, **kwargs: Any) -> Any:
+        """Send a request and check its status; its JSON body (None for a 204)."""
+        response = await self.client.request(method, path, **kwargs)
+        assert response.status == expected, f"{method} {path}: {await response.text()}"
+        return await response.json() if response.status != 204 else None
+
+    async def add_address(self, auth: dict[str, str], **changes: Any) -> ClientResponse:
+        """Add HOME, with `changes`, to the address book of `auth`'s user."""
+        return await self.client.post(
+            "/api/v1/users/me/addresses", json={**HOME, **changes}, headers=auth
+        )
 
     async def register(self, email: str, password: str = "correct horse", name: str = "Ada") -> Any:
         response = await self.client.post(

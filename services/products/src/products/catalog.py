@@ -103,10 +103,10 @@ class Catalog:
             raise
         before = _claims(current)
         await self._keep(product, [claim for claim in _claims(product) if claim not in before])
-        # A slug the product no longer uses is free for others; SKUs stay claimed for good, since
-        # the stock ledger and past orders name them.
+        # A slug the product no longer uses is free for others, unless a newer version took it
+        # back; SKUs stay claimed for good, since the stock ledger and past orders name them.
         if current.slug != product.slug:
-            await self.store.release_claim("slug", current.slug, product.id)
+            await self._give_back(product.id, [("slug", current.slug)], product)
         await self.store.save(product)
         return product
 
@@ -131,8 +131,10 @@ class Catalog:
         return await self._categories.path(category_id)
 
     async def _claim(self, product: Product, taken: list[Claim]) -> None:
-        """Claim the slug and every SKU, adding to `taken` each claim this call newly took.
+        """Claim the slug and every SKU, adding to `taken` each claim this call inserted.
 
+        A claim a twin write inserted first is the twin's to give back, not this call's: were
+        both to count it, this one could fail and give back a key the twin's landed version uses.
         A claim left behind by a creation that crashed is taken over.
         """
         for kind, key in _claims(product):
@@ -141,51 +143,65 @@ class Catalog:
                 continue
             try:
                 try:
-                    await self.store.claim(kind, key, product.id)
+                    inserted = await self.store.claim(kind, key, product.id)
                 except ClaimTaken as claimed:
                     if not await self._orphaned(kind, key, claimed.owner):
                         raise
                     await self.store.release_claim(kind, key, claimed.owner)
-                    await self.store.claim(kind, key, product.id)
+                    inserted = await self.store.claim(kind, key, product.id)
             except ClaimTaken:
                 problem = SlugTaken if kind == "slug" else SkuTaken
                 raise problem(f"{kind} {key!r} belongs to another product") from None
-            taken.append((kind, key))
+            if inserted:
+                taken.append((kind, key))
 
     async def _give_back(
-        self, product_id: str, taken: list[Claim], known: Product | None
+        self, product_id: str, claims: list[Claim], known: Product | None
     ) -> Product | None:
-        """After a write that lost or failed: release the claims it took that the stream's head
-        does not use; answers that head (`known`, the version the write started from, when
-        nothing is newer).
+        """Release the claims the stream's head does not use; answers that head (`known`, the
+        version the caller started from, when nothing is newer).
 
-        The head is read again because a twin write may have won with the very claims this one
-        counted as taken (whoever claims second finds the product owning the key already), and
-        releasing those would free a SKU or slug the product now uses. When the head cannot be
-        read, the claims stay: one left behind only blocks a key, one given back wrongly lets two
-        products share a SKU, and so one stock ledger.
+        For the claims a write that lost or failed inserted, and for the slug a change left. The
+        head is read first, since a twin write may have landed using those very keys; and again
+        after releasing, since a version that landed in between took its keys back in `_keep`,
+        perhaps before this release: whatever the head uses then is claimed again. When the head
+        cannot be read first, the claims stay: one left behind only blocks a key, one given back
+        wrongly lets two products share a SKU, and so one stock ledger.
         """
         try:
-            newer = await self._events.load(
-                stream(product_id), after_seq=known.version if known is not None else 0
-            )
+            head = await self._head(product_id, known)
         except PyMongoError:
-            log.warning("could not read product %s: its claims %s stay", product_id, taken)
+            log.warning("could not read product %s: its claims %s stay", product_id, claims)
             return known
-        head = Product.from_json(newer[-1].data) if newer else known
-        used = _claims(head) if head is not None else []
-        for kind, key in taken:
-            if (kind, key) not in used:
-                await self.store.release_claim(kind, key, product_id)
-        return head
+        released = [claim for claim in claims if head is None or claim not in _claims(head)]
+        for kind, key in released:
+            await self.store.release_claim(kind, key, product_id)
+        if not released:
+            return head
+        try:
+            newest = await self._head(product_id, head)
+        except PyMongoError:
+            log.error("could not read product %s after releasing %s", product_id, released)
+            return head
+        if newest is not None:
+            await self._keep(newest, [claim for claim in released if claim in _claims(newest)])
+        return newest
+
+    async def _head(self, product_id: str, known: Product | None) -> Product | None:
+        """The stream's newest version, or `known` when nothing is newer than it."""
+        newer = await self._events.load(
+            stream(product_id), after_seq=known.version if known is not None else 0
+        )
+        return Product.from_json(newer[-1].data) if newer else known
 
     async def _keep(self, product: Product, added: list[Claim]) -> None:
-        """Claim again, after the append, each key this version added.
+        """Claim again each key `product` uses that a concurrent write may have given back.
 
-        A twin write that failed may have read the head before this append landed and given back
-        a claim both counted as taken; and a concurrent write of the version before may release
-        its old slug just as this version takes it back. Whatever else took the key meanwhile is
-        a conflict no write can undo any more: logged for staff to fix.
+        After an append, for each key the version added: a twin write that failed may have
+        given it back, or the write of the version before released it as its old slug just as
+        this version took it back (a release landing after this is undone by `_give_back`).
+        Whatever else took the key meanwhile is a conflict no write can undo any more: logged
+        for staff to fix.
         """
         for kind, key in added:
             try:

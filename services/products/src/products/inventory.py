@@ -15,10 +15,11 @@ How it stays right without transactions (architecture.md, "Consistency without t
   crash leaves a claim unlisted; the sweeper (on every instance) expires them when due, abandons those
   whose maker died and finishes what a crash left half done.
 
-What keeps it fast on FerretDB, where only inserts and `_id` reads are cheap and a read that misses
-scans the collection: decisions append before they read; concurrent readers of one SKU share one read;
-in-process promises stop a burst of orders for one SKU from writing anything for the refusals the
-level already implies; snapshots in `stock` spare a cold instance from folding a SKU's whole history.
+What keeps it fast on FerretDB, where each stream event is its own `_id` lookup (FerretDB on PostgreSQL
+pushes down top-level equality only, no range or `$in`) and each write a round trip: decisions append
+before they read; concurrent readers of one SKU share one read; in-process promises stop a burst of
+orders for one SKU from writing anything for the refusals the level already implies; snapshots in
+`stock` spare a cold instance from folding a SKU's whole history.
 """
 
 from __future__ import annotations
@@ -447,7 +448,7 @@ class Inventory:
         self._count(outcome)
         if outcome is ReservationState.HELD:
             # Its index entry stays due at the maker's staleness; the sweeper then moves it to
-            # the expiry, off this request's path (an update scans the collection on FerretDB).
+            # the expiry, off this request's path: one write fewer for every order.
             return concluded
         await self._store.untrack(order_id, attempt)
         raise InsufficientStock(shortages)
@@ -862,6 +863,13 @@ class Inventory:
     async def _after(self, sku: str, decided: Decided) -> None:
         if decided.event is None:
             return
+        # Alerts first: a slow or cancelled snapshot write must not delay or skip them.
+        for alert in rules.alerts(decided.before, decided.after, self._threshold):
+            try:
+                await self._alert(sku, alert, decided)
+            except PyMongoError:
+                # The movement itself is recorded; losing its alert must not fail the request.
+                log.warning("could not record the %s alert of %s", alert.value, sku, exc_info=True)
         slot = self._slots.get(sku)
         if slot is not None and slot.loaded and slot.seq - slot.saved_seq >= SNAPSHOT_EVERY:
             # Saved by the movement itself, not only by the periodic pass, so however fast a SKU
@@ -871,12 +879,6 @@ class Inventory:
                 await self._save_snapshot(sku, slot)
             except PyMongoError:
                 log.warning("could not save the stock snapshot of %s", sku, exc_info=True)
-        for alert in rules.alerts(decided.before, decided.after, self._threshold):
-            try:
-                await self._alert(sku, alert, decided)
-            except PyMongoError:
-                # The movement itself is recorded; losing its alert must not fail the request.
-                log.warning("could not record the %s alert of %s", alert.value, sku, exc_info=True)
 
     async def _alert(self, sku: str, alert: rules.Alert, decided: Decided) -> None:
         after = decided.after

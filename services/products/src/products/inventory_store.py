@@ -3,7 +3,8 @@
 Both are caches the streams can rebuild, never the truth. `stock` holds one snapshot per SKU so a cold
 instance folds only the events after it. `open_reservations` lists the reservation attempts that may
 still hold stock, each with the moment the sweeper should look at it again (`due_at`); it stays as small
-as the number of open reservations, because FerretDB scans a collection for every filter but `_id`.
+as the number of open reservations, because FerretDB reads the sweeper's range on `due_at` (and its
+sort) over the whole collection: it pushes down only top-level equality.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Product lists: customers' filtered lists come from the search index; staff lists from the catalog.
 
-When the search engine is down, an unfiltered customer list still answers from the catalog itself
-(a slower scan), so browsing keeps working; a filtered one answers 503 until the engine is back.
+When the search engine is down, an unfiltered customer list still answers from the catalog itself,
+so browsing keeps working; a filtered one answers 503 until the engine is back.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from shopkit.schemas import load_query
 
 async def list_products(request: web.Request, *, staff: bool) -> dict[str, Any]:
     filtered = any(key not in {"limit", "cursor"} for key in request.query)
+    # The catalog list reads the whole products collection per page on FerretDB, so only staff
+    # (unfiltered or by status) and customers' unfiltered browsing while search is down reach it.
     if staff and ("status" in request.query or not filtered):
         return await _catalog_list(request, status=None, staff=True)
     try:
@@ -31,7 +33,8 @@ async def list_products(request: web.Request, *, staff: bool) -> dict[str, Any]:
 
 
 async def _catalog_list(request: web.Request, *, status: str | None, staff: bool) -> dict[str, Any]:
-    """Products in creation order straight from the catalog (a collection scan on FerretDB)."""
+    """Products in creation order straight from the catalog; on FerretDB each page reads the whole
+    products collection (it pushes down no sort nor range)."""
     query = load_query(request, schemas.StaffListQuery())
     limit = query["limit"]
     found = await request.app[CATALOG].store.scan(

@@ -1,8 +1,10 @@
 """Mongo access for the catalog: product projections by id, and unique claims on slugs and SKUs.
 
-FerretDB (SQLite) serves only inserts and `_id` lookups fast, so every hot read here is by `_id`:
-a product by id, a slug's product, a SKU's product. Uniqueness is a claim document whose `_id` is the
-slug or SKU: inserting it is the only race-free "first one wins" on every MongoDB-wire server.
+Every hot read here is an `_id` equality (a product by id, a slug's product, a SKU's product), an index
+lookup on MongoDB and on FerretDB on PostgreSQL, which pushes down top-level equality but no range,
+`$in` or sort (on FerretDB's SQLite option, every read scans). Uniqueness is a claim document whose
+`_id` is the slug or SKU: inserting it is the only race-free "first one wins" on every MongoDB-wire
+server.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ class ProductStore:
 
     # --- claims
 
-    async def claim(self, kind: str, key: str, product_id: str) -> None:
-        """Claim a slug or SKU for a product; raises ClaimTaken naming the owner if another has it."""
+    async def claim(self, kind: str, key: str, product_id: str) -> bool:
+        """Claim a slug or SKU for a product: True when this call inserted the claim, False when
+        the product held it already; raises ClaimTaken naming the owner if another has it."""
         collection = self.slugs if kind == "slug" else self.skus
         try:
             await collection.insert_one({"_id": key, "product_id": product_id, "at": clock.now()})
@@ -51,6 +54,8 @@ class ProductStore:
                 return await self.claim(kind, key, product_id)
             if owner["product_id"] != product_id:
                 raise ClaimTaken(owner["product_id"]) from None
+            return False
+        return True
 
     async def claim_owner(self, kind: str, key: str) -> tuple[str, datetime] | None:
         collection = self.slugs if kind == "slug" else self.skus
@@ -101,8 +106,8 @@ class ProductStore:
         self, *, after: str | None, limit: int, status: str | None = None
     ) -> list[Product]:
         """Products in id order: staff lists, search rebuilds, and customers' unfiltered browsing
-        while the search engine is down. The slow path: FerretDB does not push down sorts (nor
-        ranges), so it reads the whole collection there; MongoDB walks the index above."""
+        while the search engine is down. The slow path: FerretDB pushes down no sort nor range,
+        so each page reads the whole collection there; MongoDB walks the index above."""
         criteria: dict[str, Any] = {"status": status} if status else {}
         if after:
             criteria["_id"] = {"$gt": after}

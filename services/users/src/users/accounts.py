@@ -81,25 +81,26 @@ async def register(
             },
         )
     ]
-    doc: dict[str, Any] = {
+    profile = {
         "_id": user_id,
-        "email": email,
         "name": name,
         "phone": None,
-        "password_hash": await users.hasher.hash(password),
-        "roles": list(roles),
-        "email_verified": verified,
         "pending_email": None,
-        "disabled": False,
         "created_at": now,
         "updated_at": now,
     }
+    parts: dict[str, dict[str, Any]] = {
+        "emails": {"email": email, "email_verified": verified},
+        "credentials": {
+            "password_hash": await users.hasher.hash(password),
+            "credentials_version": new_id(),
+        },
+        "access": {"roles": list(roles), "disabled": False},
+    }
     if not verified:
         events.append(await _verification(users, user_id, email))
-    # The account and its events are one insert: a crash afterwards leaves them for the sweeper.
-    doc["pending_events"], doc["events_pending"] = events, True
     try:
-        user = await users.store.insert_user(doc)
+        user = await users.store.create_account(profile, parts, events)
     except EmailTaken:
         raise EmailAlreadyRegistered("an account with this email exists") from None
     await users.outbox.flush(user_id, events)
@@ -120,12 +121,11 @@ async def verify_email(users: Users, token: str) -> User:
     )
     if email != awaited:
         raise InvalidToken("the verification link is invalid or has expired")
-    if not await users.store.use_token(token_hash):
+    if not await users.store.use_token(token_hash, link["expires_at"]):
         raise InvalidToken("the verification link was already used")
     try:
-        return await users.store.update(
-            user.id, {"email": email, "email_verified": True, "pending_email": None}
-        )
+        # The login part only: the profile's pending email, once it is the login, shows as none.
+        return await users.store.guard(user.id, "emails", {"email": email, "email_verified": True})
     except EmailTaken:
         raise EmailAlreadyRegistered("another account took this email meanwhile") from None
 
@@ -207,7 +207,7 @@ async def confirm_password_reset(users: Users, token: str, new: str) -> None:
     record = await users.store.reset_token(token_hash)
     if record is None or record["expires_at"] <= clock.now():
         raise InvalidToken("the reset link is invalid or has expired")
-    if not await users.store.use_token(token_hash):
+    if not await users.store.use_token(token_hash, record["expires_at"]):
         raise InvalidToken("the reset link was already used")
     user = await get(users, record["user_id"])
     await _set_password(users, user, new, keep_session=None)

@@ -1,8 +1,8 @@
 """The users service's events: appended to its stream, relayed to JetStream by the kit's relay.
 
-Registration writes its events inside the account document (one atomic insert) and flushes them to
-the event stream right after; a sweeper flushes any a crash left behind. Event ids are derived from
-what caused them, so a flush repeated after a crash appends nothing twice.
+Registration keeps its events with the registration record, inserted before the account, and
+flushes them to the event stream right after; a sweeper finishes what a crash left behind. Event
+ids are derived from what caused them, so a flush repeated after a crash appends nothing twice.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from shopkit.events import ConcurrencyConflict, EventStore
 from users.store import UserStore
 
 FLUSH_AFTER = timedelta(seconds=5)
+# A registration whose account is still missing this long after it began died before inserting it
+# (or lost its email): it is undone. Long, so a registration merely stalled is not undone under it.
+ABANDON_AFTER = timedelta(hours=1)
 
 
 def pending(event_id: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -53,8 +56,15 @@ class Outbox:
         seq = 0
         for event in events:
             seq = await self.emit(user_id, event["id"], event["type"], event["data"], seq)
-        await self._store.clear_pending_events(user_id)
+        await self._store.registered(user_id)
 
     async def flush_stale(self) -> None:
-        for doc in await self._store.with_pending_events(clock.now() - FLUSH_AFTER):
-            await self.flush(doc["_id"], doc["pending_events"])
+        """Finish the registrations a crash left behind, or undo those that never had an account."""
+        now = clock.now()
+        async for registration, has_account in self._store.unfinished_registrations(
+            now - FLUSH_AFTER
+        ):
+            if has_account:
+                await self.flush(registration["_id"], registration["events"])
+            elif registration["at"] < now - ABANDON_AFTER:
+                await self._store.abandon_registration(registration["_id"])

@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shopkit import clock
+from shopkit import clock, sweeps
 from shopkit.events import ConcurrencyConflict, Event, EventStore
 from shopkit.ids import new_id
 from users.errors import InvalidCredentials, InvalidRefreshToken, SessionNotFound
 from users.store import UserStore
 
 MAX_ATTEMPTS = 5
-PURGE_BATCH = 500
+
+log = logging.getLogger(__name__)
 
 
 def token_hash(token: str) -> str:
@@ -75,8 +77,6 @@ class Families:
 
     async def ensure_indexes(self) -> None:
         await self._events.ensure_indexes()
-        # The sweeper deletes a family's events by an indexed equality.
-        await self._events.collection.create_index("stream_id")
 
     async def _load(self, family_id: str) -> Family:
         family = Family()
@@ -137,6 +137,11 @@ class Families:
                 return
             except ConcurrencyConflict:
                 continue
+        # The session then dies with the old password, like the others: the user signs in again.
+        log.warning(
+            "session %s was not carried over to the new password: its stream kept changing",
+            family_id,
+        )
 
     async def rotate(self, token: str) -> Issued:
         family_id = token.partition(".")[0]
@@ -193,19 +198,22 @@ class Families:
         await self._store.revoke_session(family_id, family.user_id, reason)
 
     async def revoke_all(self, user_id: str, reason: str, keep: str | None = None) -> None:
-        for session in await self._store.active_sessions(user_id):
+        """Revoke every live session of the user (all of them, not a listed page), but `keep`."""
+        for session in await self._store.active_sessions(user_id, limit=None):
             if session.id != keep:
                 with contextlib.suppress(SessionNotFound):  # listed, but its login never finished
                     await self.revoke(session.id, reason)
 
-    async def purge(self, before: datetime) -> int:
-        """Forget the families that expired or were revoked before `before`; how many it forgot.
+    async def purge(self, now: datetime) -> int:
+        """Forget the families whose day to go has passed (see `UserStore.ended_sessions`); how
+        many it forgot.
 
         A forgotten family's tokens are refused like a revoked one's. Its events go first and its
         session after, so a purge cut short is found and finished by the next one.
         """
-        ended = await self._store.ended_sessions(before, PURGE_BATCH)
-        for family_id in ended:
-            await self._events.collection.delete_many({"stream_id": _stream(family_id)})
+        forgotten = 0
+        async for family_id in self._store.ended_sessions(now):
+            await sweeps.delete_stream(self._events, _stream(family_id))
             await self._store.forget_session(family_id)
-        return len(ended)
+            forgotten += 1
+        return forgotten

@@ -2,13 +2,15 @@
 
 Hot reads are `_id` reads or equalities on one indexed top-level field: the only filters FerretDB on
 PostgreSQL pushes down to SQL (ranges, `$in`, nested paths and sorts are evaluated in Go over the
-whole collection). Ranges appear only after such an equality, or in the background sweeper.
+whole collection). Ranges appear only after such an equality, or on an admin page; purges delete by
+an indexed day (`shopkit.sweeps`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import AsyncIterator
 from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,40 +20,56 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shopkit import clock
+from shopkit import clock, sweeps
 from shopkit.cache import Cache
 from users.model import Address, Session, User
 
 _USER_FIELDS = {f.name for f in fields(User)}
 _ADDRESS_FIELDS = {f.name for f in fields(Address)}
 _SESSION_FIELDS = {f.name for f in fields(Session)}
+# How long an ended session stays listed in the database (for support) before it is forgotten.
+ENDED_RETENTION = timedelta(days=1)
+# Each list of sessions shows the newest this many.
+SESSIONS_LISTED = 100
 
 
 class EmailTaken(Exception):
     pass
 
 
-# On FerretDB an update writes the whole document back, so concurrent updates of one document can
-# undo each other. What guards the account (its password, roles and status) therefore lives in small
-# documents of its own, written only by the password and admin paths; the account document keeps the
-# values it was registered with, and these override them. The credentials version changes with every
-# password, in the same document (so one write sets both): a session opened under another is dead.
-GUARDS = {
+# On FerretDB an update writes the whole document back, so two writers of one document can undo
+# each other's change. So each part of an account has one kind of writer: the account document
+# (`users`) holds the profile, written by profile edits only; each part below is a document of its
+# own under the account's `_id`, written by its path only. All of them are inserted at registration,
+# the parts before the account document: an account without its parts is not one.
+PARTS = {
+    # Written by email verification; its unique index makes the email an account's login.
+    "emails": ("email", "email_verified"),
+    # Written by the password paths. The version changes with every password, in the same write:
+    # a session opened under another version is dead.
     "credentials": ("password_hash", "credentials_version"),
+    # Written by the admin paths; the admin list by role reads it.
     "access": ("roles", "disabled"),
 }
 # Written by the address paths, one document per kind, so neither a profile edit nor the other
 # kind's change can write an old value back over them.
 DEFAULT_ADDRESSES = ("default_shipping_address_id", "default_billing_address_id")
-# The longest a single-use token lives (verification links); its use is remembered as long.
-TOKEN_LIFETIME = timedelta(days=1)
+# The account document: what its owner edits (an admin may edit the name too), and when.
+EDITABLE = ("name", "phone", "pending_email")
+PROFILE = (*EDITABLE, "created_at", "updated_at")
 
 
-def _user(doc: dict[str, Any], *guards: dict[str, Any] | None) -> User:
-    values = {k: v for k, v in doc.items() if k in _USER_FIELDS and k not in DEFAULT_ADDRESSES}
-    for guard in guards:
-        values.update({k: v for k, v in (guard or {}).items() if k != "_id"})
+def _user(doc: dict[str, Any], parts: dict[str, Any]) -> User:
+    values = {k: v for k, v in doc.items() if k in PROFILE}
+    values.update({k: v for k, v in parts.items() if k in _USER_FIELDS})
+    if values.get("pending_email") == values["email"]:  # the email it waited for is verified
+        values["pending_email"] = None
     return User(id=doc["_id"], **{**values, "roles": tuple(values["roles"])})
+
+
+def _matches(user: User, query: str | None) -> bool:
+    """Whether the account's email or name holds `query` (case aside), as `search` filters."""
+    return not query or query.lower() in user.email or query.lower() in user.name.lower()
 
 
 def _address(doc: dict[str, Any]) -> Address:
@@ -77,6 +95,9 @@ class UserStore:
         # Accounts are read on every authenticated request and changed rarely: worth caching.
         self.cache: Cache[User] = cache or Cache("users", ttl=0)
         self.users = db.users
+        self.parts = {name: db[name] for name in PARTS}
+        # Registrations under way: each holds its events until they are in the stream.
+        self.registrations = db.registrations
         self.addresses = db.addresses
         self.default_addresses = db.default_addresses
         self.used_tokens = db.used_tokens
@@ -86,62 +107,103 @@ class UserStore:
         self.sessions = db.sessions
         # Apart from the session, which refreshes rewrite: an insert no write-back can undo.
         self.revocations = db.session_revocations
-        self.guards = {name: db[name] for name in GUARDS}
 
     async def ensure_indexes(self) -> None:
-        await self.users.create_index("email", unique=True)  # login, registration
-        await self.users.create_index([("roles", ASCENDING), ("_id", ASCENDING)])  # admin list
-        await self.users.create_index("events_pending")  # the outbox sweeper
+        await self.parts["emails"].create_index("email", unique=True)  # login, registration
+        await self.parts["access"].create_index([("roles", ASCENDING), ("_id", ASCENDING)])
         await self.addresses.create_index([("user_id", ASCENDING), ("_id", ASCENDING)])
         # The address limit: each address holds one of its owner's numbered slots.
         await self.addresses.create_index(
             [("user_id", ASCENDING), ("slot", ASCENDING)], unique=True
         )
         await self.default_addresses.create_index("user_id")
-        await self.reset_tokens.create_index("expires_at")  # the sweeper, and below
-        await self.verifications.create_index("expires_at")
-        await self.used_tokens.create_index("used_at")
         await self.login_failures.create_index([("key", ASCENDING), ("at", ASCENDING)])
-        await self.login_failures.create_index("at")
         await self.sessions.create_index([("user_id", ASCENDING), ("_id", DESCENDING)])
-        await self.sessions.create_index("expires_at")
         await self.revocations.create_index("user_id")
-        await self.revocations.create_index("revoked_at")
+        for purged in (
+            self.reset_tokens,
+            self.verifications,
+            self.used_tokens,
+            self.login_failures,
+            self.sessions,
+            self.revocations,
+        ):
+            await sweeps.ensure_index(purged)  # see `purge` and `ended_sessions`
 
     # --- accounts
 
-    async def insert_user(self, doc: dict[str, Any]) -> User:
+    async def create_account(
+        self, profile: dict[str, Any], parts: dict[str, dict[str, Any]], events: list[Any]
+    ) -> User:
+        """Register: the account's events, its parts, then its profile: the account from then on.
+
+        The events are kept with the registration until `registered` (after they are appended to
+        the stream); one left behind by a crash is finished or undone by `unfinished_registrations`.
+        The email's part is the claim: of two registrations of one email, one inserts it.
+        """
+        user_id = profile["_id"]
+        await self.registrations.insert_one({"_id": user_id, "events": events, "at": clock.now()})
         try:
-            await self.users.insert_one(doc)
+            await self.parts["emails"].insert_one({"_id": user_id, **parts["emails"]})
         except DuplicateKeyError:
+            await self.registrations.delete_one({"_id": user_id})
             raise EmailTaken() from None
-        return _user(doc)
+        for name in ("credentials", "access"):
+            await self.parts[name].insert_one({"_id": user_id, **parts[name]})
+        await self.users.insert_one(profile)
+        return _user(profile, {k: v for part in parts.values() for k, v in part.items()})
+
+    async def registered(self, user_id: str) -> None:
+        """The registration's events are in the stream: it is done."""
+        await self.registrations.delete_one({"_id": user_id})
+
+    async def unfinished_registrations(
+        self, older_than: datetime
+    ) -> AsyncIterator[tuple[dict[str, Any], bool]]:
+        """Registrations begun before `older_than` and not done, with whether their account exists.
+
+        Reads the collection whole: it holds only registrations under way, or left by a crash.
+        """
+        left = [doc async for doc in self.registrations.find() if doc["at"] < older_than]
+        for doc in left:
+            yield doc, await self.users.find_one({"_id": doc["_id"]}, {"_id": 1}) is not None
+
+    async def abandon_registration(self, user_id: str) -> None:
+        """Undo a registration that died before its account was inserted: free its email."""
+        for part in self.parts.values():
+            await part.delete_one({"_id": user_id})
+        await self.registrations.delete_one({"_id": user_id})
 
     async def get(self, user_id: str) -> User | None:
         found = self.cache.get(user_id)
         if found is not None:
             return found
         epoch = self.cache.epoch()
-        doc = await self.users.find_one({"_id": user_id})
-        if doc is None:
-            return None
-        found = await self._with_guards(doc)
-        self.cache.put(user_id, found, epoch)
+        found = await self._load(user_id)
+        if found is not None:
+            self.cache.put(user_id, found, epoch)
         return found
 
     async def by_email(self, email: str) -> User | None:
-        doc = await self.users.find_one({"email": email})
-        return await self._with_guards(doc) if doc else None
+        """The account whose login `email` is, read now (never cached: login checks its password)."""
+        part = await self.parts["emails"].find_one({"email": email}, {"_id": 1})
+        return await self._load(part["_id"]) if part else None
 
-    async def _with_guards(self, doc: dict[str, Any]) -> User:
-        guards = [
-            await collection.find_one({"_id": doc["_id"]}) for collection in self.guards.values()
-        ]
-        defaults = {
-            found["kind"]: found["address_id"]
-            async for found in self.default_addresses.find({"user_id": doc["_id"]})
-        }
-        return _user(doc, *guards, defaults)
+    async def _load(self, user_id: str) -> User | None:
+        doc = await self.users.find_one({"_id": user_id})
+        return await self._assemble(doc) if doc is not None else None
+
+    async def _assemble(self, doc: dict[str, Any]) -> User | None:
+        """The account of this profile, with its parts (None if one is missing)."""
+        parts: dict[str, Any] = {}
+        for collection in self.parts.values():
+            part = await collection.find_one({"_id": doc["_id"]})
+            if part is None:  # undone by the sweeper after its registration stalled for an hour
+                return None
+            parts.update(part)
+        async for found in self.default_addresses.find({"user_id": doc["_id"]}):
+            parts[found["kind"]] = found["address_id"]
+        return _user(doc, parts)
 
     async def reload(self, user_id: str) -> User:
         """The account as it is now, after a change: dropped from every instance's cache."""
@@ -152,17 +214,18 @@ class UserStore:
         return found
 
     async def guard(self, user_id: str, kind: str, values: dict[str, Any]) -> User:
-        """Set the password (`credentials`) or the roles and status (`access`) of an account."""
-        assert set(values) <= set(GUARDS[kind])
-        await _put(self.guards[kind], user_id, values)
-        if kind == "access":
-            # A copy for the admin search filter only; reads always take the guard's value.
-            await self.users.update_one({"_id": user_id}, {"$set": values})
+        """Set the email (`emails`), the password (`credentials`) or the roles and status
+        (`access`) of an account; EmailTaken if another account's login is that email."""
+        assert set(values) <= set(PARTS[kind])
+        try:
+            await self.parts[kind].update_one({"_id": user_id}, {"$set": values})
+        except DuplicateKeyError:
+            raise EmailTaken() from None
         return await self.reload(user_id)
 
     async def credentials_version(self, user_id: str) -> str:
         """The account's credentials version, read now (never cached): sessions are checked on it."""
-        found = await self.guards["credentials"].find_one({"_id": user_id})
+        found = await self.parts["credentials"].find_one({"_id": user_id})
         return str(found.get("credentials_version", "")) if found else ""
 
     async def set_default_address(self, user_id: str, kind: str, address_id: str) -> None:
@@ -183,82 +246,81 @@ class UserStore:
             {"_id": f"{user_id}:{kind}", "address_id": address_id}
         )
 
-    # --- email verification links, keyed by the hash of their token
-
-    async def insert_verification(
-        self, token_hash: str, user_id: str, email: str, expires_at: datetime
-    ) -> None:
-        await self.verifications.insert_one(
-            {"_id": token_hash, "user_id": user_id, "email": email, "expires_at": expires_at}
-        )
-
-    async def verification(self, token_hash: str) -> dict[str, Any] | None:
-        return await self.verifications.find_one({"_id": token_hash})
-
     async def update(self, user_id: str, changes: dict[str, Any]) -> User:
-        """Set profile fields (never the guarded ones nor the default addresses: see above)."""
-        assert not set(changes) & {field for names in GUARDS.values() for field in names}
-        assert not set(changes) & set(DEFAULT_ADDRESSES)
+        """Set profile fields: the only write of the account document after registration."""
+        assert set(changes) <= set(EDITABLE)
         try:
             doc = await self.users.find_one_and_update(
                 {"_id": user_id},
                 {"$set": {**changes, "updated_at": clock.now()}},
                 return_document=ReturnDocument.AFTER,
             )
-        except DuplicateKeyError:
-            raise EmailTaken() from None
         finally:
             await self.cache.invalidate(user_id)
-        if doc is None:
+        found = await self._assemble(doc) if doc is not None else None
+        if found is None:
             raise LookupError(user_id)
-        return await self._with_guards(doc)
+        return found
 
     async def search(
         self, *, after: str | None, limit: int, query: str | None, role: str | None
     ) -> list[User]:
-        criteria: dict[str, Any] = {}
-        if after:
-            criteria["_id"] = {"$gt": after}
-        if query:
-            pattern = re.escape(query.lower())
-            criteria["$or"] = [
-                {"email": {"$regex": pattern}},
-                {"name": {"$regex": pattern, "$options": "i"}},
-            ]
+        """An admin page, not a hot path: the accounts after `after`, by id, that match.
+
+        By role, it reads the role's access parts (an equality on their index) and then each
+        account by `_id`; else it reads the accounts (and the logins, for `query`) whole on
+        FerretDB, where the `_id` range, the patterns and the sort are evaluated in Go.
+        """
+        position: dict[str, Any] = {"_id": {"$gt": after}} if after else {}
         if role:
-            criteria["roles"] = role
-        # An admin page, not a hot path: on FerretDB the `_id` range and the sort read every
-        # account (of the role, when one is asked for); on MongoDB the (roles, _id) index serves it.
-        cursor = self.users.find(criteria).sort("_id", ASCENDING).limit(limit)
-        return [await self._with_guards(doc) async for doc in cursor]
+            found: list[User] = []
+            holders = self.parts["access"].find({"roles": role, **position}, {"_id": 1})
+            async with holders.sort("_id", ASCENDING) as cursor:
+                async for holder in cursor:
+                    user = await self._load(holder["_id"])
+                    if user is not None and _matches(user, query):
+                        found.append(user)
+                        if len(found) == limit:
+                            break
+            return found
+        if query:
+            # The first `limit` of the union are among the first `limit` of each.
+            pattern = re.escape(query.lower())
+            by_email = self.parts["emails"].find(
+                {"email": {"$regex": pattern}, **position}, {"_id": 1}
+            )
+            by_name = self.users.find(
+                {"name": {"$regex": pattern, "$options": "i"}, **position}, {"_id": 1}
+            )
+            ids = {
+                doc["_id"]
+                for cursor in (by_email, by_name)
+                async for doc in cursor.sort("_id", ASCENDING).limit(limit)
+            }
+        else:
+            accounts = self.users.find(position, {"_id": 1}).sort("_id", ASCENDING).limit(limit)
+            ids = {doc["_id"] async for doc in accounts}
+        loaded = [await self._load(user_id) for user_id in sorted(ids)[:limit]]
+        return [user for user in loaded if user is not None]
 
-    # --- outbox of registration (events written in the same insert as the account)
+    # --- single-use links (verification, reset), keyed by the hash of their token; each carries
+    # the day it may go (the day it expires), and so does the record of its use
 
-    async def with_pending_events(self, older_than: datetime) -> list[dict[str, Any]]:
-        # By the indexed flag alone: few accounts hold events at any moment (registrations under
-        # way, or left by a crash), so their age is checked here rather than in a range filter.
-        cursor = self.users.find(
-            {"events_pending": True}, {"pending_events": 1, "created_at": 1}
-        ).limit(500)
-        return [
-            doc
-            async for doc in cursor
-            if doc.get("pending_events") and doc["created_at"] < older_than
-        ]
-
-    async def clear_pending_events(self, user_id: str) -> None:
-        await self.users.update_one(
-            {"_id": user_id}, {"$unset": {"pending_events": "", "events_pending": ""}}
+    async def insert_verification(
+        self, token_hash: str, user_id: str, email: str, expires_at: datetime
+    ) -> None:
+        await self.verifications.insert_one(
+            {
+                "_id": token_hash,
+                "user_id": user_id,
+                "email": email,
+                "expires_at": expires_at,
+                sweeps.FIELD: sweeps.purge_on(expires_at),
+            }
         )
 
-    # --- single-use tokens (verification, reset): an insert under a unique id is the only safe "once"
-
-    async def use_token(self, token_hash: str) -> bool:
-        try:
-            await self.used_tokens.insert_one({"_id": token_hash, "used_at": clock.now()})
-        except DuplicateKeyError:
-            return False
-        return True
+    async def verification(self, token_hash: str) -> dict[str, Any] | None:
+        return await self.verifications.find_one({"_id": token_hash})
 
     async def insert_reset_token(self, token_hash: str, user_id: str, expires_at: datetime) -> None:
         await self.reset_tokens.insert_one(
@@ -267,28 +329,46 @@ class UserStore:
                 "user_id": user_id,
                 "expires_at": expires_at,
                 "created_at": clock.now(),
+                sweeps.FIELD: sweeps.purge_on(expires_at),
             }
         )
 
     async def reset_token(self, token_hash: str) -> dict[str, Any] | None:
         return await self.reset_tokens.find_one({"_id": token_hash})
 
-    async def purge_expired_tokens(self, now: datetime) -> None:
-        """Forget expired links, the uses of links that have expired anyway, and old failures.
+    async def use_token(self, token_hash: str, expires_at: datetime) -> bool:
+        """Use the link that expires at `expires_at`, once: an insert under a unique id is the only
+        safe "once". Its use is remembered until the link itself is purged, never less."""
+        try:
+            await self.used_tokens.insert_one(
+                {
+                    "_id": token_hash,
+                    "used_at": clock.now(),
+                    sweeps.FIELD: sweeps.purge_on(expires_at),
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
 
-        Range deletes: on FerretDB each reads its whole collection, which a sweeper running every
-        few minutes can afford (and these collections hold only what the last day left).
-        """
-        await self.reset_tokens.delete_many({"expires_at": {"$lt": now}})
-        await self.verifications.delete_many({"expires_at": {"$lt": now}})
-        await self.used_tokens.delete_many({"used_at": {"$lt": now - TOKEN_LIFETIME}})
-        await self.login_failures.delete_many({"at": {"$lt": now - timedelta(days=1)}})
+    async def purge(self, now: datetime) -> None:
+        """Forget the links, their uses and the login failures whose day has passed."""
+        for collection in (
+            self.reset_tokens,
+            self.verifications,
+            self.used_tokens,
+            self.login_failures,
+        ):
+            await sweeps.purge(collection, now)
 
     # --- login failures: one insert per failure, counted in a window (exact under concurrency)
 
-    async def record_attempt(self, keys: list[str]) -> list[Any]:
+    async def record_attempt(self, keys: list[str], kept: timedelta) -> list[Any]:
+        """Record a failure under each key, kept at least `kept` (the window it is counted in)."""
         now = clock.now()
-        result = await self.login_failures.insert_many([{"key": key, "at": now} for key in keys])
+        result = await self.login_failures.insert_many(
+            [{"key": key, "at": now, sweeps.FIELD: sweeps.purge_on(now + kept)} for key in keys]
+        )
         return list(result.inserted_ids)
 
     async def forget_attempt(self, ids: list[Any]) -> None:
@@ -359,18 +439,27 @@ class UserStore:
 
     # --- sessions (projection of the refresh-token family streams)
     # A session document is inserted at login and then written by refreshes only (`last_used_at`);
-    # its revocation is a document of its own, inserted once, so no refresh can write it away.
+    # its revocation is a document of its own, inserted once, so no refresh can write it away. Each
+    # carries the day it may go: a day after the session expires, or is revoked.
 
     async def insert_session(self, session_id: str, fields: dict[str, Any]) -> None:
-        await self.sessions.insert_one({"_id": session_id, **fields})
+        purge_on = sweeps.purge_on(fields["expires_at"] + ENDED_RETENTION)
+        await self.sessions.insert_one({"_id": session_id, **fields, sweeps.FIELD: purge_on})
 
     async def note_session_use(self, session_id: str, at: datetime) -> None:
         await self.sessions.update_one({"_id": session_id}, {"$set": {"last_used_at": at}})
 
     async def revoke_session(self, session_id: str, user_id: str, reason: str) -> None:
+        now = clock.now()
         with contextlib.suppress(DuplicateKeyError):  # revoked already: the first moment stands
             await self.revocations.insert_one(
-                {"_id": session_id, "user_id": user_id, "revoked_at": clock.now(), "reason": reason}
+                {
+                    "_id": session_id,
+                    "user_id": user_id,
+                    "revoked_at": now,
+                    "reason": reason,
+                    sweeps.FIELD: sweeps.purge_on(now + ENDED_RETENTION),
+                }
             )
 
     async def session(self, session_id: str) -> Session | None:
@@ -379,7 +468,10 @@ class UserStore:
             return None
         return _session(doc, await self.revocations.find_one({"_id": session_id}))
 
-    async def active_sessions(self, user_id: str) -> list[Session]:
+    async def active_sessions(
+        self, user_id: str, limit: int | None = SESSIONS_LISTED
+    ) -> list[Session]:
+        """The user's live sessions, newest first: the newest `limit`, or all of them (None)."""
         revoked = {
             found["_id"] async for found in self.revocations.find({"user_id": user_id}, {"_id": 1})
         }
@@ -390,18 +482,17 @@ class UserStore:
             async for doc in self.sessions.find({"user_id": user_id})
             if doc["_id"] not in revoked and doc["expires_at"] > now
         ]
-        return sorted(found, key=lambda session: session.id, reverse=True)[:100]
+        found.sort(key=lambda session: session.id, reverse=True)
+        return found if limit is None else found[:limit]
 
-    async def ended_sessions(self, before: datetime, limit: int) -> list[str]:
-        """Sessions that expired, or were revoked, before `before`: at most `limit` of each.
+    async def ended_sessions(self, now: datetime) -> AsyncIterator[str]:
+        """Sessions whose day to go has passed: expired, or revoked, over `ENDED_RETENTION` ago.
 
-        Range filters, so on FerretDB each reads its whole collection: for the sweeper only, every
-        few minutes, over collections it keeps to the sessions of the last refresh-token lifetime.
+        A session is found again until `forget_session` deletes it, so a purge cut short resumes.
         """
-        expired = self.sessions.find({"expires_at": {"$lt": before}}, {"_id": 1}).limit(limit)
-        revoked = self.revocations.find({"revoked_at": {"$lt": before}}, {"_id": 1}).limit(limit)
-        ended = [doc["_id"] async for doc in expired] + [doc["_id"] async for doc in revoked]
-        return list(dict.fromkeys(ended))
+        for collection in (self.sessions, self.revocations):
+            async for doc in sweeps.due(collection, now):
+                yield doc["_id"]
 
     async def forget_session(self, session_id: str) -> None:
         # The revocation last: a sweep cut short here leaves it, so the next one finds it again.

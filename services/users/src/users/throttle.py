@@ -28,7 +28,7 @@ class LoginThrottle:
         Answers the records of this attempt; `succeeded` takes them back.
         """
         keys = self._keys(email, client)
-        recorded = await self._store.record_attempt(list(keys.values()))
+        recorded = await self._store.record_attempt(list(keys.values()), self._window)
         now = clock.now()
         for scope, key in keys.items():
             count, oldest = await self._store.failures_since(key, now - self._window)

@@ -1,0 +1,78 @@
+"""Purges by day: what must go carries the UTC day after which it may, and sweeps delete day by day.
+
+FerretDB v1 on PostgreSQL pushes down only top-level equality, so a purge by a range such as
+`{"expires_at": {"$lt": now}}` reads the whole collection every sweep. Instead, a document that
+must be purged carries `purge_on`, the UTC day (`"2026-12-03"`) after which it may go, computed when
+it is written (`purge_on(moment)`), under an index (`ensure_index`). A sweep deletes by equality on
+each day of a bounded window of past days, the last `WINDOW_DAYS` up to yesterday: every delete is
+an indexed equality, so a sweep costs the documents it purges plus one index probe per day, however
+large the collection. A document goes on the day after its `purge_on`: up to a day late, never early.
+
+The trade-off: a day that has left the window is never looked at again. If nothing swept for longer
+than the window (the service was down, or its sweeper kept failing), the documents of the days
+missed stay. Clean them once with a range delete, which reads the collection whole one time:
+`db.<collection>.deleteMany({purge_on: {$lt: "<the oldest day of the window>"}})` for each
+collection that carries the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shopkit.events import EventStore, slot
+
+FIELD = "purge_on"
+WINDOW_DAYS = 30
+
+
+def purge_on(moment: datetime) -> str:
+    """The `purge_on` value of a document that may go once `moment` has passed: its UTC day."""
+    if moment.tzinfo is None:  # stored datetimes come back naive when a client is not tz-aware
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).date().isoformat()
+
+
+def past_days(now: datetime, window: int = WINDOW_DAYS) -> list[str]:
+    """The days a sweep at `now` purges, oldest first: the `window` days before `now`'s UTC day."""
+    today = datetime.fromisoformat(purge_on(now)).date()
+    return [(today - timedelta(days=back)).isoformat() for back in range(window, 0, -1)]
+
+
+async def ensure_index(collection: AsyncCollection[Any]) -> None:
+    await collection.create_index(FIELD)
+
+
+async def purge(collection: AsyncCollection[Any], now: datetime, window: int = WINDOW_DAYS) -> int:
+    """Delete the documents whose purge day has passed (within the window); how many went."""
+    deleted = 0
+    for day in past_days(now, window):
+        deleted += (await collection.delete_many({FIELD: day})).deleted_count
+    return deleted
+
+
+async def due(
+    collection: AsyncCollection[Any], now: datetime, window: int = WINDOW_DAYS
+) -> AsyncIterator[dict[str, Any]]:
+    """The documents whose purge day has passed (within the window), for purges that must do
+    more than delete them (the caller deletes each when done, so a sweep cut short resumes)."""
+    for day in past_days(now, window):
+        # The day's documents are read before any is yielded, so the caller may delete as it goes.
+        for document in await collection.find({FIELD: day}).to_list():
+            yield document
+
+
+async def delete_stream(events: EventStore, stream_id: str) -> int:
+    """Delete every event of a stream that nothing appends to any more; how many there were.
+
+    One `_id` delete per slot, so no index on `stream_id` is needed. Last slot first: a delete cut
+    short leaves slots 1..k, whose head the next call finds again (seqs have no gaps). For private
+    stores, or streams whose events are all published: queued messages are not touched.
+    """
+    head = await events.head(stream_id)
+    for seq in range(head, 0, -1):
+        await events.collection.delete_one({"_id": slot(stream_id, seq)})
+    return head
