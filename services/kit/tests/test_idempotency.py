@@ -311,10 +311,10 @@ async def test_concurrent_retries_after_a_crash_take_the_stale_claim_over_once(
     serve: Serve, service_env: dict[str, str], db: AsyncDatabase[Any]
 ) -> None:
     # given keys whose requests crashed mid-way: their claims are still in flight, and stale
-    # (forty keys at once, so the interleavings a takeover must survive do occur)
+    # (fifty keys at once, so the interleavings a takeover must survive do occur)
     shop = make_shop(service_env, pause=0.3)
     client = await serve(shop.app)
-    keys = [f"k-crash-{n}" for n in range(40)]
+    keys = [f"k-crash-{n}" for n in range(50)]
     await asyncio.gather(*(client.post("/things", json={}, headers=headers(key)) for key in keys))
     await crash_every_claim(db)
     # when ten retries of each arrive at once
