@@ -399,18 +399,18 @@ async def test_claims_replays_and_takeovers_read_only_through_indexes(
 
 
 async def test_purge_deletes_only_old_records(db: AsyncDatabase[Any]) -> None:
-    # given a record from yesterday and one from an hour ago
+    # given a record whose retention ended two days ago and one that ends today
     await ensure_indexes(db)
     records = db[COLLECTION]
     await records.insert_many(
         [
-            {"_id": "old", "state": "completed", "created_at": _ago(hours=25)},
-            {"_id": "new", "state": "completed", "created_at": _ago(hours=1)},
+            {"_id": "old", "state": "completed", "purge_on": _day(ago=2)},
+            {"_id": "new", "state": "completed", "purge_on": _day(ago=0)},
         ]
     )
     # when expired records are purged
     removed = await purge_expired(db)
-    # then only yesterday's is gone
+    # then only the old one is gone
     assert removed == 1
     assert [r["_id"] async for r in records.find({})] == ["new"]
 
@@ -419,9 +419,7 @@ async def test_the_sweeper_purges_while_the_app_runs(
     serve: Serve, service_env: dict[str, str], db: AsyncDatabase[Any]
 ) -> None:
     # given an expired record and an app running the sweeper
-    await db[COLLECTION].insert_one(
-        {"_id": "old", "state": "completed", "created_at": _ago(hours=25)}
-    )
+    await db[COLLECTION].insert_one({"_id": "old", "state": "completed", "purge_on": _day(ago=2)})
     shop = make_shop(service_env)
     shop.app.cleanup_ctx.append(sweeper)
     # when the app starts
@@ -445,3 +443,8 @@ async def crash_every_claim(db: AsyncDatabase[Any]) -> None:
 
 def _ago(**delta: float) -> datetime:
     return datetime.now(UTC) - timedelta(**delta)
+
+
+def _day(ago: int) -> str:
+    """A `purge_on` day, `ago` days before today."""
+    return (datetime.now(UTC) - timedelta(days=ago)).date().isoformat()

@@ -76,7 +76,7 @@ async def test_deleting_a_stream_deletes_its_events_only(db: AsyncDatabase[Any])
     await store.append("kept-1", 0, "happened", {})
 
     # when one is deleted
-    deleted = await sweeps.delete_stream(store, "gone-1")
+    deleted = await store.delete_stream("gone-1")
 
     # then its five events are gone and the other stream is whole
     assert deleted == 5
@@ -95,7 +95,7 @@ async def test_a_stream_deletion_cut_short_is_finished_by_the_next(
         await store.collection.delete_one({"_id": f"halfway-1:{seq:012d}"})
 
     # when it is deleted again, then the rest goes
-    assert await sweeps.delete_stream(store, "halfway-1") == 2
+    assert await store.delete_stream("halfway-1") == 2
     assert await store.load("halfway-1") == []
 
 

@@ -13,7 +13,6 @@ from shopkit.testing.explain import KIT_READ_WHOLE, ExplainedMongo
 READ_WHOLE = {
     **KIT_READ_WHOLE,
     "open_reservations": "only the reservations still open, each removed when it ends",
-    "inbox": "the purge sweep of handled events",
 }
 
 

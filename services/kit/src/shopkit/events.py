@@ -22,16 +22,16 @@ A caller with a projection passes its state and seq (`initial=projection, after_
 only newer events are read. A decision appends at most one event: without transactions, two
 inserts are two commits, and a conflict between them would leave half a decision in the stream.
 
-Why the layout is shaped by FerretDB (v1, SQLite backend, what the tests and local stack run):
-only single-document inserts and their unique-index checks are cheap there. No filter but `_id`
-equality is pushed down to SQLite (FerretDB issue #3235), so every other find, and every update or
-delete, decodes the whole collection in Go; and even `_id` equality is a SQLite table scan (a JSON
-predicate the `_id` index cannot serve), stopping at the first match, so a miss reads every row.
-Hence: reads go by `_id` only and as few as possible (`decide` tries its append before reading),
-an event is never updated, and the relay never reads this collection. It reads the outbox that
-`append` feeds instead (see `append`; the relay lives in `shopkit.relay`), also by `_id` only or
-unfiltered with a limit (the one other read FerretDB pushes down), so that a backlog the broker
-left does not slow each batch. On MongoDB, every one of these reads is a primary-key lookup.
+Why the layout is what it is (docs/data-layer.md has the whole story). Without transactions, only a
+single-document insert under a unique key is atomic everywhere, FerretDB included: so the slot is the
+`_id`, and appending to it is the commit. FerretDB v1 (on PostgreSQL, the local default) serves an
+equality on an indexed top-level field from an index, but never pushes down a range, `$in` or sort:
+so a stream is read slot by slot from a seq the caller holds (a projection or snapshot), never by a
+range, and `decide` tries its append before reading (a fresh projection costs no read at all). An
+event is never updated, and the relay never reads this collection: it reads the outbox that `append`
+feeds (see `append`; the relay lives in `shopkit.relay`), by `_id` or unfiltered with a limit, so a
+backlog the broker left does not slow each batch. On MongoDB, every one of these reads is a
+primary-key lookup. (On FerretDB's SQLite option even an `_id` read scans its collection.)
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ class EventStore:
         self.relayed = collection == DEFAULT_COLLECTION if relayed is None else relayed
 
     async def ensure_indexes(self) -> None:
-        # SQLite checks a unique index on insert cheaply, though FerretDB never reads through it.
+        # One event per id: what makes an append retried with its id idempotent (see `_resolve`).
         await self.collection.create_index("id", unique=True, name="id")
         # The outbox needs none: the relay reads it by `_id` or unfiltered (see `unpublished`).
 
@@ -324,11 +324,11 @@ class EventStore:
                 return stored
             conflict.winner = stored
             raise conflict
-        # The slot is free, so the id is taken elsewhere. Lookups by `id` scan the whole
-        # collection on FerretDB; this runs only for a retry that lands on another seq.
+        # The slot is free, so the id is taken elsewhere (an indexed lookup; it runs only for a
+        # retry that lands on another seq).
         document = await self.collection.find_one({"id": event.id})
         if document is None:
-            raise conflict  # not reachable: events are never deleted
+            raise conflict  # deleted meanwhile: only streams nothing appends to are deleted
         stored = _from_document(document)
         if stored.stream_id != event.stream_id:
             raise EventIdReused(f"event {event.id} belongs to another stream")
@@ -370,10 +370,10 @@ class EventStore:
     async def load(self, stream_id: str, after_seq: int = 0) -> list[Event]:
         """The stream's events after `after_seq`, in order.
 
-        Reads slot after slot until a free one. Not batched: FerretDB pushes down no `$in` nor
-        range on `_id`, so one `find({"_id": {"$in": [...]}})` decodes the whole collection in Go,
-        where each single `_id` read is a SQLite scan several times cheaper; so pass the seq you
-        already hold. Seqs have no gaps: an append at seq n + 1 needs the state at n.
+        Reads slot after slot until a free one, each an indexed `_id` read: FerretDB pushes down
+        no `$in` nor range, so one `find({"_id": {"$in": [...]}})` or a range over `seq` would
+        read the whole collection; so pass the seq you already hold (a snapshot's). Seqs have no
+        gaps: an append at seq n + 1 needs the state at n.
         """
         events: list[Event] = []
         while (event := await self.get(stream_id, after_seq + len(events) + 1)) is not None:
@@ -402,6 +402,19 @@ class EventStore:
 
     async def _taken(self, stream_id: str, seq: int) -> bool:
         return await self.collection.find_one({"_id": slot(stream_id, seq)}, {"_id": 1}) is not None
+
+    async def delete_stream(self, stream_id: str) -> int:
+        """Delete every event of a stream nothing appends to any more; how many there were.
+
+        Events are otherwise never deleted: this is for purging ended streams (a token family
+        long expired). One `_id` delete per slot, last first: a delete cut short leaves slots
+        1..k, whose head the next call finds again. Queued messages are not touched: use it on
+        private stores, or on streams whose events are all published.
+        """
+        head = await self.head(stream_id)
+        for seq in range(head, 0, -1):
+            await self.collection.delete_one({"_id": slot(stream_id, seq)})
+        return head
 
     # --- the relay's side of the outbox
 
@@ -448,8 +461,8 @@ class EventStore:
     async def mark_published(self, events: Iterable[Event]) -> None:
         """Dequeue published messages: their deletion is the only record of publication.
 
-        Events carry no `published_at`: an update is a full-collection scan on FerretDB. One
-        delete by `_id` per message (pushed down, where `$in` is not), all in one round trip.
+        Events carry no `published_at` (events are never written twice). One delete by `_id` per
+        message (pushed down, where `$in` is not), all in one round trip.
         """
         deletes = [DeleteOne({"_id": slot(event.stream_id, event.seq)}) for event in events]
         if deletes:

@@ -25,7 +25,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from shopkit import clock, context
+from shopkit import clock, context, sweeps
 from shopkit.auth import optional_principal
 from shopkit.keys import DB
 from shopkit.problems import BadRequest, Conflict, Problem, ValidationFailed
@@ -102,15 +102,14 @@ def idempotent(required: bool = True) -> Callable[[Handler], Handler]:
 async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
     # The claims of one key, read by equality (pushed down to FerretDB's backend), and the purge.
     await db[COLLECTION].create_index("record")
-    await db[COLLECTION].create_index("created_at")
+    await sweeps.ensure_index(db[COLLECTION])
 
 
-async def purge_expired(db: AsyncDatabase[Any], older_than: timedelta = RETENTION) -> int:
-    """Delete the claims of keys first used over `older_than` ago (FerretDB has no TTL index);
-    count them. Every generation of a key carries the key's first `created_at`, so they go together.
-    """
-    result = await db[COLLECTION].delete_many({"created_at": {"$lt": clock.now() - older_than}})
-    return result.deleted_count
+async def purge_expired(db: AsyncDatabase[Any]) -> int:
+    """Delete the claims of keys first used over RETENTION ago, by day (FerretDB has no TTL index;
+    see shopkit.sweeps); count them. Every generation of a key carries the purge day of the key's
+    first use, so they go together."""
+    return await sweeps.purge(db[COLLECTION], clock.now())
 
 
 async def _purge_step(app: web.Application) -> None:
@@ -153,6 +152,7 @@ async def _claim(
             "state": IN_FLIGHT,
             "created_at": created_at,
             "claimed_at": now,
+            sweeps.FIELD: sweeps.purge_on(created_at + RETENTION),
         }
         try:
             # The unique _id is the lock: the only write FerretDB guarantees under concurrency.

@@ -23,8 +23,6 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shopkit.events import EventStore, slot
-
 FIELD = "purge_on"
 WINDOW_DAYS = 30
 
@@ -63,16 +61,3 @@ async def due(
         # The day's documents are read before any is yielded, so the caller may delete as it goes.
         for document in await collection.find({FIELD: day}).to_list():
             yield document
-
-
-async def delete_stream(events: EventStore, stream_id: str) -> int:
-    """Delete every event of a stream that nothing appends to any more; how many there were.
-
-    One `_id` delete per slot, so no index on `stream_id` is needed. Last slot first: a delete cut
-    short leaves slots 1..k, whose head the next call finds again (seqs have no gaps). For private
-    stores, or streams whose events are all published: queued messages are not touched.
-    """
-    head = await events.head(stream_id)
-    for seq in range(head, 0, -1):
-        await events.collection.delete_one({"_id": slot(stream_id, seq)})
-    return head

@@ -39,7 +39,7 @@ class Outbox:
         """Append at the end of the user's stream, wherever it is; the seq it landed at.
 
         These events record facts already decided, so any free slot will do: try the next one
-        after `after_seq` and read the stream only when it is taken (reads are scans on FerretDB).
+        after `after_seq` and find the head only when it is taken (a galloping search, see `head`).
         """
         stream = f"user-{user_id}"
         seq = after_seq

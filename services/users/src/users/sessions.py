@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shopkit import clock, sweeps
+from shopkit import clock
 from shopkit.events import ConcurrencyConflict, Event, EventStore
 from shopkit.ids import new_id
 from users.errors import InvalidCredentials, InvalidRefreshToken, SessionNotFound
@@ -213,7 +213,7 @@ class Families:
         """
         forgotten = 0
         async for family_id in self._store.ended_sessions(now):
-            await sweeps.delete_stream(self._events, _stream(family_id))
+            await self._events.delete_stream(_stream(family_id))
             await self._store.forget_session(family_id)
             forgotten += 1
         return forgotten

@@ -36,13 +36,11 @@ SETTINGS = {
 _TABLE_SUFFIX = re.compile(r"_[0-9a-f]{8}$")
 # FerretDB's own bookkeeping, read on every command and tiny.
 _FERRETDB_TABLES = {"_ferretdb_database_metadata"}
-# The kit's collections that may be read whole, and why: each stays small by design, or the read
-# is a background sweep (FerretDB v1 pushes down no range; MongoDB serves them from indexes).
+# The kit's collections that may be read whole, and why: each stays small by design (FerretDB v1
+# pushes down no range nor sort; MongoDB serves these reads from indexes).
 KIT_READ_WHOLE = {
-    "events_outbox": "the relay's queue, drained as it fills",
     "events_intents": "appends under way, each deleted when its append ends",
     "leases": "one document per background loop",
-    "idempotency": "the purge sweep of records older than a day",
 }
 
 
@@ -125,11 +123,14 @@ class ExplainedMongo:
                 yield json.loads(plan)
 
 
-def _scans(node: dict[str, Any], database: str, query: str) -> Iterator[Scan]:
-    if node.get("Node Type") == "Seq Scan" and node.get("Schema") == database:
+def _scans(
+    node: dict[str, Any], database: str, query: str, limited: bool = False
+) -> Iterator[Scan]:
+    """The whole-table reads in a plan; a scan right under a Limit reads only that many rows."""
+    if node.get("Node Type") == "Seq Scan" and node.get("Schema") == database and not limited:
         table = node.get("Relation Name", "")
         if table not in _FERRETDB_TABLES:
             condition = node.get("Filter", "")
             yield Scan(_TABLE_SUFFIX.sub("", table), bool(condition), query, condition)
     for child in node.get("Plans", []):
-        yield from _scans(child, database, query)
+        yield from _scans(child, database, query, node.get("Node Type") == "Limit")
