@@ -885,7 +885,7 @@ def main() -> None:
     if args.hash_cost is None:
         args.hash_cost = int(read_env_file(ROOT / ".env.example")["PASSWORD_HASH_COST"])
     if args.quick:
-        args.events, args.users, args.products = [4_000, 20_000], 3_000, 2_000
+        args.events, args.users, args.products = [10_000, 20_000], 3_000, 2_000
         args.small_users, args.small_products = 200, 300
         args.history, args.requests, args.serial = 20, 60, 16
     # The tools built by ./task install, also when this runs outside the Taskfile.
