@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import nats
+import peers
 from pymongo.errors import PyMongoError
 
-from shopkit import broker, mongo, processes
+from shopkit import broker, mongo
 from shopkit.events import EventStore
 from shopkit.relay import Relay
 
@@ -92,18 +91,8 @@ async def drain(relay: Relay, size: int, max_seconds: float) -> Drain:
 
 
 async def bench(args: argparse.Namespace) -> None:
-    with ExitStack() as peers:
-        mongo_url, nats_url = args.mongo_url, args.nats_url
-        state = Path(peers.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
-        if not mongo_url:
-            database = processes.mongo(state, processes.free_port(), durable=False)
-            for peer in database:
-                peers.callback(peer.start().stop)
-            mongo_url = f"mongodb://127.0.0.1:{database[-1].port}/"
-        if not nats_url:
-            server = processes.nats(state, processes.free_port()).start()
-            peers.callback(server.stop)
-            nats_url = f"nats://127.0.0.1:{server.port}"
+    with ExitStack() as stack:
+        mongo_url, nats_url = peers.database_and_broker(stack, args.mongo_url, args.nats_url)
         client = mongo.client(mongo_url)
         connection = await nats.connect(nats_url)
         js = connection.jetstream(timeout=5)

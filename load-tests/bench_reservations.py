@@ -14,14 +14,13 @@ import asyncio
 import collections
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from contextlib import AsyncExitStack, ExitStack
-from pathlib import Path
 from typing import Any
 
 import aiohttp
+import peers
 from aiohttp import web
 
 from products import inventory_routes
@@ -113,18 +112,8 @@ async def one_round(
 
 async def bench(args: argparse.Namespace) -> None:
     tokens = TokenFactory()
-    with ExitStack() as peers:
-        mongo_url, nats_url = args.mongo_url, args.nats_url
-        state = Path(peers.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
-        if not mongo_url:
-            database = processes.mongo(state, processes.free_port(), durable=False)
-            for peer in database:
-                peers.callback(peer.start().stop)
-            mongo_url = f"mongodb://127.0.0.1:{database[-1].port}/"
-        if not nats_url:
-            broker = processes.nats(state, processes.free_port()).start()
-            peers.callback(broker.stop)
-            nats_url = f"nats://127.0.0.1:{broker.port}"
+    with ExitStack() as started:
+        mongo_url, nats_url = peers.database_and_broker(started, args.mongo_url, args.nats_url)
         env = {
             "SERVICE_NAME": "products",
             "MONGO_URL": mongo_url,
