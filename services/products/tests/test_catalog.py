@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiohttp import ClientResponse
 from products_support import Client, Roles, product
 from pymongo.errors import PyMongoError
 
@@ -17,6 +18,14 @@ async def _create(client: Client, roles: Roles, **changes: Any) -> dict[str, Any
     response = await client.post("/api/v1/products", json=product(**changes), headers=roles.staff)
     assert response.status == 201, await response.text()
     return await response.json()
+
+
+async def _another(client: Client, roles: Roles, slug: str, sku: str) -> ClientResponse:
+    """Another product asking for `slug` and `sku`: the answer tells whether they are free."""
+    variants = [{"sku": sku, "price": {"amount": 1, "currency": "EUR"}}]
+    return await client.post(
+        "/api/v1/products", json=product(slug=slug, variants=variants), headers=roles.staff
+    )
 
 
 async def test_staff_create_a_product_that_customers_read_with_an_etag(
@@ -318,14 +327,7 @@ async def test_a_refused_update_leaves_no_claim_behind(client: Client, roles: Ro
     assert stale.status == 412
 
     # when another product wants that SKU and slug
-    other = await client.post(
-        "/api/v1/products",
-        json=product(
-            slug="new-slug",
-            variants=[{"sku": "NEW-SKU-1", "price": {"amount": 1, "currency": "EUR"}}],
-        ),
-        headers=roles.staff,
-    )
+    other = await _another(client, roles, "new-slug", "NEW-SKU-1")
 
     # then they are free
     assert other.status == 201, await other.text()
@@ -358,14 +360,7 @@ async def test_identical_updates_racing_keep_the_winners_slug_and_sku_claims(
         assert sorted(a.status for a in answers) == [200, 412]
         assert (await db.product_skus.find_one({"_id": sku}))["product_id"] == created["id"]
         assert (await db.product_slugs.find_one({"_id": slug}))["product_id"] == created["id"]
-        other = await client.post(
-            "/api/v1/products",
-            json=product(
-                slug=f"other-{version}",
-                variants=[{"sku": sku, "price": {"amount": 1, "currency": "EUR"}}],
-            ),
-            headers=roles.staff,
-        )
+        other = await _another(client, roles, f"other-{version}", sku)
         assert other.status == 409, await other.text()
 
 
@@ -420,22 +415,9 @@ async def test_a_failed_twin_of_an_update_gives_back_no_claim_the_update_then_us
 
     # then the one that landed still owns its SKU and slug: no other product can take them
     assert sorted(a.status for a in answers) == [200, 500]
-    other = await client.post(
-        "/api/v1/products",
-        json=product(
-            slug="other", variants=[{"sku": "NEW-SKU", "price": {"amount": 1, "currency": "EUR"}}]
-        ),
-        headers=roles.staff,
-    )
+    other = await _another(client, roles, "other", "NEW-SKU")
     assert other.status == 409, await other.text()
-    same_slug = await client.post(
-        "/api/v1/products",
-        json=product(
-            slug="new-slug",
-            variants=[{"sku": "OTHER-1", "price": {"amount": 1, "currency": "EUR"}}],
-        ),
-        headers=roles.staff,
-    )
+    same_slug = await _another(client, roles, "new-slug", "OTHER-1")
     assert (await same_slug.json())["type"].endswith("/slug-taken")
 
 
@@ -476,14 +458,7 @@ async def test_a_slug_taken_back_by_the_next_version_stays_claimed_when_the_old_
     monkeypatch.undo()
 
     # then the product still owns "old-slug": no other product can take it
-    other = await client.post(
-        "/api/v1/products",
-        json=product(
-            slug="old-slug",
-            variants=[{"sku": "OTHER-1", "price": {"amount": 1, "currency": "EUR"}}],
-        ),
-        headers=roles.staff,
-    )
+    other = await _another(client, roles, "old-slug", "OTHER-1")
     assert other.status == 409, await other.text()
     assert (await client.get("/api/v1/products/old-slug")).status == 200
 
@@ -546,13 +521,7 @@ async def test_a_failed_twin_that_found_the_claim_already_taken_does_not_give_it
     assert second.status == 500
 
     # when another product wants the SKU before the first edit lands
-    other = await client.post(
-        "/api/v1/products",
-        json=product(
-            slug="other", variants=[{"sku": "NEW-SKU", "price": {"amount": 1, "currency": "EUR"}}]
-        ),
-        headers=roles.staff,
-    )
+    other = await _another(client, roles, "other", "NEW-SKU")
     second_done.set()
     assert (await first).status == 200
     monkeypatch.undo()
