@@ -15,9 +15,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
-from shopkit import broker, context, logs, mongo
+from shopkit import broker, context, logs, mongo, revocations
 from shopkit.auth import PRINCIPAL, JwksKeys, KeySource, TokenVerifier, authorize, public
-from shopkit.keys import HTTP, METRICS, SETTINGS, VERIFIER
+from shopkit.keys import HTTP, METRICS, REVOCATIONS, SETTINGS, VERIFIER
 from shopkit.metrics import Metrics
 from shopkit.problems import Problem, ServiceUnavailable, for_status
 from shopkit.settings import KitSettings
@@ -181,13 +181,23 @@ def build_app(
     if database:
         app.cleanup_ctx.append(mongo.mongo_ctx)
         app[READINESS].append(("database", mongo.ping))
+    app[REVOCATIONS] = revocations.Revocations()
     if events:
         app.cleanup_ctx.append(broker.nats_ctx)
         app[READINESS].append(("broker", broker.ping))
+        # Revoked accounts and sessions are refused within moments, not at their tokens' expiry.
+        app.cleanup_ctx.append(revocations.follow)
+        app[READINESS].append(("revocations", revocations.ready))
 
     async def verifier_ctx(app: web.Application) -> AsyncIterator[None]:
         source = keys(app) if keys else JwksKeys(app[HTTP], settings.jwks_url)
-        app[VERIFIER] = TokenVerifier(source, settings.jwt_issuer, settings.jwt_audience)
+        app[VERIFIER] = TokenVerifier(
+            source,
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            # Without a broker (some tests) nothing feeds it, and no token is refused as revoked.
+            revocations=app[REVOCATIONS] if events else None,
+        )
         yield
 
     app.cleanup_ctx.append(verifier_ctx)
