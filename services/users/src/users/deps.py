@@ -7,7 +7,6 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shopkit import idempotency
 from shopkit.cache import Cache
 from shopkit.events import EventStore
 from users.model import User
@@ -46,7 +45,6 @@ async def open_users(
     await store.ensure_indexes()
     await events.ensure_indexes()
     await families.ensure_indexes()
-    await idempotency.ensure_indexes(db)
     return Users(
         settings=settings,
         store=store,
