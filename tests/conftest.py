@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -72,6 +73,26 @@ def run_instances(
 def services() -> dict[str, registry.Service]:
     """The services of services/registry.toml: how many instances of each to run."""
     return registry.load()
+
+
+@pytest.fixture(scope="session")
+def start_instances(
+    database_names: set[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., list[str]]]:
+    """`start(name, env, count, argv=None)`: run_instances for a test module's own service; the
+    addresses of its instances. All stop at the end."""
+    with contextlib.ExitStack() as running:
+
+        def start(
+            name: str, env: Mapping[str, str], count: int, argv: Sequence[str] | None = None
+        ) -> list[str]:
+            logs = tmp_path_factory.mktemp(name)
+            instances = run_instances(name, env, logs, database_names, count, argv)
+            addresses = next(instances)
+            running.callback(instances.close)  # the generator's `finally` stops the processes
+            return addresses
+
+        yield start
 
 
 @pytest.fixture(scope="session")
