@@ -64,13 +64,13 @@ def parse(text: str) -> dict[str, Service]:
     except tomllib.TOMLDecodeError as error:
         raise RegistryError(str(error)) from None
     services = {name: _service(name, table) for name, table in tables.items()}
-    for key in ("ports", "prefixes"):
+    for key, noun in (("ports", "port"), ("prefixes", "prefix")):
         owners: dict[object, str] = {}
         for service in services.values():
             for value in getattr(service, key):
                 if value in owners:
                     raise RegistryError(
-                        f"{key[:-1]} {value} is both {owners[value]}'s and {service.name}'s"
+                        f"{noun} {value} is both {owners[value]}'s and {service.name}'s"
                     )
                 owners[value] = service.name
     return services
