@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shopkit import clock, idempotency, revocations
+from shopkit import clock, revocations
 from shopkit.cache import Cache
 from shopkit.events import EventStore
 from users.history import History
@@ -58,7 +58,6 @@ async def open_users(
     await store.ensure_indexes()
     await events.ensure_indexes()
     await families.ensure_indexes()
-    await idempotency.ensure_indexes(db)
     return Users(
         settings=settings,
         store=store,
