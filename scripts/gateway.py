@@ -41,18 +41,58 @@ def routes_for(services: Mapping[str, registry.Service]) -> tuple[Route, ...]:
     return tuple(routes)
 
 
-# Errors nginx itself produces (no route, body too large, rate limited, upstream down or slow).
+
+# Situations only the gateway meets (the services never parse such requests), so not in the kit.
+class RequestTimeout(problems.Problem):
+    status, slug, title = 408, "request-timeout", "Request timeout"
+
+
+class LengthRequired(problems.Problem):
+    status, slug, title = 411, "length-required", "Length required"
+
+
+class UriTooLong(problems.Problem):
+    status, slug, title = 414, "uri-too-long", "URI too long"
+
+
+class HeaderFieldsTooLarge(problems.Problem):
+    status, slug, title = 431, "header-fields-too-large", "Request header fields too large"
+
+
+class NotImplemented_(problems.Problem):
+    status, slug, title = 501, "not-implemented", "Not implemented"
+
+
+class HttpVersionNotSupported(problems.Problem):
+    status, slug, title = 505, "http-version-not-supported", "HTTP version not supported"
+
+
+# Errors nginx itself produces: malformed requests (a bad escape, a control character, `..` above
+# the root, an invalid method, an over-long URI or header, an unknown HTTP version or transfer
+# coding), no route, body too large, rate limited, upstream down or slow.
 GATEWAY_PROBLEMS: dict[int, tuple[type[problems.Problem], str]] = {
     400: (problems.BadRequest, "The request could not be parsed."),
     404: (problems.NotFound, "No resource is served at this path."),
     405: (problems.MethodNotAllowed, "The gateway does not accept this method here."),
+    408: (RequestTimeout, "The request was not received in time."),
+    411: (LengthRequired, "A request body needs a Content-Length."),
     413: (problems.PayloadTooLarge, "The request body is larger than 1 MiB."),
+    414: (UriTooLong, "The request URI is longer than 8 KiB."),
     429: (problems.TooManyRequests, "Too many requests from this address; retry shortly."),
+    431: (HeaderFieldsTooLarge, "A request header is longer than 8 KiB, or all are over 32 KiB."),
     500: (problems.Problem, "The gateway failed to handle the request."),
+    501: (NotImplemented_, "The request uses a transfer coding the gateway does not implement."),
     502: (problems.BadGateway, "The upstream service could not be reached."),
     503: (problems.ServiceUnavailable, "The upstream service is unavailable."),
     504: (problems.GatewayTimeout, "The upstream service did not answer in time."),
+    505: (HttpVersionNotSupported, "The gateway speaks HTTP/1.0 and HTTP/1.1."),
 }
+# nginx's own codes for errors it reports to clients under another status.
+NGINX_CODES = {431: (494,)}
+# Error pages are internal locations under this prefix: a URI, not a named location, since a
+# request refused while its request line was parsed has no URI and nginx refuses a named
+# location for it (answering its own HTML 500).
+PROBLEM_PREFIX = "/_gateway/problem/"
 
 
 def _upstreams_block(upstreams: Mapping[str, Sequence[str]]) -> str:
@@ -108,16 +148,37 @@ def _problem_body(status: int, problem: type[problems.Problem], detail: str) -> 
 def _problems_block() -> str:
     lines = []
     for status in GATEWAY_PROBLEMS:
-        lines.append(f"        error_page {status} @problem_{status};")
+        codes = " ".join(str(code) for code in (status, *NGINX_CODES.get(status, ())))
+        # `=status`: without it nginx keeps the status it chose (400 for its 494) over the page's.
+        lines.append(f"        error_page {codes} ={status} {PROBLEM_PREFIX}{status};")
     for status, (problem, detail) in GATEWAY_PROBLEMS.items():
         lines += [
             "",
-            f"        location @problem_{status} {{",
+            f"        location = {PROBLEM_PREFIX}{status} {{",
+            "            internal;",
             "            default_type application/problem+json;",
             f"            return {status} '{_problem_body(status, problem, detail)}';",
             "        }",
         ]
     return "\n".join(lines)
+
+
+def _trailing_slash_guards(routes: Sequence[Route]) -> str:
+    """An exact 404 for each `/prefix/` route without its own `= /prefix`.
+
+    nginx otherwise answers `/prefix` with a 301 to `/prefix/`: a redirect nobody asked for, and
+    an HTML body.
+    """
+    exact = {
+        route.location.removeprefix("= ") for route in routes if route.location.startswith("= ")
+    }
+    blocks = []
+    for route in routes:
+        bare = route.location.rstrip("/")
+        if route.location.startswith("/") and route.location.endswith("/") and bare not in exact:
+            exact.add(bare)
+            blocks.append(f"        location = {bare} {{\n            return 404;\n        }}\n")
+    return "\n".join(blocks)
 
 
 def render(
@@ -134,7 +195,7 @@ def render(
         "listen_port": str(listen_port),
         "state_dir": str(state_dir.resolve()),
         "upstreams": _upstreams_block(upstreams),
-        "routes": _routes_block(routes, upstreams),
+        "routes": _routes_block(routes, upstreams) + _trailing_slash_guards(routes),
         "problems": _problems_block(),
     }
     # {{name}} placeholders: nginx's own $var and ${var} syntax rules out string.Template.

@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 import aiohttp
 import gateway as gateway_config  # scripts/, put on sys.path by conftest.py
 import pytest
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from shopkit import problems
 from shopkit.processes import free_port
 
 StartGateway = Callable[[Mapping[str, Sequence[str]]], str]
@@ -183,3 +184,169 @@ async def test_a_dead_upstream_is_a_bad_gateway_problem(
             assert response.status in (502, 503)
             await problem(response, response.status)
             assert_security_headers(response.headers)
+
+
+async def raw_exchange(base: str, request: bytes) -> bytes:
+    """Send bytes as given and read the whole answer (the gateway then closes the connection).
+
+    Malformed requests go this way: an HTTP client refuses to send them.
+    """
+    url = URL(base)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout=10)
+    finally:
+        writer.close()
+
+
+def parse_response(raw: bytes) -> tuple[int, CIMultiDict[str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers: CIMultiDict[str] = CIMultiDict()
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers.add(name.strip(), value.strip())
+    assert status_line.startswith("HTTP/1.1 "), status_line
+    assert int(headers["Content-Length"]) == len(body)
+    return int(status_line.split(" ")[1]), headers, body
+
+
+def raw_problem(raw: bytes, status: int, slug: str) -> tuple[CIMultiDict[str], dict[str, object]]:
+    """The answer is a problem+json of `status` and `slug`, with the gateway's headers."""
+    answered, headers, body = parse_response(raw)
+    assert answered == status, raw[:300]
+    assert headers["Content-Type"] == "application/problem+json"
+    problem: dict[str, object] = json.loads(body)
+    assert problem["status"] == status
+    assert problem["type"] == problems.TYPE_BASE + slug
+    assert problem["request_id"] == headers["X-Request-ID"]
+    assert_security_headers(CIMultiDictProxy(headers))
+    return headers, problem
+
+
+def request(target: bytes, method: bytes = b"GET", version: bytes = b"HTTP/1.1") -> bytes:
+    return (
+        method
+        + b" "
+        + target
+        + b" "
+        + version
+        + b"\r\nHost: shop.test\r\nConnection: close\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "slug"),
+    [
+        pytest.param(request(b"/api/v1/users/%00"), 400, "bad-request", id="nul-escape"),
+        pytest.param(request(b"/api/v1/users/%zz"), 400, "bad-request", id="bad-escape"),
+        pytest.param(request(b"/api/v1/users/%4"), 400, "bad-request", id="truncated-escape"),
+        pytest.param(request(b"/api/v1/users/a\x01b"), 400, "bad-request", id="control-char"),
+        pytest.param(request(b"/api/v1/users/a\x7fb"), 400, "bad-request", id="delete-char"),
+        pytest.param(request(b"/../../etc/passwd"), 400, "bad-request", id="dot-dot-above-root"),
+        pytest.param(request(b"/api/v1/../../../x"), 400, "bad-request", id="dot-dot-deep"),
+        pytest.param(request(b"/", method=b"G3T"), 400, "bad-request", id="invalid-method"),
+        pytest.param(request(b"/", method=b"get"), 400, "bad-request", id="lowercase-method"),
+        # nginx cannot parse a CONNECT target in authority form: no tunnel, a plain 400.
+        pytest.param(
+            request(b"shop.test:443", method=b"CONNECT"), 400, "bad-request", id="connect-tunnel"
+        ),
+        pytest.param(request(b"/" + b"a" * 9000), 414, "uri-too-long", id="long-uri"),
+        pytest.param(
+            b"GET /healthz HTTP/1.1\r\nHost: shop.test\r\nX-Long: "
+            + b"a" * 9000
+            + b"\r\nConnection: close\r\n\r\n",
+            431,
+            "header-fields-too-large",
+            id="long-header",
+        ),
+        pytest.param(
+            b"GET /healthz HTTP/1.1\r\nHost: shop.test\r\nX-Bad: a\x00b\r\nConnection: close\r\n\r\n",
+            400,
+            "bad-request",
+            id="nul-in-header",
+        ),
+        pytest.param(
+            b"GET /healthz HTTP/1.1\r\nHost: shop.test\r\nHost: other.test\r\n\r\n",
+            400,
+            "bad-request",
+            id="two-hosts",
+        ),
+        pytest.param(request(b"/", version=b"HTTP/2.0"), 505, "http-version-not-supported"),
+        pytest.param(request(b"/", version=b"HTTP/9.1"), 505, "http-version-not-supported"),
+        pytest.param(
+            b"POST /api/v1/auth/register HTTP/1.1\r\nHost: shop.test\r\n"
+            b"Transfer-Encoding: gzip\r\nConnection: close\r\n\r\n",
+            501,
+            "not-implemented",
+            id="unknown-transfer-coding",
+        ),
+    ],
+)
+async def test_a_malformed_request_is_a_problem_not_an_html_page(
+    gateway: str, raw: bytes, status: int, slug: str
+) -> None:
+    raw_problem(await raw_exchange(gateway, raw), status, slug)
+
+
+@pytest.mark.parametrize("method", [b"TRACE", b"CONNECT"])
+async def test_trace_and_connect_are_not_allowed_and_say_what_is(
+    gateway: str, method: bytes
+) -> None:
+    headers, _ = raw_problem(
+        await raw_exchange(gateway, request(b"/api/v1/users/me", method=method)),
+        405,
+        "method-not-allowed",
+    )
+    allowed = {name.strip() for name in headers["Allow"].split(",")}
+    assert {"GET", "POST"} <= allowed
+    assert method.decode() not in allowed
+
+
+async def test_a_services_own_method_not_allowed_keeps_its_allow_header(
+    gateway: str, http: aiohttp.ClientSession
+) -> None:
+    async with http.delete(f"{gateway}/api/v1/auth/jwks") as response:
+        await problem(response, 405)
+        # The service's list, not the gateway's generic one beside it.
+        assert len(response.headers.getall("Allow")) == 1
+        assert "DELETE" not in response.headers["Allow"]
+
+
+async def test_http_0_9_gets_a_problem_body_since_it_cannot_carry_headers(gateway: str) -> None:
+    raw = await raw_exchange(gateway, b"GET /api/v1/auth/jwks\r\n")
+    # No status line, no headers: HTTP/0.9 has neither, so the body is all there is.
+    problem = json.loads(raw)
+    assert problem["status"] == 505
+    assert problem["type"] == problems.TYPE_BASE + "http-version-not-supported"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/inventory", "/api/v1/auth", "/api/docs"])
+async def test_no_redirect_is_built_from_the_host_header(gateway: str, path: str) -> None:
+    raw = request(path.encode()).replace(b"Host: shop.test", b"Host: evil.example")
+    answer = await raw_exchange(gateway, raw)
+    status, headers, _ = parse_response(answer)
+    assert "Location" not in headers
+    assert b"evil.example" not in answer
+    assert status in (200, 404)
+    if status == 404:
+        assert headers["Content-Type"] == "application/problem+json"
+
+
+async def test_a_path_without_its_trailing_slash_is_not_found_not_redirected(
+    gateway: str, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"{gateway}/api/v1/inventory", allow_redirects=False) as response:
+        body = await problem(response, 404)
+        assert body["detail"] == GATEWAY_NOT_FOUND
+        assert "Location" not in response.headers
+
+
+async def test_the_instance_of_a_problem_is_the_path_without_the_query(
+    gateway: str, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"{gateway}/api/v1/nothing-here?token=secret") as response:
+        body = await problem(response, 404)
+        assert body["instance"] == "/api/v1/nothing-here"
