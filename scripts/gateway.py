@@ -19,6 +19,9 @@ from shopkit.processes import Peer, PeerFailed
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "nginx" / "shop.conf.template"
+# The API reference page (/api/docs) and the Swagger UI it loads (installed by scripts/install.sh).
+DOCS_DIR = ROOT / "nginx" / "docs"
+SWAGGER_UI_DIR = ROOT / ".tools" / "web" / "node_modules" / "swagger-ui-dist"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +184,17 @@ def _trailing_slash_guards(routes: Sequence[Route]) -> str:
     return "\n".join(blocks)
 
 
+def _docs_config(upstreams: Mapping[str, Sequence[str]]) -> str:
+    """Swagger UI's config: a dropdown of every routed service's OpenAPI document."""
+    urls = [{"name": name, "url": f"/api/v1/{name}/openapi.json"} for name in upstreams]
+    config = {"urls": urls, "urls.primaryName": next(iter(upstreams), ""), "validatorUrl": None}
+    text = json.dumps(config, separators=(",", ":"))
+    # It is an nginx string in single quotes, where `$` would start a variable.
+    if "'" in text or "$" in text or "\\" in text:
+        raise ValueError(f"service names must be plain words: {list(upstreams)}")
+    return text
+
+
 def render(
     listen_port: int,
     upstreams: Mapping[str, Sequence[str]],
@@ -197,6 +211,9 @@ def render(
         "upstreams": _upstreams_block(upstreams),
         "routes": _routes_block(routes, upstreams) + _trailing_slash_guards(routes),
         "problems": _problems_block(),
+        "docs_dir": str(DOCS_DIR),
+        "swagger_ui_dir": str(SWAGGER_UI_DIR),
+        "docs_config": _docs_config(upstreams),
     }
     # {{name}} placeholders: nginx's own $var and ${var} syntax rules out string.Template.
     return re.sub(r"\{\{(\w+)\}\}", lambda match: values[match.group(1)], TEMPLATE.read_text())
