@@ -350,3 +350,30 @@ async def test_the_instance_of_a_problem_is_the_path_without_the_query(
     async with http.get(f"{gateway}/api/v1/nothing-here?token=secret") as response:
         body = await problem(response, 404)
         assert body["instance"] == "/api/v1/nothing-here"
+
+
+# A reply with no HTTP status line at all nginx relays as an HTTP/0.9 body (it has no switch against
+# that); the services are aiohttp, which always sends one.
+@pytest.mark.parametrize(
+    "answer",
+    [b"", b"HTTP/1.1 200 OK\r\nBad\x00Name: x\r\n\r\n"],
+    ids=["closes-at-once", "invalid-header"],
+)
+async def test_an_upstream_that_breaks_http_is_a_bad_gateway_problem(
+    start_gateway: StartGateway, http: aiohttp.ClientSession, answer: bytes
+) -> None:
+    async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        writer.close()
+
+    server = await asyncio.start_server(broken, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        base = start_gateway({"users": [f"127.0.0.1:{port}"]})
+        async with http.get(f"{base}/api/v1/users/me") as response:
+            await problem(response, 502)
+            assert_security_headers(response.headers)
+    finally:
+        server.close()
+        await server.wait_closed()
