@@ -72,13 +72,16 @@ class HttpVersionNotSupported(problems.Problem):
 
 # Errors nginx itself produces: malformed requests (a bad escape, a control character, `..` above
 # the root, an invalid method, an over-long URI or header, an unknown HTTP version or transfer
-# coding), no route, body too large, rate limited, upstream down or slow.
+# coding), no route, body too large, rate limited, upstream down or slow, and what serving the
+# /api/docs files can meet (an unreadable file, a failed If-Match).
 GATEWAY_PROBLEMS: dict[int, tuple[type[problems.Problem], str]] = {
     400: (problems.BadRequest, "The request could not be parsed."),
     404: (problems.NotFound, "No resource is served at this path."),
+    403: (problems.Forbidden, "The gateway may not serve this file."),
     405: (problems.MethodNotAllowed, "The gateway does not accept this method here."),
     408: (RequestTimeout, "The request was not received in time."),
     411: (LengthRequired, "A request body needs a Content-Length."),
+    412: (problems.PreconditionFailed, "The file does not match the preconditions of the request."),
     413: (problems.PayloadTooLarge, "The request body is larger than 1 MiB."),
     414: (UriTooLong, "The request URI is longer than 8 KiB."),
     429: (problems.TooManyRequests, "Too many requests from this address; retry shortly."),
@@ -144,6 +147,9 @@ def _problem_body(status: int, problem: type[problems.Problem], detail: str) -> 
         "request_id": "@request_id@",
     }
     text = json.dumps(body, separators=(",", ":"))
+    # It becomes an nginx string in single quotes.
+    if "'" in text or "$" in text:
+        raise ValueError(f"problem {status} must not contain a quote or a dollar: {text}")
     # nginx fills these in; both maps only let through values that need no JSON escaping.
     return text.replace("@instance@", "$shop_instance").replace("@request_id@", "$shop_request_id")
 

@@ -25,7 +25,8 @@ install_system_packages() {
     compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
     # The browser that tests /api/docs, and npm for Swagger UI and the browser driver (tools/web).
     command -v chromium >/dev/null || missing+=(chromium)
-    command -v npm >/dev/null || missing+=(nodejs npm)
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm)
     if [ "${#missing[@]}" -eq 0 ]; then
         return
     fi

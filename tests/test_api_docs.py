@@ -113,3 +113,48 @@ async def test_only_the_files_the_page_loads_are_served(
     async with http.get(f"{gateway}{path}") as response:
         assert response.status == 404
         assert response.content_type == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ["/api/docs", "/api/docs/swagger-config.json"])
+async def test_writing_to_the_api_reference_is_not_allowed(
+    gateway: str, http: aiohttp.ClientSession, path: str
+) -> None:
+    async with http.post(f"{gateway}{path}", json={}) as response:
+        assert response.status == 405
+        assert response.content_type == "application/problem+json"
+        assert response.headers.getall("Allow") == ["GET, HEAD"]
+
+
+async def test_a_failed_precondition_on_a_docs_file_is_a_problem(
+    gateway: str, http: aiohttp.ClientSession
+) -> None:
+    headers = {"If-Match": '"not-this-one"'}
+    async with http.get(f"{gateway}/api/docs/swagger-ui.css", headers=headers) as response:
+        assert response.status == 412
+        assert response.content_type == "application/problem+json"
+
+
+async def test_docs_files_are_served_whole_whatever_the_range(
+    gateway: str, http: aiohttp.ClientSession
+) -> None:
+    headers = {"Range": "bytes=999999999-"}
+    async with http.get(f"{gateway}/api/docs/swagger-ui.css", headers=headers) as response:
+        assert response.status == 200
+        assert response.content_type == "text/css"
+
+
+async def test_the_api_reference_may_run_its_own_scripts_and_nothing_else(
+    gateway: str, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"{gateway}/api/docs") as response:
+        [policy] = response.headers.getall("Content-Security-Policy")
+        assert "script-src 'self';" in policy
+        assert "connect-src 'self';" in policy
+        assert "frame-ancestors 'none'" in policy
+        assert response.headers.getall("X-Frame-Options") == ["DENY"]
+    async with http.get(f"{gateway}/api/v1/users/openapi.json") as response:
+        # Everything else keeps the policy that loads nothing.
+        assert (
+            response.headers["Content-Security-Policy"]
+            == "default-src 'none'; frame-ancestors 'none'"
+        )
