@@ -19,10 +19,11 @@ METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
 
 def browser_env() -> dict[str, str]:
-    chromium = shutil.which("chromium")
+    # Debian's chromium, as install.sh installs it; the Chrome of GitHub's runners otherwise.
+    chromium = shutil.which("chromium") or shutil.which("google-chrome")
     node = shutil.which("node")
     if chromium is None or node is None or not (NODE_MODULES / "playwright-core").is_dir():
-        pytest.fail("chromium, node or .tools/web is missing: run ./task install")
+        pytest.fail("chromium, node or .tools/web/node_modules is missing: run ./task install")
     return {**os.environ, "NODE_PATH": str(NODE_MODULES), "CHROMIUM": chromium}
 
 
