@@ -24,7 +24,7 @@ install_system_packages() {
     # FerretDB's storage. The stack and the tests run clusters of their own, never the system one.
     compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
     # The browser that tests /api/docs, and npm for Swagger UI and the browser driver (tools/web).
-    # (GitHub's Ubuntu runners come with a Chrome of their own, where `chromium` is a snap stub.)
+    # A Google Chrome already there serves too (GitHub's Ubuntu runners have one, and no Debian chromium).
     command -v chromium >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
     command -v node >/dev/null || missing+=(nodejs)
     command -v npm >/dev/null || missing+=(npm)
