@@ -44,7 +44,6 @@ def routes_for(services: Mapping[str, registry.Service]) -> tuple[Route, ...]:
     return tuple(routes)
 
 
-
 # Situations only the gateway meets (the services never parse such requests), so not in the kit.
 class RequestTimeout(problems.Problem):
     status, slug, title = 408, "request-timeout", "Request timeout"
