@@ -125,7 +125,7 @@ def up() -> None:
         assert part.process is not None
         print(f"{part.name:<12} ready (pid {part.process.pid})")
     print()
-    print(f"gateway   http://127.0.0.1:{GATEWAY_PORT}  (try /api/v1/users/openapi.json)")
+    print(f"gateway   http://127.0.0.1:{GATEWAY_PORT}  (API reference: /api/docs)")
     for name, service in registry.load().items():
         print(f"{name:<9} " + "  ".join(f"http://127.0.0.1:{port}" for port in service.ports))
     storage = processes.backend(env)
