@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates
 
-from shopkit.pagination import PageQuery
+from shopkit.pagination import CursorField, PageQuery
 from shopkit.schemas import Schema
 
 MAX_QUANTITY = 1_000_000
@@ -120,9 +120,11 @@ class SettlementSchema(Schema):
 class MovementQuery(PageQuery):
     """Newest first; the cursor is the oldest seq of the previous page."""
 
+    cursor = CursorField(int, load_default=None)
+
     @validates("cursor")
     def a_seq(self, value: Any, **_: Any) -> None:
-        if value is not None and (type(value) is not int or value < 1):
+        if value is not None and value < 1:
             raise ValidationError("not a cursor this API gave out")
 
 
