@@ -166,6 +166,36 @@ async def test_bad_input_is_a_clear_4xx(client: Client, roles: Roles) -> None:
     assert (malformed.status, float_price.status, mixed.status) == (400, 422, 422)
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/products", product(slug="iphone-15\n"), "slug"),
+        (
+            "/api/v1/products",
+            product(variants=[{"sku": "IP15\n", "price": {"amount": 1, "currency": "EUR"}}]),
+            "variants",
+        ),
+        (
+            "/api/v1/products",
+            product(variants=[{"sku": "IP15", "price": {"amount": 1, "currency": "EUR\n"}}]),
+            "variants",
+        ),
+        ("/api/v1/products", product(attributes={"material\n": "aluminium"}), "attributes"),
+        ("/api/v1/categories", {"slug": "phones\n", "name": "Phones"}, "slug"),
+    ],
+    ids=["slug", "sku", "currency", "attribute-name", "category-slug"],
+)
+async def test_a_trailing_newline_makes_a_shaped_field_invalid(
+    client: Client, roles: Roles, path: str, body: dict[str, Any], field: str
+) -> None:
+    # when a field with a fixed shape ends in a newline
+    response = await client.post(path, json=body, headers=roles.staff)
+
+    # then it is refused, and nothing is stored
+    assert response.status == 422, await response.text()
+    assert field in (await response.json())["errors"]
+
+
 async def test_slugs_and_skus_are_unique_across_products(client: Client, roles: Roles) -> None:
     await _create(client, roles)
     same_slug = await client.post(

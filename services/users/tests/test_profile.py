@@ -23,6 +23,21 @@ async def test_profile_update_changes_name_and_refuses_roles(api: Api) -> None:
     assert me["roles"] == ["customer"]
 
 
+async def test_a_profile_phone_with_a_trailing_newline_is_refused(api: Api) -> None:
+    # given a user
+    auth = await api.user("phone@example.com")
+
+    # when the profile's phone ends in a newline
+    response = await api.client.patch(
+        "/api/v1/users/me", json={"phone": "+4930123456\n"}, headers=auth
+    )
+
+    # then it is refused and the profile keeps no phone
+    assert response.status == 422
+    assert set((await response.json())["errors"]) == {"phone"}
+    assert (await api.call("GET", "/api/v1/users/me", 200, headers=auth))["phone"] is None
+
+
 async def test_an_email_change_waits_for_verification(api: Api, db: Any) -> None:
     auth = await api.user("old@example.com")
 

@@ -16,10 +16,10 @@ MAX_LINE_QUANTITY = 10_000
 MAX_TTL_SECONDS = 7 * 24 * 3600
 # The catalog's SKU shape, and order ids of the same alphabet: neither may hold the ':' that
 # separates the parts of a derived event id.
-SKU_SHAPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SKU_SHAPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 SKU = validate.Regexp(SKU_SHAPE, error="letters, digits, dot, dash, underscore")
 ORDER_ID = validate.Regexp(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", error="letters, digits, dot, dash, underscore"
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z", error="letters, digits, dot, dash, underscore"
 )
 
 
