@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
+import unicodedata
 from datetime import timedelta
 from typing import Any
 
@@ -27,9 +28,16 @@ RESET_TTL = timedelta(minutes=30)
 
 
 def normalise_email(email: str) -> str:
-    local, _, domain = email.strip().rpartition("@")
-    # Domains are case-insensitive; local parts are in theory not, but every real mailbox treats them so.
-    return f"{local.lower()}@{domain.lower()}"
+    """The address an account is known by, and unique under: whatever looks alike is one address.
+
+    NFKC turns fullwidth and mathematical letters into the plain ones (fullwidth or bold `sam@` is `sam@`),
+    then case folding ignores case (domains are case-insensitive; local parts are in theory not,
+    but every real mailbox treats them so). Such addresses are folded rather than refused: an
+    input method that types fullwidth letters means the plain ones, and no mail system routes the
+    two apart. NFKC again after folding, since folding can leave a string NFKC would change.
+    """
+    folded = unicodedata.normalize("NFKC", email.strip()).casefold()
+    return unicodedata.normalize("NFKC", folded)
 
 
 def _token() -> tuple[str, str]:
