@@ -121,6 +121,22 @@ async def test_a_client_sent_roles_field_on_register_is_refused(client: Client) 
     assert "roles" in (await response.json())["errors"]
 
 
+async def test_a_body_of_50000_unknown_fields_answers_a_short_422(client: Client) -> None:
+    # given a registration with 50,000 fields nobody asked for
+    body = {"email": "many@example.com", "password": "correct horse", "name": "M"}
+    body.update({f"extra{n}": 1 for n in range(50_000)})
+
+    # when it is posted
+    response = await client.post("/api/v1/auth/register", json=body)
+
+    # then the 422 names twenty of them and counts the rest, in a few kilobytes
+    problem = await response.json()
+    assert response.status == 422
+    assert len(problem["errors"]) == 20
+    assert problem["errors_omitted"] == 49_980
+    assert len(await response.read()) < 4000
+
+
 async def test_malformed_json_is_a_400_problem(client: Client) -> None:
     response = await client.post(
         "/api/v1/auth/register", data=b"{not json", headers={"Content-Type": "application/json"}
