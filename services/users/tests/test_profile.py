@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from users_support import Api
+from users_support import Api, eventually
 
 from users.keys import USERS
 
@@ -102,7 +102,7 @@ async def test_password_reset_answers_alike_and_its_token_works_once(api: Api, d
     assert known.status == unknown.status == 202
     assert await known.json() == await unknown.json()
 
-    event = await db.events.find_one({"type": "user.password_reset_requested"})
+    event = await eventually(lambda: db.events.find_one({"type": "user.password_reset_requested"}))
     token = event["data"]["token"]
     body = {"token": token, "new_password": "reset horse 42"}
     first = await api.client.post("/api/v1/auth/password-reset/confirm", json=body)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import hmac
 import secrets
 import unicodedata
 from datetime import timedelta
@@ -165,8 +167,10 @@ async def update_profile(users: Users, user: User, changes: dict[str, Any]) -> U
 async def change_password(
     users: Users, user: User, current: str, new: str, session: str | None
 ) -> None:
+    attempt = await users.password_guesses.attempt(user.id)
     if not await users.hasher.verify(current, user.password_hash):
         raise InvalidCredentials("the current password is wrong")
+    await users.password_guesses.succeeded(user.id, attempt)
     await _set_password(users, user, new, keep_session=session)
 
 
@@ -189,12 +193,19 @@ async def _set_password(users: Users, user: User, new: str, keep_session: str | 
     )
 
 
-async def request_password_reset(users: Users, email: str) -> None:
-    """Same answer whether or not the account exists, so the endpoint reveals nothing."""
-    user = await users.store.by_email(normalise_email(email))
+async def request_password_reset(users: Users, email: str, request_id: str) -> None:
+    """Mail a reset link if the account of `email` (normalised) exists and is enabled.
+
+    Carrying out one request again mails no second link: its token derives from the request (and
+    the pepper), so a repeat finds the link and the event of the first.
+    """
+    user = await users.store.by_email(email)
     if user is None or user.disabled:
         return
-    token, token_hash = _token()
+    key = users.settings.password_pepper.value.encode()
+    digest = hmac.new(key, f"password-reset:{request_id}".encode(), hashlib.sha256).digest()
+    token = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    token_hash = hashlib.sha256(token.encode()).hexdigest()
     expires_at = clock.now() + RESET_TTL
     await users.store.insert_reset_token(token_hash, user.id, expires_at)
     await users.outbox.emit(

@@ -69,6 +69,20 @@ class UsersSettings(KitSettings):
         "LOGIN_FAILURES_PER_CLIENT", 50, help="failed logins per client address within the window"
     )
     login_window: int = env("LOGIN_WINDOW", 900, help="login throttling window, seconds")
+    password_guesses_per_account: int = env(
+        "PASSWORD_GUESSES_PER_ACCOUNT",
+        5,
+        help="wrong current passwords per account within the login window, to change the password",
+    )
+    reset_requests_per_address: int = env(
+        "RESET_REQUESTS_PER_ADDRESS", 3, help="password reset requests per email within the window"
+    )
+    reset_requests_per_client: int = env(
+        "RESET_REQUESTS_PER_CLIENT",
+        20,
+        help="password reset requests per client address within the window",
+    )
+    reset_window: int = env("RESET_WINDOW", 3600, help="reset request throttling window, seconds")
 
     def __post_init__(self) -> None:
         if self.local:
