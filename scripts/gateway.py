@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import registry
+
 from shopkit import problems
 from shopkit.processes import Peer, PeerFailed
 
@@ -28,20 +30,16 @@ class Route:
     limit: str | None = None
 
 
-# Adding a service: its upstream servers in the mapping given to render(), its prefixes here.
-ROUTES: tuple[Route, ...] = (
-    Route("= /api/v1/auth/login", "users", limit="login"),
-    Route("/api/v1/auth/", "users"),
-    Route("= /api/v1/users", "users"),  # the admin list
-    Route("/api/v1/users/", "users"),  # profiles, addresses, /api/v1/users/openapi.json
-    Route("= /api/v1/products", "products"),
-    Route("/api/v1/products/", "products"),
-    Route("= /api/v1/categories", "products"),
-    Route("/api/v1/categories/", "products"),
-    Route("= /api/v1/search", "products"),
-    Route("/api/v1/search/", "products"),
-    Route("/api/v1/inventory/", "products"),
-)
+def routes_for(services: Mapping[str, registry.Service]) -> tuple[Route, ...]:
+    """Each service's locations from the registry: its rate-limited paths, then its prefixes."""
+    routes: list[Route] = []
+    for service in services.values():
+        routes += [Route(f"= {path}", service.name, zone) for path, zone in service.limited.items()]
+        for prefix in service.prefixes:
+            routes.append(Route(f"= /api/v1/{prefix}", service.name))
+            routes.append(Route(f"/api/v1/{prefix}/", service.name))
+    return tuple(routes)
+
 
 # Errors nginx itself produces (no route, body too large, rate limited, upstream down or slow).
 GATEWAY_PROBLEMS: dict[int, tuple[type[problems.Problem], str]] = {
@@ -126,9 +124,12 @@ def render(
     listen_port: int,
     upstreams: Mapping[str, Sequence[str]],
     state_dir: Path,
-    routes: Sequence[Route] = ROUTES,
+    routes: Sequence[Route] | None = None,
 ) -> str:
-    """The config for a gateway on 127.0.0.1:`listen_port`; routes to unknown upstreams skipped."""
+    """The config for a gateway on 127.0.0.1:`listen_port`; routes to unknown upstreams skipped.
+    `routes` default to the registry's (services/registry.toml)."""
+    if routes is None:
+        routes = routes_for(registry.load())
     values = {
         "listen_port": str(listen_port),
         "state_dir": str(state_dir.resolve()),
@@ -153,13 +154,14 @@ def peer(
     listen_port: int,
     upstreams: Mapping[str, Sequence[str]],
     log_path: Path | None = None,
+    routes: Sequence[Route] | None = None,
 ) -> Peer:
     """Write the config into `state_dir` and describe the nginx process that serves it."""
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "tmp").mkdir(exist_ok=True)
     prefix = state_dir.resolve()
     conf = prefix / "nginx.conf"
-    conf.write_text(render(listen_port, upstreams, prefix))
+    conf.write_text(render(listen_port, upstreams, prefix, routes))
     return Peer(
         name="nginx",
         # -e: nginx opens its compiled-in error log before reading the config; keep that local too.
@@ -191,7 +193,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".run" / "nginx")
     parser.add_argument("--output", type=Path, help="write here instead of stdout")
     args = parser.parse_args(argv)
-    upstreams = dict(args.upstream) or {"users": ["127.0.0.1:8101", "127.0.0.1:8102"]}
+    upstreams = dict(args.upstream) or {
+        service.name: [f"127.0.0.1:{port}" for port in service.ports]
+        for service in registry.load().values()
+    }
     config = render(args.port, upstreams, args.state_dir)
     if args.output:
         args.output.write_text(config)

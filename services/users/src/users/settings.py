@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from shopkit import revocations
 from shopkit.settings import KitSettings, Secret, env
 
 # The secrets of `.env.example`, by SHA-256: public, so allowed only with ENVIRONMENT=local.
@@ -85,6 +86,13 @@ class UsersSettings(KitSettings):
     reset_window: int = env("RESET_WINDOW", 3600, help="reset request throttling window, seconds")
 
     def __post_init__(self) -> None:
+        # Services replay the revocations of that window when they start: a longer-lived token
+        # revoked before a restart would be accepted again.
+        if self.access_token_ttl > revocations.REPLAY_WINDOW.total_seconds():
+            raise ValueError(
+                "ACCESS_TOKEN_TTL must be at most "
+                f"{int(revocations.REPLAY_WINDOW.total_seconds())} seconds"
+            )
         if self.local:
             return
         secrets = {
