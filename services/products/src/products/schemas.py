@@ -13,13 +13,13 @@ from shopkit.pagination import PageQuery
 from shopkit.schemas import Schema
 
 SLUG = validate.Regexp(
-    r"^[a-z0-9]+(?:-[a-z0-9]+)*$", error="lowercase letters, digits and single dashes"
+    r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z", error="lowercase letters, digits and single dashes"
 )
 SKU = validate.Regexp(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", error="letters, digits, dot, dash, underscore"
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z", error="letters, digits, dot, dash, underscore"
 )
 ATTRIBUTE_NAME = validate.Regexp(
-    r"^[a-z][a-z0-9_]{0,39}$", error="lowercase snake_case, at most 40"
+    r"^[a-z][a-z0-9_]{0,39}\Z", error="lowercase snake_case, at most 40"
 )
 
 
