@@ -23,15 +23,15 @@ from test_inventory_support import (
     starter,
 )
 
-from products.inventory import (
+from products.inventory.ledger import Ledger, StockLevel
+from products.inventory.service import (
     RESERVATIONS_COLLECTION,
     SNAPSHOT_EVERY,
     Inventory,
     alert_stream,
     ledger_stream,
 )
-from products.inventory_store import InventoryStore
-from products.ledger import Ledger, StockLevel
+from products.inventory.store import InventoryStore
 from shopkit.events import Event, EventStore
 from shopkit.testing.tokens import TokenFactory
 

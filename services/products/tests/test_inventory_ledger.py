@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from products import ledger as rules
-from products.ledger import (
+from products.inventory import ledger as rules
+from products.inventory.ledger import (
     Alert,
     InsufficientStock,
     Ledger,

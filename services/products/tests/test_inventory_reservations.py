@@ -25,8 +25,8 @@ from test_inventory_support import (
     starter,
 )
 
-from products.inventory import RESERVATIONS_COLLECTION, reservation_stream
-from products.ledger import REQUESTED_EVENT
+from products.inventory.ledger import REQUESTED_EVENT
+from products.inventory.service import RESERVATIONS_COLLECTION, reservation_stream
 from shopkit import broker, clock
 from shopkit.events import Event, EventStore, encode
 from shopkit.testing.tokens import TokenFactory

@@ -17,8 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from products_support import Roles
 
-from products import inventory_routes
-from products.inventory import INVENTORY, Inventory, inventory_context
+from products.inventory import routes as inventory_routes
+from products.inventory.service import INVENTORY, Inventory, inventory_context
 from products.settings import ProductsSettings
 from shopkit import relay
 from shopkit.app import build_app
@@ -32,15 +32,25 @@ Start = Callable[..., Awaitable[Client]]
 SKUS: Mapping[str, bool] = {"TEE-S": True, "TEE-M": True, "TEE-L": True, "GIFT-CARD": False}
 
 
+class SkuTable:
+    """A SKU directory from a dict: SKU to whether it tracks stock (every SKU is its own product)."""
+
+    def __init__(self, skus: Mapping[str, bool]) -> None:
+        self.skus = skus
+
+    async def product_id_for_sku(self, sku: str) -> str | None:
+        return sku if sku in self.skus else None
+
+    async def tracks_stock(self, sku: str) -> bool | None:
+        return self.skus.get(sku)
+
+
 def inventory_app(
     settings: ProductsSettings, tokens: TokenFactory, skus: Mapping[str, bool] = SKUS
 ) -> web.Application:
     app = build_app(settings, keys=tokens.keys())
-
-    async def tracked(sku: str) -> bool | None:
-        return skus.get(sku)
-
-    app.cleanup_ctx.append(inventory_context(lambda _app: tracked))
+    directory = SkuTable(skus)
+    app.cleanup_ctx.append(inventory_context(lambda _app: directory))
     app.cleanup_ctx.append(relay.relay_ctx())
     app.router.add_routes(inventory_routes.routes)
     return app

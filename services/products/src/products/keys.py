@@ -1,4 +1,4 @@
-"""Typed app state of the products service."""
+"""Typed app state of the products service shared by its packages."""
 
 from __future__ import annotations
 
@@ -6,9 +6,4 @@ from typing import Any
 
 from aiohttp import web
 
-from products.catalog import Catalog
-from products.categories import Categories
-
-CATALOG = web.AppKey("catalog", Catalog)
-CATEGORIES = web.AppKey("categories", Categories)
 OPENAPI = web.AppKey("openapi", dict[str, Any])

@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-import products.inventory_schemas
-from products import schemas
+from products.catalog import schemas
+from products.inventory import schemas as inventory_schemas
 from shopkit import openapi
 
 BODIES = {
@@ -20,6 +20,6 @@ QUERIES = {"lookup_skus": schemas.SkuLookupQuery}
 
 
 def document(app: web.Application) -> dict[str, Any]:
-    bodies = {**BODIES, **getattr(products.inventory_schemas, "OPENAPI_BODIES", {})}
-    queries = {**QUERIES, **getattr(products.inventory_schemas, "OPENAPI_QUERIES", {})}
+    bodies = {**BODIES, **getattr(inventory_schemas, "OPENAPI_BODIES", {})}
+    queries = {**QUERIES, **getattr(inventory_schemas, "OPENAPI_QUERIES", {})}
     return openapi.document(app, title="products", version="1.0.0", bodies=bodies, queries=queries)

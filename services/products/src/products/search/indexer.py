@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from products.keys import CATALOG
-from products.ledger import Movement
+from products.events import Movement
 from products.model import Product
+from products.skus import SkuDirectory
 from shopkit import broker
 from shopkit.events import Event
 from shopkit.inbox import consume
@@ -59,12 +59,12 @@ async def apply(service: SearchService, event: Event, owner_of: SkuOwner) -> Non
 
 
 def consumer(
-    service: SearchService, stream: str
+    service: SearchService, stream: str, skus: SkuDirectory
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """The cleanup_ctx entry running the indexer's durable consumer."""
 
     async def handle(app: web.Application, event: Event) -> None:
-        await apply(service, event, app[CATALOG].store.product_id_for_sku)
+        await apply(service, event, skus.product_id_for_sku)
 
     return consume(
         DURABLE, stream=stream, subjects=subjects(stream), handler=handle, max_deliver=MAX_DELIVER

@@ -14,27 +14,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from products.events import Alert, Movement
 from shopkit.clock import rfc3339
 from shopkit.events import Event, NewEvent
 from shopkit.problems import Conflict, NotFound, ValidationFailed
-
-
-class Movement(StrEnum):
-    """The ledger's event types (published as `shop.products.stock.*`)."""
-
-    RECEIVED = "stock.received"
-    ADJUSTED = "stock.adjusted"
-    RESERVED = "stock.reserved"
-    RELEASED = "stock.released"
-    COMMITTED = "stock.committed"
-
-
-class Alert(StrEnum):
-    """Published on their own stream per SKU, so an alert never takes a ledger slot."""
-
-    LOW = "stock.low"
-    OUT = "stock.out"
-
 
 # --- the situations, as the kit's problem types
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from products import inventory_schemas as schemas
-from products.inventory import INVENTORY, Inventory
-from products.ledger import SkuNotFound, movement_json, untracked_json
+from products.inventory import schemas
+from products.inventory.ledger import SkuNotFound, movement_json, untracked_json
+from products.inventory.service import INVENTORY, Inventory
 from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import principal, requires
 from shopkit.idempotency import HEADER, idempotent

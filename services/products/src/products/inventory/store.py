@@ -19,7 +19,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from products.ledger import Hold, Ledger, Line
+from products.inventory.ledger import Hold, Ledger, Line
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from products.errors import CategoryCycle, CategoryNotFound, SlugTaken, StaleVersion
+from products.catalog.errors import CategoryCycle, CategoryNotFound, SlugTaken, StaleVersion
 from products.model import Category
 from shopkit.events import ConcurrencyConflict, EventStore
 from shopkit.ids import new_id

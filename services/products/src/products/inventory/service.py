@@ -31,7 +31,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -39,10 +39,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 from pymongo.errors import PyMongoError
 
-from products import ledger as rules
-from products.inventory_store import InventoryStore, OpenReservation
-from products.keys import CATALOG
-from products.ledger import (
+from products.events import Alert
+from products.inventory import ledger as rules
+from products.inventory.ledger import (
     InsufficientStock,
     Ledger,
     Line,
@@ -58,7 +57,9 @@ from products.ledger import (
     StockNotTracked,
     UnknownSkus,
 )
+from products.inventory.store import InventoryStore, OpenReservation
 from products.settings import ProductsSettings
+from products.skus import SkuDirectory
 from shopkit import clock
 from shopkit.events import ConcurrencyConflict, Event, EventStore, NewEvent
 from shopkit.inbox import consume
@@ -67,9 +68,6 @@ from shopkit.problems import Problem, ServiceUnavailable
 from shopkit.tasks import background
 
 log = logging.getLogger("products.inventory")
-
-SkuInfo = Callable[[str], Awaitable[bool | None]]
-"""Whether a SKU tracks stock: True or False, None when no product has it."""
 
 RESERVATIONS_COLLECTION = "reservation_events"  # private: the order-level claims are not published
 ATTEMPTS = 30
@@ -187,7 +185,7 @@ class Inventory:
         events: EventStore,
         reservations: EventStore,
         store: InventoryStore,
-        sku_info: SkuInfo,
+        skus: SkuDirectory,
         *,
         reservation_ttl: int,
         low_stock_threshold: int,
@@ -196,7 +194,7 @@ class Inventory:
         self._events = events
         self._reservations = reservations
         self._store = store
-        self._sku_info = sku_info
+        self._skus = skus
         self._ttl = reservation_ttl
         self._threshold = low_stock_threshold
         self._metrics = metrics
@@ -207,7 +205,7 @@ class Inventory:
 
     async def tracked(self, sku: str) -> bool:
         """Whether the SKU tracks stock; SkuNotFound when no product has it."""
-        tracked = await self._sku_info(sku)
+        tracked = await self._skus.tracks_stock(sku)
         if tracked is None:
             raise SkuNotFound(f"no product has the SKU {sku!r}")
         return tracked
@@ -718,7 +716,9 @@ class Inventory:
 
     async def _tracking(self, lines: Sequence[tuple[str, int]]) -> dict[str, bool]:
         skus = list(dict.fromkeys(sku for sku, _ in lines))
-        found = dict(zip(skus, await asyncio.gather(*map(self._sku_info, skus)), strict=True))
+        found = dict(
+            zip(skus, await asyncio.gather(*map(self._skus.tracks_stock, skus)), strict=True)
+        )
         unknown = {
             index: {"sku": ["no product has this SKU"]}
             for index, (sku, _) in enumerate(lines)
@@ -880,7 +880,7 @@ class Inventory:
             except PyMongoError:
                 log.warning("could not save the stock snapshot of %s", sku, exc_info=True)
 
-    async def _alert(self, sku: str, alert: rules.Alert, decided: Decided) -> None:
+    async def _alert(self, sku: str, alert: Alert, decided: Decided) -> None:
         after = decided.after
         data = {
             "sku": sku,
@@ -954,10 +954,10 @@ async def _sweep(app: web.Application) -> float | None:
 
 
 def inventory_context(
-    sku_info: Callable[[web.Application], SkuInfo],
+    skus: Callable[[web.Application], SkuDirectory],
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup_ctx entry: the Inventory in `app[INVENTORY]`, its sweeper and its order-event
-    consumer; `sku_info(app)` says where a SKU's tracking comes from."""
+    consumer; `skus(app)` says whether a SKU tracks stock."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
@@ -974,7 +974,7 @@ def inventory_context(
             events,
             reservations,
             store,
-            sku_info(app),
+            skus(app),
             reservation_ttl=settings.reservation_ttl,
             low_stock_threshold=settings.low_stock_threshold,
             metrics=InventoryMetrics.create(app[METRICS].registry, settings.service_name),
@@ -999,19 +999,3 @@ def inventory_context(
             log.warning("could not save the stock snapshots on the way out; they are only a cache")
 
     return context
-
-
-def catalog_skus(app: web.Application) -> SkuInfo:
-    """A SKU's tracking as the catalog has it."""
-    store = app[CATALOG].store
-
-    async def tracked(sku: str) -> bool | None:
-        product_id = await store.product_id_for_sku(sku)
-        product = await store.get(product_id) if product_id else None
-        variant = product.variant(sku) if product is not None else None
-        return variant.track_stock if variant is not None else None
-
-    return tracked
-
-
-inventory_ctx = inventory_context(catalog_skus)
