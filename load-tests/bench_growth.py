@@ -44,7 +44,7 @@ from products.catalog.categories import Categories
 from products.catalog.service import stream as product_stream
 from products.catalog.store import ProductStore
 from products.inventory import ledger
-from products.inventory.service import SNAPSHOT_EVERY, ledger_stream
+from products.inventory.stock import SNAPSHOT_EVERY, ledger_stream
 from products.inventory.store import InventoryStore
 from products.model import Product, ProductStatus, Variant
 from products.seed import seed_categories

@@ -24,7 +24,7 @@ import peers
 from aiohttp import web
 
 from products.inventory import routes as inventory_routes
-from products.inventory.service import inventory_context
+from products.inventory.context import inventory_context
 from products.settings import ProductsSettings
 from shopkit import processes, relay
 from shopkit.app import build_app

@@ -15,6 +15,7 @@ from products_support import Roles
 from test_inventory_support import (
     SKUS,
     Client,
+    SkuTable,
     Start,
     Stock,
     eventually,
@@ -24,13 +25,9 @@ from test_inventory_support import (
 )
 
 from products.inventory.ledger import Ledger, StockLevel
-from products.inventory.service import (
-    RESERVATIONS_COLLECTION,
-    SNAPSHOT_EVERY,
-    Inventory,
-    alert_stream,
-    ledger_stream,
-)
+from products.inventory.reservations import RESERVATIONS_COLLECTION
+from products.inventory.service import Inventory
+from products.inventory.stock import SNAPSHOT_EVERY, alert_stream, ledger_stream
 from products.inventory.store import InventoryStore
 from shopkit.events import Event, EventStore
 from shopkit.testing.tokens import TokenFactory
@@ -394,15 +391,11 @@ def _instance(
     db: Any, events: EventStore, store: InventoryStore | None = None, threshold: int = 0
 ) -> Inventory:
     """An instance without its background jobs: only its requests save snapshots."""
-
-    async def tracked(sku: str) -> bool | None:
-        return SKUS.get(sku)
-
     return Inventory(
         events,
         EventStore(db, RESERVATIONS_COLLECTION),
         store or InventoryStore(db),
-        tracked,
+        SkuTable(SKUS),
         reservation_ttl=900,
         low_stock_threshold=threshold,
     )

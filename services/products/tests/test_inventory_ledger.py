@@ -6,16 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from products.events import Alert
 from products.inventory import ledger as rules
-from products.inventory.ledger import (
-    Alert,
-    InsufficientStock,
-    Ledger,
-    Line,
-    ReservationClosed,
-    ReservationState,
-    StockBelowReserved,
-)
+from products.inventory import reservation as rules2
+from products.inventory.errors import InsufficientStock, ReservationClosed, StockBelowReserved
+from products.inventory.ledger import Ledger
+from products.inventory.reservation import Line, ReservationState
 from shopkit.events import Event, NewEvent
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -126,21 +122,21 @@ def test_a_movement_shows_what_it_changed() -> None:
 
 
 def test_lines_are_merged_per_sku_and_taken_in_sku_order() -> None:
-    assert rules.merge_lines([("B", 1), ("A", 2), ("B", 3)]) == (("A", 2), ("B", 4))
+    assert rules2.merge_lines([("B", 1), ("A", 2), ("B", 3)]) == (("A", 2), ("B", 4))
 
 
 def reservation_events(*types: str) -> list[Event]:
-    request = rules.request("o-1", 1, [Line("TEE", 2)], NOW, NOW + timedelta(minutes=15), "svc")
+    request = rules2.request("o-1", 1, [Line("TEE", 2)], NOW, NOW + timedelta(minutes=15), "svc")
     events = [Event("r1", "reservation-o-1", 1, request.type, request.data, NOW)]
     for seq, kind in enumerate(types, start=2):
         events.append(Event(f"r{seq}", "reservation-o-1", seq, kind, {"attempt": 1}, NOW))
     return events
 
 
-def fold_reservation(events: list[Event]) -> rules.Reservation | None:
+def fold_reservation(events: list[Event]) -> rules2.Reservation | None:
     reservation = None
     for event in events:
-        reservation = rules.fold_reservation(reservation, event)
+        reservation = rules2.fold_reservation(reservation, event)
     return reservation
 
 
@@ -151,12 +147,12 @@ def test_a_held_reservation_ends_committed_released_or_expired_and_nothing_after
     assert held.held_at == NOW
 
     for state in (ReservationState.COMMITTED, ReservationState.RELEASED, ReservationState.EXPIRED):
-        assert rules.conclude(held, state, "svc").type == f"reservation.{state.value}"
+        assert rules2.conclude(held, state, "svc").type == f"reservation.{state.value}"
     with pytest.raises(ReservationClosed):
-        rules.conclude(held, ReservationState.REFUSED, "svc")
+        rules2.conclude(held, ReservationState.REFUSED, "svc")
 
     committed = fold_reservation(reservation_events("reservation.held", "reservation.committed"))
     assert committed is not None
     with pytest.raises(ReservationClosed):
-        rules.conclude(committed, ReservationState.RELEASED, "svc")
+        rules2.conclude(committed, ReservationState.RELEASED, "svc")
     assert committed.to_json()["state"] == "committed"

@@ -25,8 +25,8 @@ from test_inventory_support import (
     starter,
 )
 
-from products.inventory.ledger import REQUESTED_EVENT
-from products.inventory.service import RESERVATIONS_COLLECTION, reservation_stream
+from products.inventory.reservation import REQUESTED_EVENT
+from products.inventory.reservations import RESERVATIONS_COLLECTION, reservation_stream
 from shopkit import broker, clock
 from shopkit.events import Event, EventStore, encode
 from shopkit.testing.tokens import TokenFactory
@@ -319,7 +319,7 @@ async def test_a_reservation_whose_maker_died_is_abandoned_and_may_be_made_again
     await stock.receive("TEE-S", 4)
     await stock.receive("TEE-M", 4)
     inventory = inventory_of(stock.client)
-    reservations = inventory._reservations
+    reservations = inventory.reservations.events
     append = reservations.append
 
     async def dies_before_concluding(
@@ -365,7 +365,7 @@ async def _reserve_with_a_maker_that_dies_after_the_claim(
     async def dies(*args: Any) -> None:
         raise PyMongoError("the process died here")
 
-    monkeypatch.setattr(inventory, "_make", dies)
+    monkeypatch.setattr(inventory.reservations, "_make", dies)
     crashed = await stock.reserve(order_id, lines)
     monkeypatch.undo()
     assert crashed.status == 500
@@ -436,14 +436,14 @@ async def test_every_way_a_reservation_ends_takes_it_off_the_open_list(
     await _reserve_with_a_maker_that_dies_after_the_claim(
         stock, "order-dead", {"TEE-S": 1}, monkeypatch
     )
-    append = inventory._reservations.append
+    append = inventory.reservations.events.append
 
     async def claim_fails(stream_id: str, expected_seq: int, type: str, *args: Any) -> Event:
         if type == REQUESTED_EVENT:
             raise PyMongoError("the answer to this claim was lost")
         return await append(stream_id, expected_seq, type, *args)
 
-    monkeypatch.setattr(inventory._reservations, "append", claim_fails)
+    monkeypatch.setattr(inventory.reservations.events, "append", claim_fails)
     assert (await stock.reserve("order-unclaimed", {"TEE-S": 1})).status == 500
     monkeypatch.undo()
     assert (await stock.settle("order-paid", "commit")).status == 204

@@ -18,7 +18,8 @@ from aiohttp.test_utils import TestClient
 from products_support import Roles
 
 from products.inventory import routes as inventory_routes
-from products.inventory.service import INVENTORY, Inventory, inventory_context
+from products.inventory.context import inventory_context
+from products.inventory.service import INVENTORY, Inventory
 from products.settings import ProductsSettings
 from shopkit import relay
 from shopkit.app import build_app

@@ -13,7 +13,7 @@ from products.catalog.keys import CATALOG, CATEGORIES
 from products.catalog.service import Catalog
 from products.catalog.store import ProductStore
 from products.inventory import routes as inventory_routes
-from products.inventory.service import inventory_context
+from products.inventory.context import inventory_context
 from products.keys import OPENAPI
 from products.model import Product
 from products.openapi import document

@@ -16,7 +16,8 @@ from opensearchpy import AsyncOpenSearch, OpenSearchException
 from pymongo.errors import PyMongoError
 
 from products.catalog.store import ProductStore
-from products.inventory.service import RESERVATIONS_COLLECTION, Inventory
+from products.inventory.reservations import RESERVATIONS_COLLECTION
+from products.inventory.service import Inventory
 from products.inventory.store import InventoryStore
 from products.model import Product
 from products.search.errors import RebuildFailed, RebuildInProgress

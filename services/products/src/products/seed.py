@@ -21,7 +21,7 @@ from products.catalog.schemas import ProductSchema
 from products.catalog.service import stream as product_stream
 from products.catalog.store import ProductStore
 from products.inventory import ledger
-from products.inventory.service import ledger_stream
+from products.inventory.stock import ledger_stream
 from products.model import Product, ProductStatus
 from products.reindex import catalog_products
 from products.search.rebuild import BULK_TIMEOUT, rebuild

@@ -9,7 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from products.inventory import schemas
-from products.inventory.ledger import SkuNotFound, movement_json, untracked_json
+from products.inventory.errors import SkuNotFound
+from products.inventory.ledger import movement_json, untracked_json
 from products.inventory.service import INVENTORY, Inventory
 from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import principal, requires
