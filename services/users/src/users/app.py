@@ -38,12 +38,12 @@ def create_app(settings: UsersSettings) -> web.Application:
         yield
         await cache.detach()
 
-    async def flush_outbox(app: web.Application) -> float | None:
-        await app[USERS].outbox.flush_stale()
+    async def finish_registrations(app: web.Application) -> float | None:
+        await app[USERS].history.finish_registrations()
         return None
 
     app.cleanup_ctx.append(domain_ctx)
-    app.cleanup_ctx.append(background("users-outbox", flush_outbox, interval=5.0))
+    app.cleanup_ctx.append(background("users-registrations", finish_registrations, interval=5.0))
     app.cleanup_ctx.append(
         background("users-sweeper", lambda app: sweep(app[USERS]), interval=SWEEP_INTERVAL)
     )

@@ -10,8 +10,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shopkit import idempotency
 from shopkit.cache import Cache
 from shopkit.events import EventStore
+from users.history import History
 from users.model import User
-from users.outbox import Outbox
 from users.passwords import Hasher
 from users.sessions import Families
 from users.settings import UsersSettings
@@ -28,7 +28,7 @@ class Users:
     keys: SigningKeys
     families: Families
     throttle: LoginThrottle
-    outbox: Outbox
+    history: History
 
 
 async def open_users(
@@ -59,5 +59,5 @@ async def open_users(
             settings.login_failures_per_client,
             settings.login_window,
         ),
-        outbox=Outbox(events, store),
+        history=History(events, store),
     )
