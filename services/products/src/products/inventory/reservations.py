@@ -27,6 +27,7 @@ from products.inventory.errors import (
 )
 from products.inventory.metrics import InventoryMetrics
 from products.inventory.reservation import (
+    REQUESTED_EVENT,
     RETRYABLE,
     Line,
     Reservation,
@@ -36,10 +37,10 @@ from products.inventory.reservation import (
     merge_lines,
     request,
 )
-from products.inventory.stock import ATTEMPTS, Stock
+from products.inventory.stock import Stock
 from products.inventory.store import InventoryStore
 from shopkit import clock
-from shopkit.events import ConcurrencyConflict, Event, EventStore, NewEvent
+from shopkit.events import Event, EventStore, NewEvent, Outcome, StreamBusy, decide
 from shopkit.problems import ServiceUnavailable
 
 RESERVATIONS_COLLECTION = "reservation_events"  # private: the order-level claims are not published
@@ -49,7 +50,7 @@ RUN_DEADLINE = 20.0
 STALE_AFTER = timedelta(seconds=60)
 SWEEPER = "system:inventory-sweeper"
 
-Decide = Callable[[Reservation | None], NewEvent | None]
+ReservationDecision = Callable[[Reservation | None], NewEvent | None]
 
 
 def reservation_stream(order_id: str) -> str:
@@ -92,49 +93,53 @@ class Reservations:
         planned = tuple(Line(sku, quantity, tracking[sku]) for sku, quantity in wanted)
         ttl = timedelta(seconds=ttl_seconds or self._ttl)
         stream = reservation_stream(order_id)
-        # A new order's stream is empty: claim it without reading first; a conflict reads.
-        events: list[Event] = []
-        for _ in range(ATTEMPTS):
-            current, seq = _fold(events)
+
+        async def claim(current: Reservation | None) -> NewEvent | None:
             if current is not None and current.state not in RETRYABLE:
                 if not current.asks_for(wanted):
                     raise ReservationMismatch(
                         f"order {order_id} already reserved other lines; use a new order id"
                     )
                 if current.state is not ReservationState.REQUESTED:
-                    return current, False
+                    return None  # made before: this is a replay
                 if not self.stale(current):
                     raise ReservationInProgress(
                         "this order's reservation is being made; retry",
                         self._retry_after(current),
                     )
-                await self.change(order_id, self.abandon_if_stale(current.attempt))
-                events = await self.events.load(stream)
-                continue
+                return self.abandon_if_stale(current.attempt)(current)
             if current is not None:
                 # An earlier attempt holds nothing once concluded; make sure before a new one.
                 await self.align_lines(current)
             now = clock.now()
             attempt = current.attempt + 1 if current is not None else 1
-            claim = request(order_id, attempt, planned, now, now + ttl, actor)
             # Listed before the claim, so no crash leaves a claim the sweeper cannot find: it
             # abandons the attempt once its maker would be stale (or expires it, if that comes
             # first), and drops the entry of a claim that never landed. An attempt shares one
             # entry with a concurrent twin, whichever of them claims.
             await self._store.track(order_id, attempt, planned, min(now + STALE_AFTER, now + ttl))
-            try:
-                event = await self.events.append(stream, seq, claim.type, claim.data)
-            except ConcurrencyConflict:
-                events += await self.events.load(stream, after_seq=seq)
-                continue
-            events.append(event)
-            return await self._make(events, actor), True
-        raise ConcurrencyConflict(f"the reservation of order {order_id} kept changing; retry")
+            return request(order_id, attempt, planned, now, now + ttl, actor)
+
+        # A new order's stream is empty: claim it without reading first; a conflict reads. A
+        # stale attempt in the way is abandoned by the first decision, and the next claims.
+        state: Reservation | None = None
+        seq = 0
+        for _ in range(2):
+            claimed = await decide(
+                self.events, stream, state, fold_reservation, claim, after_seq=seq
+            )
+            if claimed.event is None:
+                assert claimed.state is not None  # claim() appends on an empty stream
+                return claimed.state, False
+            if claimed.event.type == REQUESTED_EVENT:
+                return await self._make(claimed, actor), True
+            state, seq = claimed.state, claimed.seq
+        raise StreamBusy(f"the reservation of order {order_id} kept changing; retry")
 
     async def commit(self, order_id: str, actor: str, reason: str | None = None) -> Reservation:
         """The order is paid: its held stock leaves on_hand. Repeating it changes nothing."""
 
-        def decide(current: Reservation | None) -> NewEvent | None:
+        def decision(current: Reservation | None) -> NewEvent | None:
             if current is None:
                 raise ReservationNotFound(f"order {order_id} has no reservation")
             if current.state is ReservationState.COMMITTED:
@@ -145,8 +150,8 @@ class Reservations:
                 )
             return conclude(current, ReservationState.COMMITTED, actor, reason or "paid")
 
-        committed, _ = await self.change(order_id, decide)
-        assert committed is not None  # decide raised otherwise
+        committed, _ = await self.change(order_id, decision)
+        assert committed is not None  # the decision raised otherwise
         await self.align_lines(committed)
         await self._store.untrack(order_id, committed.attempt)
         return committed
@@ -154,7 +159,7 @@ class Reservations:
     async def release(self, order_id: str, actor: str, reason: str | None = None) -> Reservation:
         """The order will not be paid: its stock is available again. Repeating it changes nothing."""
 
-        def decide(current: Reservation | None) -> NewEvent | None:
+        def decision(current: Reservation | None) -> NewEvent | None:
             if current is None:
                 raise ReservationNotFound(f"order {order_id} has no reservation")
             if current.state is ReservationState.COMMITTED:
@@ -163,8 +168,8 @@ class Reservations:
                 return conclude(current, ReservationState.RELEASED, actor, reason or "released")
             return None
 
-        released, _ = await self.change(order_id, decide)
-        assert released is not None  # decide raised otherwise
+        released, _ = await self.change(order_id, decision)
+        assert released is not None  # the decision raised otherwise
         await self.align_lines(released)
         if self.maker_done(released):
             await self._store.untrack(order_id, released.attempt)
@@ -172,9 +177,9 @@ class Reservations:
 
     # --- the reservation's maker
 
-    async def _make(self, events: list[Event], actor: str) -> Reservation:
+    async def _make(self, claimed: Outcome[Reservation | None], actor: str) -> Reservation:
         """Reserve the lines of a just-claimed attempt, then conclude it held or refused."""
-        made, _ = _fold(events)
+        made = claimed.state
         assert made is not None
         order_id, attempt = made.order_id, made.attempt
         async with admit(self._stock, made.tracked_lines) as admission:
@@ -183,14 +188,16 @@ class Reservations:
                 shortages = await self._hold_all(made, actor, admission)
         outcome = ReservationState.REFUSED if shortages else ReservationState.HELD
 
-        def decide(current: Reservation | None) -> NewEvent | None:
+        def decision(current: Reservation | None) -> NewEvent | None:
             if current is None or current.attempt != attempt:
                 return None
             if current.state is not ReservationState.REQUESTED:
                 return None  # released or expired while we were making it
             return conclude(current, outcome, actor, None, shortages)
 
-        concluded, appended = await self.change(order_id, decide, events)
+        concluded, appended = await self.change(
+            order_id, decision, state=made, after_seq=claimed.seq
+        )
         if not appended or concluded is None:
             # Someone decided first: our lines follow their decision.
             if concluded is None or concluded.attempt != attempt:
@@ -245,7 +252,7 @@ class Reservations:
                 state, line.sku, order_id, attempt, line.quantity, actor, made.expires_at
             ),
         )
-        if decided.after.holding(order_id, attempt) is None:
+        if decided.state.holding(order_id, attempt) is None:
             # Its event id was spent and released since: only a maker past its deadline gets here.
             raise ReservationClosed("this reservation attempt was already given up")
 
@@ -289,28 +296,28 @@ class Reservations:
     # --- the reservation stream
 
     async def change(
-        self, order_id: str, decide: Decide, known: list[Event] | None = None
+        self,
+        order_id: str,
+        decision: ReservationDecision,
+        *,
+        state: Reservation | None = None,
+        after_seq: int = 0,
     ) -> tuple[Reservation | None, bool]:
-        """Fold the order's reservation, let `decide` refuse, pass or name the next event, append
-        it at the next seq; a lost race reads the newer events and decides again. The reservation
-        after it, and whether this call appended."""
-        stream = reservation_stream(order_id)
-        events = list(known) if known is not None else await self.events.load(stream)
-        for _ in range(ATTEMPTS):
-            current, seq = _fold(events)
-            wanted = decide(current)
-            if wanted is None:
-                return current, False
-            try:
-                event = await self.events.append(stream, seq, wanted.type, wanted.data)
-            except ConcurrencyConflict:
-                events += await self.events.load(stream, after_seq=seq)
-                continue
-            return fold_reservation(current, event), True
-        raise ConcurrencyConflict(f"the reservation of order {order_id} kept changing; retry")
+        """Let `decision` refuse, pass or name the next event of the order's reservation (`state`
+        at `after_seq`, when the caller knows it) and append it; a lost race reads the newer events
+        and decides again. The reservation after it, and whether this call appended."""
+        changed = await decide(
+            self.events,
+            reservation_stream(order_id),
+            state,
+            fold_reservation,
+            decision,
+            after_seq=after_seq,
+        )
+        return changed.state, changed.event is not None
 
-    def abandon_if_stale(self, attempt: int, now: datetime | None = None) -> Decide:
-        def decide(current: Reservation | None) -> NewEvent | None:
+    def abandon_if_stale(self, attempt: int, now: datetime | None = None) -> ReservationDecision:
+        def decision(current: Reservation | None) -> NewEvent | None:
             if (
                 current is None
                 or current.attempt != attempt
@@ -322,7 +329,7 @@ class Reservations:
                 current, ReservationState.ABANDONED, SWEEPER, "its maker stopped before finishing"
             )
 
-        return decide
+        return decision
 
     def count(self, outcome: ReservationState) -> None:
         if self._metrics is not None:

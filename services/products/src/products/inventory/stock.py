@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -28,12 +27,11 @@ from products.inventory.errors import Shortage
 from products.inventory.ledger import Ledger, StockLevel
 from products.inventory.reservation import Line
 from products.inventory.store import InventoryStore
-from shopkit.events import ConcurrencyConflict, Event, EventStore, NewEvent
+from shopkit.events import Event, EventStore, NewEvent, Outcome, StreamBusy, append_at_end, decide
 from shopkit.problems import Problem
 
 log = logging.getLogger("products.inventory")
 
-ATTEMPTS = 30
 SNAPSHOT_EVERY = 25
 # How old a cached level `levels` may serve: the catalog shows availability, it decides nothing.
 LEVELS_MAX_AGE = 1.0
@@ -71,12 +69,8 @@ class CachedLedger:
     promises_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-@dataclass(frozen=True, slots=True)
-class Decided:
-    before: Ledger
-    after: Ledger
-    seq: int
-    event: Event | None
+Decided = Outcome[Ledger]
+"""A movement decided: the ledger `before` it, the ledger after it (`state`) at `seq`, its event."""
 
 
 class Stock:
@@ -227,58 +221,44 @@ class Stock:
         return decided
 
     async def _decide(self, sku: str, decision: Callable[[Ledger], NewEvent | None]) -> Decided:
-        """Decide against the cached ledger and append at its next seq.
+        """Decide against the cached ledger and append at its next seq (the kit's `decide`).
 
         An append that lands proves the cache was current. A refusal or a no-op could come from a
-        cache that missed another instance's events, so it is decided again after catching up."""
+        cache that missed another instance's events, so it is decided again after catching up,
+        through the read the cache shares with its concurrent readers."""
         cached = self.cached(sku)
-        stream = ledger_stream(sku)
+
+        async def catch_up(state: Ledger, seq: int) -> tuple[Ledger, int]:
+            return await self._refresh(sku, cached)
+
         async with cached.lock:
             if not cached.loaded:
                 await self._load(sku, cached)
             elif cached.unsure:
                 await self._catch_up(sku, cached)
-            confirmed = False
-            for attempt in range(ATTEMPTS):
-                before = cached.ledger
-                try:
-                    wanted = decision(before)
-                except Problem:
-                    if confirmed:
-                        raise
-                    wanted = None
-                if wanted is None:
-                    if confirmed:
-                        return Decided(before, before, cached.seq, None)
-                    await self._catch_up(sku, cached)
-                    confirmed = True
-                    continue
-                cached.unsure = True
-                appending_at = time.monotonic()
-                try:
-                    event = await self._events.append(
-                        stream, cached.seq, wanted.type, wanted.data, wanted.id
-                    )
-                except ConcurrencyConflict:
-                    # Another instance appended first: fold its events and decide again.
-                    await self._catch_up(sku, cached)
-                    confirmed = True
-                    if attempt >= 2:
-                        await asyncio.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 6)))
-                    continue
-                if event.seq == cached.seq + 1:
-                    cached.ledger, cached.seq, cached.unsure = (
-                        ledger.fold(before, event),
-                        event.seq,
-                        False,
-                    )
-                    # The free slot proved the cache current; our event is now the head.
-                    cached.confirmed_at = appending_at
-                    return Decided(before, cached.ledger, cached.seq, event)
-                # An earlier try of this decision stored it further back: the stream has it already.
-                await self._catch_up(sku, cached)
-                return Decided(cached.ledger, cached.ledger, cached.seq, event)
-        raise ConcurrencyConflict(f"the stock of {sku} kept changing; retry")
+            started = time.monotonic()
+            # Until the outcome is known: an append that timed out may have landed.
+            cached.unsure = True
+            try:
+                decided = await decide(
+                    self._events,
+                    ledger_stream(sku),
+                    cached.ledger,
+                    ledger.fold,
+                    decision,
+                    after_seq=cached.seq,
+                    catch_up=catch_up,
+                )
+            except Problem:
+                # A refusal (or StreamBusy) comes only after a catch-up: the cache is current.
+                cached.unsure = False
+                raise
+            if decided.seq >= cached.seq:
+                cached.ledger, cached.seq = decided.state, decided.seq
+                # The free slot (or the read that confirmed a no-op) proved the cache current.
+                cached.confirmed_at = max(cached.confirmed_at, started)
+            cached.unsure = False
+            return decided
 
     # --- snapshots and alerts
 
@@ -312,10 +292,10 @@ class Stock:
         if decided.event is None:
             return
         # Alerts first: a slow or cancelled snapshot write must not delay or skip them.
-        for alert in ledger.alerts(decided.before, decided.after, self._threshold):
+        for alert in ledger.alerts(decided.before, decided.state, self._threshold):
             try:
                 await self._alert(sku, alert, decided)
-            except PyMongoError:
+            except (PyMongoError, StreamBusy):
                 # The movement itself is recorded; losing its alert must not fail the request.
                 log.warning("could not record the %s alert of %s", alert.value, sku, exc_info=True)
         cached = self._cache.get(sku)
@@ -329,7 +309,7 @@ class Stock:
                 log.warning("could not save the stock snapshot of %s", sku, exc_info=True)
 
     async def _alert(self, sku: str, alert: Alert, decided: Decided) -> None:
-        after = decided.after
+        after = decided.state
         data = {
             "sku": sku,
             "on_hand": after.on_hand,
@@ -338,22 +318,12 @@ class Stock:
             "threshold": self._threshold,
             "ledger_seq": decided.seq,
         }
-        stream = alert_stream(sku)
         # Derived from the ledger slot, so a repeated alert for the same movement is stored once.
-        event_id = f"{alert.value}:{sku}:{decided.seq}"
-        for _ in range(ATTEMPTS):
-            head = self._alert_heads.get(sku)
-            if head is None:
-                head = await self._events.head(stream)
-            try:
-                stored = await self._events.append(stream, head, alert.value, data, event_id)
-            except ConcurrencyConflict:
-                self._alert_heads.pop(sku, None)
-                continue
-            if stored.seq == head + 1:
-                self._alert_heads[sku] = stored.seq
-            return
-        log.warning("gave up recording the %s alert of %s", alert.value, sku)
+        fact = NewEvent(alert.value, data, f"{alert.value}:{sku}:{decided.seq}")
+        head = self._alert_heads.get(sku, 0)
+        stored = await append_at_end(self._events, alert_stream(sku), fact, after_seq=head)
+        # A retried alert returns its stored event, which may lie below the head we know.
+        self._alert_heads[sku] = max(self._alert_heads.get(sku, 0), stored.seq)
 
 
 def _read_done(cached: CachedLedger, done: asyncio.Future[tuple[Ledger, int]]) -> None:

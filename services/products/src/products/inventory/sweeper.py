@@ -38,14 +38,14 @@ class Sweeper:
     async def _sweep_one(self, entry: OpenReservation, now: datetime) -> None:
         reservations = self._reservations
 
-        def decide(current: Reservation | None) -> NewEvent | None:
+        def decision(current: Reservation | None) -> NewEvent | None:
             if current is None or current.attempt != entry.attempt:
                 return None
             if current.state is ReservationState.HELD and current.expires_at <= now:
                 return conclude(current, ReservationState.EXPIRED, SWEEPER, "not paid in time")
             return reservations.abandon_if_stale(entry.attempt, now)(current)
 
-        current, appended = await reservations.change(entry.order_id, decide)
+        current, appended = await reservations.change(entry.order_id, decision)
         if current is None or current.attempt != entry.attempt:
             # An earlier attempt, which holds nothing once concluded: make sure, then forget it.
             await reservations.release_lines(
