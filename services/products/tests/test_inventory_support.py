@@ -140,7 +140,8 @@ class Stock:
             "/internal/inventory/reservations", json=body, headers=self.roles.service
         )
 
-    async def settle(self, order_id: str, action: str) -> Any:
+    async def conclude(self, order_id: str, action: str) -> Any:
+        """Commit or release the order's reservation (`action`), as orders would."""
         return await self.client.post(
             f"/internal/inventory/reservations/{order_id}/{action}", headers=self.roles.service
         )

@@ -2,8 +2,8 @@
 
 While the new index is built, the `<alias>-next` alias names it, so the indexer writes every change
 to it as well as to the live index. Changes made before that moment are in the catalog the rebuild
-reads; changes after it reach the new index through the indexer; the write guards (see `index`)
-settle any overlap. Searches keep hitting the complete old index until one `_aliases` call
+reads; changes after it reach the new index through the indexer; where both write, the guards
+(see `index`) let the newest win. Searches keep hitting the complete old index until one `_aliases` call
 points them at the complete new one. `python -m products.reindex` runs it on a deployment.
 """
 
