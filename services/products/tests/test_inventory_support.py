@@ -2,7 +2,7 @@
 
 The app is the kit's `build_app` with the inventory context, its routes and the relay, and SKUs from a
 dict instead of the catalog: these tests need no OpenSearch and prove inventory alone. The full
-products app is exercised by `test_inventory_service.py`.
+products app is exercised by `test_app.py`.
 """
 
 from __future__ import annotations
