@@ -25,6 +25,7 @@ from aiohttp import web
 
 from products.inventory import routes as inventory_routes
 from products.inventory.context import inventory_context
+from products.keys import SETTINGS
 from products.settings import ProductsSettings
 from shopkit import processes, relay
 from shopkit.app import build_app
@@ -46,7 +47,7 @@ class OneSku:
 
 def inventory_app(settings: ProductsSettings, tokens: TokenFactory) -> web.Application:
     """Inventory as the products service serves it; the SKU comes from a stub instead of the catalog."""
-    app = build_app(settings, keys=tokens.keys())
+    app = build_app(settings, settings_key=SETTINGS, keys=tokens.keys())
 
     app.cleanup_ctx.append(inventory_context(lambda _app: OneSku()))
     app.cleanup_ctx.append(relay.relay_ctx())

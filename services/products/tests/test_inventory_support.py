@@ -20,10 +20,10 @@ from products_support import Roles
 from products.inventory import routes as inventory_routes
 from products.inventory.context import inventory_context
 from products.inventory.service import INVENTORY, Inventory
+from products.keys import SETTINGS
 from products.settings import ProductsSettings
 from shopkit import relay
 from shopkit.app import build_app
-from shopkit.keys import SETTINGS
 from shopkit.settings import load
 from shopkit.testing.tokens import TokenFactory
 
@@ -49,7 +49,7 @@ class SkuTable:
 def inventory_app(
     settings: ProductsSettings, tokens: TokenFactory, skus: Mapping[str, bool] = SKUS
 ) -> web.Application:
-    app = build_app(settings, keys=tokens.keys())
+    app = build_app(settings, settings_key=SETTINGS, keys=tokens.keys())
     directory = SkuTable(skus)
     app.cleanup_ctx.append(inventory_context(lambda _app: directory))
     app.cleanup_ctx.append(relay.relay_ctx())

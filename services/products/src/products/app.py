@@ -14,15 +14,14 @@ from products.catalog.service import Catalog
 from products.catalog.store import ProductStore
 from products.inventory import routes as inventory_routes
 from products.inventory.context import inventory_context
-from products.keys import OPENAPI
+from products.keys import SETTINGS
 from products.model import Product
-from products.openapi import document
+from products.openapi import BODIES, QUERIES
 from products.search import routes as search_routes
 from products.search.service import search_context
 from products.settings import ProductsSettings
 from products.skus import SkuDirectory
-from shopkit import idempotency, relay
-from shopkit.app import build_app
+from shopkit.app import Api, build_app
 from shopkit.auth import KeySource
 from shopkit.cache import Cache
 from shopkit.events import EventStore
@@ -33,13 +32,19 @@ def create_app(
     settings: ProductsSettings, *, keys: Callable[[web.Application], KeySource] | None = None
 ) -> web.Application:
     """`keys` overrides where access tokens are verified from (the JWKS URL by default)."""
-    app = build_app(settings, keys=keys)
+    app = build_app(
+        settings,
+        settings_key=SETTINGS,
+        keys=keys,
+        api=Api("products", bodies=BODIES, queries=QUERIES),
+        idempotency_keys=True,
+        outbox=True,
+        before_publish=repair_projection,
+    )
 
     async def catalog_ctx(app: web.Application) -> AsyncIterator[None]:
         db = app[DB]
         events = EventStore(db)
-        await events.ensure_indexes()
-        await idempotency.ensure_indexes(db)
         cache: Cache[Product] = Cache("products", ttl=60.0)
         await cache.attach(app[NATS], settings.service_name)
         store = ProductStore(db, cache)
@@ -52,15 +57,12 @@ def create_app(
     app.cleanup_ctx.append(catalog_ctx)
     app.cleanup_ctx.append(inventory_context(catalog_skus))
     app.cleanup_ctx.append(search_context(catalog_skus))
-    app.cleanup_ctx.append(relay.relay_ctx(before_publish=repair_projection))
-    app.cleanup_ctx.append(idempotency.sweeper)
     # Before the catalog's `/api/v1/products/{key}`, which would take `skus` for a product.
     app.router.add_routes(lookup.routes)
     app.router.add_routes(catalog_routes.routes)
     app.router.add_routes(listing.routes)
     app.router.add_routes(inventory_routes.routes)
     app.router.add_routes(search_routes.routes)
-    app[OPENAPI] = document(app)
     return app
 
 

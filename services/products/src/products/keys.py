@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-OPENAPI = web.AppKey("openapi", dict[str, Any])
+from products.settings import ProductsSettings
+
+SETTINGS = web.AppKey("products.settings", ProductsSettings)

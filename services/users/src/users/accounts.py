@@ -8,7 +8,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from shopkit import clock
+from shopkit import clock, revocations
 from shopkit.ids import new_id
 from users.deps import Users
 from users.errors import (
@@ -222,9 +222,24 @@ async def admin_update(users: Users, actor: str, user_id: str, changes: dict[str
     updated = await users.store.update(user.id, changes) if changes else user
     if access:
         updated = await users.store.guard(user.id, "access", access)
+    if "roles" in access or access.get("disabled"):
+        await _revoke_access(users, user.id, "disabled" if access.get("disabled") else "roles")
     if access.get("disabled"):
         await users.families.revoke_all(user.id, reason="disabled")
     return updated
+
+
+async def _revoke_access(users: Users, user_id: str, reason: str) -> None:
+    """Have every service refuse the account's access tokens issued so far.
+
+    After the write: a token issued from then on carries the new roles (or is never issued). On
+    any roles write, not only a removal: a repeated request (after a crash here) emits it again,
+    and a grant takes effect at the next refresh instead of at expiry.
+    """
+    kind, data = revocations.access_revoked(
+        user_id, clock.now(), users.settings.access_token_ttl, reason
+    )
+    await users.history.record(user_id, f"access-revoked-{new_id()}", kind, data)
 
 
 async def ensure_admin(users: Users) -> None:

@@ -1,12 +1,7 @@
-"""The users API's OpenAPI document: which schema describes each handler's body and query."""
+"""Which schema describes each handler's body and query in the users API's OpenAPI document."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from aiohttp import web
-
-from shopkit import openapi
 from users import schemas
 
 BODIES = {
@@ -25,7 +20,3 @@ BODIES = {
     "update_user": schemas.AdminUserSchema,
 }
 QUERIES = {"list_users": schemas.UserQuery}
-
-
-def document(app: web.Application) -> dict[str, Any]:
-    return openapi.document(app, title="users", version="1.0.0", bodies=BODIES, queries=QUERIES)

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -77,9 +78,16 @@ class Issued:
     refresh_token: str
 
 
+# Told of every revoked session (id, user id, reason), after its revocation is stored.
+Revoked = Callable[[str, str, str], Awaitable[None]]
+
+
 class Families:
-    def __init__(self, events: EventStore, store: UserStore, ttl: int) -> None:
+    def __init__(
+        self, events: EventStore, store: UserStore, ttl: int, revoked: Revoked | None = None
+    ) -> None:
         self._events, self._store, self._ttl = events, store, timedelta(seconds=ttl)
+        self._revoked = revoked
 
     async def ensure_indexes(self) -> None:
         await self._events.ensure_indexes()
@@ -198,6 +206,10 @@ class Families:
 
         revoked = await self._decide(family_id, revocation)
         await self._store.revoke_session(family_id, revoked.state.user_id, reason)
+        if self._revoked is not None:
+            # Also when it was revoked already: a repeat (say a retried logout) finishes what a
+            # crash before this line left undone, and the fact's id makes it publish once.
+            await self._revoked(family_id, revoked.state.user_id, reason)
 
     async def revoke_all(self, user_id: str, reason: str, keep: str | None = None) -> None:
         """Revoke every live session of the user (all of them, not a listed page), but `keep`."""

@@ -11,7 +11,6 @@ from aiohttp import web
 from products.catalog import schemas
 from products.catalog.errors import PreconditionRequired, StaleVersion
 from products.catalog.keys import CATALOG, CATEGORIES
-from products.keys import OPENAPI
 from products.model import Product
 from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import optional_principal, principal, public, requires
@@ -112,14 +111,8 @@ async def update_category(request: web.Request) -> web.Response:
     )
 
 
-# --- products (fixed paths are registered before /{key} so they are not taken for a product: app.py
-# adds `products.lookup`'s routes before these)
-
-
-@routes.get("/api/v1/products/openapi.json")
-@public
-async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(request.app[OPENAPI])
+# --- products (fixed paths are registered before /{key} so they are not taken for a product:
+# app.py adds `products.lookup`'s routes before these)
 
 
 @routes.get("/api/v1/products/{key}")

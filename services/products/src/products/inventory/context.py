@@ -15,10 +15,10 @@ from products.inventory.reservations import RESERVATIONS_COLLECTION
 from products.inventory.service import INVENTORY, Inventory
 from products.inventory.store import InventoryStore
 from products.inventory.sweeper import SWEEP_BATCH, SWEEP_INTERVAL
-from products.settings import ProductsSettings
+from products.keys import SETTINGS
 from products.skus import SkuDirectory
 from shopkit.events import EventStore
-from shopkit.keys import DB, METRICS, SETTINGS
+from shopkit.keys import DB, METRICS
 from shopkit.tasks import background
 
 log = logging.getLogger("products.inventory")
@@ -39,8 +39,6 @@ def inventory_context(
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        if not isinstance(settings, ProductsSettings):
-            raise TypeError("inventory reads ProductsSettings")
         db = app[DB]
         events = EventStore(db)
         reservations = EventStore(db, RESERVATIONS_COLLECTION)
