@@ -39,14 +39,15 @@ from typing import Any, Generic, TypeVar
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from products import demo, ledger
-from products.catalog import stream as product_stream
-from products.categories import Categories
-from products.inventory import SNAPSHOT_EVERY, ledger_stream
-from products.inventory_store import InventoryStore
+from products import demo
+from products.catalog.categories import Categories
+from products.catalog.service import stream as product_stream
+from products.catalog.store import ProductStore
+from products.inventory import ledger
+from products.inventory.stock import SNAPSHOT_EVERY, ledger_stream
+from products.inventory.store import InventoryStore
 from products.model import Product, ProductStatus, Variant
 from products.seed import seed_categories
-from products.store import ProductStore
 from shopkit import clock, processes
 from shopkit.events import Event, EventStore, NewEvent
 from shopkit.ids import new_id

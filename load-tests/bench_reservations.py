@@ -23,8 +23,9 @@ import aiohttp
 import peers
 from aiohttp import web
 
-from products import inventory_routes
-from products.inventory import inventory_context
+from products.inventory import routes as inventory_routes
+from products.inventory.context import inventory_context
+from products.keys import SETTINGS
 from products.settings import ProductsSettings
 from shopkit import processes, relay
 from shopkit.app import build_app
@@ -34,14 +35,21 @@ from shopkit.testing.tokens import TokenFactory
 SKU = "BENCH-TEE"
 
 
-def inventory_app(settings: ProductsSettings, tokens: TokenFactory) -> web.Application:
-    """Inventory as the products service serves it; the SKU comes from a stub instead of the catalog."""
-    app = build_app(settings, keys=tokens.keys())
+class OneSku:
+    """A SKU directory that knows only the benchmark's SKU, which tracks stock."""
 
-    async def tracked(sku: str) -> bool | None:
+    async def product_id_for_sku(self, sku: str) -> str | None:
+        return sku if sku == SKU else None
+
+    async def tracks_stock(self, sku: str) -> bool | None:
         return True if sku == SKU else None
 
-    app.cleanup_ctx.append(inventory_context(lambda _app: tracked))
+
+def inventory_app(settings: ProductsSettings, tokens: TokenFactory) -> web.Application:
+    """Inventory as the products service serves it; the SKU comes from a stub instead of the catalog."""
+    app = build_app(settings, settings_key=SETTINGS, keys=tokens.keys())
+
+    app.cleanup_ctx.append(inventory_context(lambda _app: OneSku()))
     app.cleanup_ctx.append(relay.relay_ctx())
     app.router.add_routes(inventory_routes.routes)
     return app

@@ -114,7 +114,7 @@ async def run_until(consumer: Consumer, done: Callable[[], bool], within: float 
             await consumer.run_once()
 
 
-async def settled(js: JetStreamContext, publisher: str, durable: str) -> ConsumerInfo:
+async def acknowledged(js: JetStreamContext, publisher: str, durable: str) -> ConsumerInfo:
     """The consumer's state once nothing is pending or waiting for an ack."""
     async with asyncio.timeout(5):
         while True:
@@ -152,7 +152,7 @@ async def test_each_event_is_handled_once_and_acked(
 
     # then each was handled once, in order, acked, recorded done, and counted
     assert handler.calls == [event.id for event in events]
-    await settled(js, publisher, durable)
+    await acknowledged(js, publisher, durable)
     assert await db[INBOX_COLLECTION].count_documents({"state": "done"}) == 5
     assert handled(metrics, "handled") == 5
 
@@ -168,7 +168,7 @@ async def test_an_event_delivered_again_after_it_was_handled_is_not_handled_agai
     event = await publish("order.paid", "order-1")
     handler = Recorder()
     await run_until(consumer(js, db, publisher, durable, handler), lambda: bool(handler.calls))
-    await settled(js, publisher, durable)
+    await acknowledged(js, publisher, durable)
 
     # when JetStream delivers it again (the durable is recreated and replays the stream)
     await js.delete_consumer(broker.stream_name(publisher), durable)
@@ -180,7 +180,7 @@ async def test_an_event_delivered_again_after_it_was_handled_is_not_handled_agai
 
     # then the inbox skipped it: the handler ran once in all, and the redelivery was acked
     assert handler.calls == [event.id]
-    await settled(js, publisher, durable)
+    await acknowledged(js, publisher, durable)
 
 
 async def test_the_same_event_published_twice_is_handled_once(
@@ -199,7 +199,7 @@ async def test_the_same_event_published_twice_is_handled_once(
     # when the consumer takes both messages
     reader = consumer(js, db, publisher, durable, handler)
     await run_until(reader, lambda: bool(handler.calls))
-    await settled(js, publisher, durable)
+    await acknowledged(js, publisher, durable)
 
     # then the handler ran once
     assert handler.calls == [event.id]
@@ -223,7 +223,7 @@ async def test_a_failing_handler_is_retried_until_it_succeeds(
 
     # then the third delivery succeeded, and the event is done, acked and not dead-lettered
     assert handler.calls == [event.id] * 3
-    await settled(js, publisher, durable)
+    await acknowledged(js, publisher, durable)
     assert await db[INBOX_COLLECTION].find_one({"event_id": event.id}, {"state": 1, "_id": 0}) == {
         "state": "done"
     }
@@ -263,8 +263,8 @@ async def test_a_handler_that_always_fails_ends_in_the_dlq_after_max_deliver(
     assert headers["Shop-Dlq-Subject"] == f"shop.{publisher}.order.paid"
     assert headers["Shop-Dlq-Deliveries"] == "3"
     assert headers["Shop-Dlq-Error"] == "RuntimeError: cannot handle order.paid yet"
-    # and the original message is settled: nothing pending, nothing redelivered later
-    await settled(js, publisher, durable)
+    # and the original message is acknowledged: nothing pending, nothing redelivered later
+    await acknowledged(js, publisher, durable)
     assert await reader.run_once() == 0
     assert len(handler.calls) == 3
 
@@ -296,7 +296,7 @@ async def test_an_event_whose_last_attempt_died_unanswered_is_dead_lettered(
     assert (letter.headers or {})["Shop-Dlq-Msg-Id"] == event.id
     assert (letter.headers or {})["Shop-Dlq-Error"].startswith("AttemptsExhausted")
     assert handler.calls == []
-    await settled(js, publisher, durable)
+    await acknowledged(js, publisher, durable)
 
 
 async def test_a_message_that_is_not_an_event_goes_straight_to_the_dlq(
@@ -317,7 +317,7 @@ async def test_a_message_that_is_not_an_event_goes_straight_to_the_dlq(
     assert (letter.headers or {})["X-Trace"] == "t1"
     assert (letter.headers or {})["Shop-Dlq-Deliveries"] == "1"
     assert handler.calls == []
-    await settled(js, publisher, durable)
+    await acknowledged(js, publisher, durable)
 
 
 async def test_two_consumers_of_one_event_each_handle_it(
@@ -358,10 +358,10 @@ async def test_only_the_subscribed_subjects_reach_the_handler(
     handler = Recorder()
     subjects = [f"shop.{publisher}.order.paid", f"shop.{publisher}.order.cancelled"]
 
-    # when the consumer runs until everything is settled
+    # when the consumer runs until everything is acknowledged
     reader = consumer(js, db, publisher, durable, handler, subjects=subjects)
     await run_until(reader, lambda: len(handler.calls) == 2)
-    await settled(js, publisher, durable)
+    await acknowledged(js, publisher, durable)
 
     # then only those two reached the handler (nats-server 2.9 ignores filter_subjects;
     # the consumer filters on its side too)

@@ -2,7 +2,7 @@
 
 The app is the kit's `build_app` with the inventory context, its routes and the relay, and SKUs from a
 dict instead of the catalog: these tests need no OpenSearch and prove inventory alone. The full
-products app is exercised by `test_inventory_service.py`.
+products app is exercised by `test_app.py`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from products_support import Roles
 
-from products import inventory_routes
-from products.inventory import INVENTORY, Inventory, inventory_context
-from products.keys import SETTINGS as PRODUCTS_SETTINGS
+from products.inventory import routes as inventory_routes
+from products.inventory.context import inventory_context
+from products.inventory.service import INVENTORY, Inventory
+from products.keys import SETTINGS
 from products.settings import ProductsSettings
 from shopkit import relay
 from shopkit.app import build_app
-from shopkit.keys import SETTINGS
 from shopkit.settings import load
 from shopkit.testing.tokens import TokenFactory
 
@@ -33,15 +33,25 @@ Start = Callable[..., Awaitable[Client]]
 SKUS: Mapping[str, bool] = {"TEE-S": True, "TEE-M": True, "TEE-L": True, "GIFT-CARD": False}
 
 
+class SkuTable:
+    """A SKU directory from a dict: SKU to whether it tracks stock (every SKU is its own product)."""
+
+    def __init__(self, skus: Mapping[str, bool]) -> None:
+        self.skus = skus
+
+    async def product_id_for_sku(self, sku: str) -> str | None:
+        return sku if sku in self.skus else None
+
+    async def tracks_stock(self, sku: str) -> bool | None:
+        return self.skus.get(sku)
+
+
 def inventory_app(
     settings: ProductsSettings, tokens: TokenFactory, skus: Mapping[str, bool] = SKUS
 ) -> web.Application:
-    app = build_app(settings, settings_key=PRODUCTS_SETTINGS, keys=tokens.keys())
-
-    async def tracked(sku: str) -> bool | None:
-        return skus.get(sku)
-
-    app.cleanup_ctx.append(inventory_context(lambda _app: tracked))
+    app = build_app(settings, settings_key=SETTINGS, keys=tokens.keys())
+    directory = SkuTable(skus)
+    app.cleanup_ctx.append(inventory_context(lambda _app: directory))
     app.cleanup_ctx.append(relay.relay_ctx())
     app.router.add_routes(inventory_routes.routes)
     return app
@@ -130,7 +140,8 @@ class Stock:
             "/internal/inventory/reservations", json=body, headers=self.roles.service
         )
 
-    async def settle(self, order_id: str, action: str) -> Any:
+    async def conclude(self, order_id: str, action: str) -> Any:
+        """Commit or release the order's reservation (`action`), as orders would."""
         return await self.client.post(
             f"/internal/inventory/reservations/{order_id}/{action}", headers=self.roles.service
         )

@@ -363,8 +363,8 @@ class EventStore:
 
     async def _queue(self, event: Event) -> None:
         # Keyed by slot like the event itself (a slot holds one event for good), so the relay
-        # finds a message's predecessor by `_id`. A duplicate: the relay settled it first, or the
-        # appender it settled for did.
+        # finds a message's predecessor by `_id`. A duplicate: the relay recovered it first, or the
+        # appender it recovered for did.
         with contextlib.suppress(DuplicateKeyError):
             await self.outbox.insert_one(_to_document(event))
 
@@ -476,8 +476,8 @@ class EventStore:
         if deletes:
             await self.outbox.bulk_write(deletes, ordered=False)
 
-    async def settle(self, intent: Intent) -> bool:
-        """Finish an interrupted append: queue its event if its slot holds it; drop the intent.
+    async def recover(self, intent: Intent) -> bool:
+        """Recover an interrupted append: queue its event if its slot holds it; drop the intent.
 
         Whether a message was queued. An event that lands after this (its appender stalled past
         the grace period) is still queued by that appender, which queues after inserting: it is

@@ -5,7 +5,7 @@ inserts generation 0; a retry takes over a claim that was released (the outcome 
 went stale (its holder crashed) by inserting the next generation. The unique `_id` is the only
 write FerretDB makes atomic, so of several retries racing for one takeover exactly one wins, and a
 takeover that itself goes stale is taken over by the generation after it. Only a claim's holder
-writes its document (to settle or release it): a slow holder whose claim was taken over writes
+writes its document (to complete or release it): a slow holder whose claim was taken over writes
 its own document, never its successor's, and the newest generation decides what a retry gets.
 """
 
@@ -83,7 +83,7 @@ def idempotent(required: bool = True) -> Callable[[Handler], Handler]:
             try:
                 response = await handler(request)
             except Problem as problem:
-                await _settle(
+                await _complete(
                     records, claim, problem.response(request.path, context.request_id.get())
                 )
                 raise
@@ -91,7 +91,7 @@ def idempotent(required: bool = True) -> Callable[[Handler], Handler]:
                 # Outcome unknown (a bug, a lost database, a cancellation): let the client retry.
                 await _release(records, claim)
                 raise
-            await _settle(records, claim, response)
+            await _complete(records, claim, response)
             return response
 
         return guarded
@@ -181,7 +181,7 @@ async def _claim(
     raise RequestInFlight("a request with this key is still being processed; retry later")
 
 
-async def _settle(
+async def _complete(
     records: AsyncCollection[Any], claim_id: str, response: web.StreamResponse
 ) -> None:
     status = response.status

@@ -134,7 +134,7 @@ class Consumer:
         )
 
     async def run_once(self) -> int:
-        """Fetch one batch (waiting up to the fetch timeout) and settle every message in it."""
+        """Fetch one batch (waiting up to the fetch timeout) and process every message in it."""
         if self._subscription is None:
             await self.start()
             assert self._subscription is not None
@@ -146,7 +146,7 @@ class Consumer:
             if index:
                 # The batch is handled in order; restart the ack timer of a message that waited.
                 await message.in_progress()
-            await self._settle(message)
+            await self._process(message)
         return len(messages)
 
     async def step(self) -> float | None:
@@ -178,7 +178,8 @@ class Consumer:
                 await self._subscription.unsubscribe()
             self._subscription = None
 
-    async def _settle(self, message: Msg) -> None:
+    async def _process(self, message: Msg) -> None:
+        """Handle a message and end its delivery: acknowledged, redelivered later or dead-lettered."""
         if not self._wanted(message.subject):
             await message.ack()
             return

@@ -98,7 +98,7 @@ class Relay:
     """Publishes a service's queued events with `Nats-Msg-Id` = event id, so JetStream drops
     the copies an interrupted or overlapping relay sends again.
 
-    It reads only the store's outbox and intents, never the events collection, except to settle
+    It reads only the store's outbox and intents, never the events collection, except to recover
     an append interrupted by a crash; and the outbox only in ways FerretDB pushes down (a batch
     with a limit and neither filter nor sort, single messages by `_id`), so a batch costs the
     same however long the broker left the outbox to grow. A stream's events go out in seq
@@ -128,7 +128,7 @@ class Relay:
         self._batch = batch
         self._publish_timeout = publish_timeout
         # How long an append may take between its intent and its last insert before the relay
-        # takes it for interrupted; far above any append's duration, so it settles only crashes.
+        # takes it for interrupted; far above any append's duration, so it recovers only crashes.
         self._grace = timedelta(seconds=grace)
         # Stream -> the highest seq this relay published, least recently published first.
         self._published: OrderedDict[str, int] = OrderedDict()
@@ -146,7 +146,7 @@ class Relay:
         intents = await self._store.pending_intents()
         moments = [event.occurred_at for event in batch] + [intent.at for intent in intents[:1]]
         self._report_lag(min(moments, default=None))
-        appending = await self._settle_interrupted(intents)
+        appending = await self._recover_interrupted(intents)
         if not batch:
             return 0
         # Per stream, the highest seq that may go out in this pass: not past an event still being
@@ -227,7 +227,7 @@ class Relay:
         if self._lease is not None:
             await self._lease.release()
 
-    async def _settle_interrupted(self, intents: list[Intent]) -> list[Intent]:
+    async def _recover_interrupted(self, intents: list[Intent]) -> list[Intent]:
         """Finish the appends whose intent outlived the grace period (their appender crashed),
         and give back the others, still under way."""
         now = utc_now()
@@ -235,7 +235,7 @@ class Relay:
         for intent in intents:
             if now - intent.at < self._grace:
                 appending.append(intent)
-            elif await self._store.settle(intent):
+            elif await self._store.recover(intent):
                 log.warning("queued event %s, whose append was interrupted", intent.event_id)
             else:
                 log.info("dropped the intent of event %s, never appended", intent.event_id)

@@ -6,18 +6,21 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-import products.inventory_routes
-from products import catalog_routes
-from products.catalog import Catalog
-from products.categories import Categories
-from products.inventory import inventory_ctx
-from products.keys import CATALOG, CATEGORIES, SETTINGS
+from products import listing, lookup
+from products.catalog import routes as catalog_routes
+from products.catalog.categories import Categories
+from products.catalog.keys import CATALOG, CATEGORIES
+from products.catalog.service import Catalog
+from products.catalog.store import ProductStore
+from products.inventory import routes as inventory_routes
+from products.inventory.context import inventory_context
+from products.keys import SETTINGS
 from products.model import Product
 from products.openapi import BODIES, QUERIES
 from products.search import routes as search_routes
-from products.search.service import search_ctx
+from products.search.service import search_context
 from products.settings import ProductsSettings
-from products.store import ProductStore
+from products.skus import SkuDirectory
 from shopkit.app import Api, build_app
 from shopkit.auth import KeySource
 from shopkit.cache import Cache
@@ -52,12 +55,20 @@ def create_app(
         await cache.detach()
 
     app.cleanup_ctx.append(catalog_ctx)
-    app.cleanup_ctx.append(inventory_ctx)
-    app.cleanup_ctx.append(search_ctx)
+    app.cleanup_ctx.append(inventory_context(catalog_skus))
+    app.cleanup_ctx.append(search_context(catalog_skus))
+    # Before the catalog's `/api/v1/products/{key}`, which would take `skus` for a product.
+    app.router.add_routes(lookup.routes)
     app.router.add_routes(catalog_routes.routes)
-    app.router.add_routes(products.inventory_routes.routes)
+    app.router.add_routes(listing.routes)
+    app.router.add_routes(inventory_routes.routes)
     app.router.add_routes(search_routes.routes)
     return app
+
+
+def catalog_skus(app: web.Application) -> SkuDirectory:
+    """The SKU directory inventory and search ask: the catalog's own store."""
+    return app[CATALOG].store
 
 
 async def repair_projection(app: web.Application, event: object) -> None:

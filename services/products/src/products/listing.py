@@ -1,6 +1,7 @@
 """Product lists: customers' filtered lists come from the search index; staff lists from the catalog.
 
-When the search engine is down, an unfiltered customer list still answers from the catalog itself,
+It joins the catalog and search, so it lives beside `app.py`, in neither package. When the search
+engine is down, an unfiltered customer list still answers from the catalog itself,
 so browsing keeps working; a filtered one answers 503 until the engine is back.
 """
 
@@ -10,12 +11,25 @@ from typing import Any
 
 from aiohttp import web
 
-from products import schemas
-from products.keys import CATALOG
+from products.catalog import schemas
+from products.catalog.keys import CATALOG
+from products.catalog.routes import PRIVATE, PUBLIC_CACHE, is_staff
 from products.search.errors import SearchUnavailable
 from products.search.service import SEARCH
+from shopkit.auth import public
 from shopkit.pagination import Page
 from shopkit.schemas import load_query
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/products")
+@public
+async def list_all(request: web.Request) -> web.Response:
+    page = await list_products(request, staff=is_staff(request))
+    return web.json_response(
+        page, headers={"Cache-Control": PRIVATE if is_staff(request) else PUBLIC_CACHE}
+    )
 
 
 async def list_products(request: web.Request, *, staff: bool) -> dict[str, Any]:

@@ -1,22 +1,42 @@
-"""The batch SKU lookup: what carts and orders need to price and check lines, in one call."""
+"""The batch SKU lookup: what carts and orders need to price and check lines, in one call.
+
+It joins the catalog (price, title) with inventory (availability), so it lives beside `app.py`, in
+neither package.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from products.catalog import Catalog
-from products.inventory import Inventory
+from aiohttp import web
+
+from products.catalog import schemas
+from products.catalog.keys import CATALOG
+from products.catalog.routes import PRIVATE
+from products.catalog.store import ProductStore
+from products.inventory.service import INVENTORY, Inventory
+from shopkit.auth import public
+from shopkit.schemas import load_query
+
+routes = web.RouteTableDef()
 
 
-async def lookup(catalog: Catalog, inventory: Inventory, skus: list[str]) -> dict[str, Any]:
+@routes.get("/api/v1/products/skus")
+@public
+async def lookup_skus(request: web.Request) -> web.Response:
+    """Current price, title and availability of up to 100 SKUs in one call (carts and orders use it)."""
+    skus = load_query(request, schemas.SkuLookupQuery())["skus"]
+    found = await lookup(request.app[CATALOG].store, request.app[INVENTORY], skus)
+    return web.json_response(found, headers={"Cache-Control": PRIVATE})
+
+
+async def lookup(store: ProductStore, inventory: Inventory, skus: list[str]) -> dict[str, Any]:
     """Published variants of visible products, with live availability; anything else is `missing`."""
     found: dict[str, tuple[Any, Any]] = {}
     for sku in skus:
-        product_id = await catalog.store.product_id_for_sku(sku)
-        product = await catalog.store.get(product_id) if product_id else None
-        variant = product.variant(sku) if product and product.visible else None
-        if product is not None and variant is not None and variant.published:
-            found[sku] = (product, variant)
+        owned = await store.variant_of(sku)
+        if owned is not None and owned[0].visible and owned[1].published:
+            found[sku] = owned
     levels = await inventory.levels(list(found))
     items = []
     for sku, (product, variant) in found.items():

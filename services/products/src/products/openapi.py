@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from marshmallow import Schema
 
-import products.inventory_schemas
-from products import schemas
+from products.catalog import schemas
+from products.inventory import schemas as inventory_schemas
 
 BODIES: dict[str, type[Schema]] = {
-    **products.inventory_schemas.OPENAPI_BODIES,
+    **inventory_schemas.OPENAPI_BODIES,
     "create_category": schemas.CategorySchema,
     "update_category": schemas.CategorySchema,
     "create_product": schemas.ProductSchema,
     "update_product": schemas.ProductSchema,
 }
 QUERIES: dict[str, type[Schema]] = {
-    **products.inventory_schemas.OPENAPI_QUERIES,
+    **inventory_schemas.OPENAPI_QUERIES,
     "lookup_skus": schemas.SkuLookupQuery,
 }

@@ -15,15 +15,17 @@ from typing import Any
 from opensearchpy import AsyncOpenSearch
 from pymongo.errors import BulkWriteError
 
-from products import demo, ledger
-from products.catalog import stream as product_stream
-from products.categories import Categories
-from products.inventory import ledger_stream
+from products import demo
+from products.catalog.categories import Categories
+from products.catalog.schemas import ProductSchema
+from products.catalog.service import stream as product_stream
+from products.catalog.store import ProductStore
+from products.inventory import ledger
+from products.inventory.stock import ledger_stream
 from products.model import Product, ProductStatus
-from products.schemas import ProductSchema
-from products.search.rebuild import BULK_TIMEOUT, catalog_products, rebuild
+from products.reindex import catalog_products
+from products.search.rebuild import BULK_TIMEOUT, rebuild
 from products.settings import ProductsSettings
-from products.store import ProductStore
 from shopkit import clock, mongo
 from shopkit.events import EventStore, NewEvent
 from shopkit.ids import new_id

@@ -9,19 +9,16 @@ in any order: the index's version and sequence guards (see `index`) make the new
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 
-from products.keys import CATALOG
-from products.ledger import Movement
+from products.events import Movement
 from products.model import Product
+from products.skus import SkuDirectory
 from shopkit import broker
 from shopkit.events import Event
 from shopkit.inbox import consume
-
-if TYPE_CHECKING:
-    from products.search.service import SearchService
 
 DURABLE = "products-search"
 # About 3.5 days of retries at the kit's 300 s cap. Not higher: the kit's backoff computes
@@ -34,6 +31,16 @@ STOCK_EVENTS = frozenset(movement.value for movement in Movement)
 SkuOwner = Callable[[str], Awaitable[str | None]]
 
 
+class IndexWriter(Protocol):
+    """The writes the indexer makes (`SearchService` has them)."""
+
+    async def index_product(self, product: Product) -> None: ...
+
+    async def delete(self, product_id: str, version: int) -> None: ...
+
+    async def update_stock(self, product_id: str, sku: str, available: int, seq: int) -> None: ...
+
+
 def subjects(service: str) -> list[str]:
     return [
         broker.subject(service, "product.changed"),
@@ -42,7 +49,7 @@ def subjects(service: str) -> list[str]:
     ]
 
 
-async def apply(service: SearchService, event: Event, owner_of: SkuOwner) -> None:
+async def apply(service: IndexWriter, event: Event, owner_of: SkuOwner) -> None:
     """Apply one event to the index; idempotent, and harmless when older than what is indexed."""
     if event.type == "product.changed":
         await service.index_product(Product.from_json(event.data))
@@ -59,12 +66,12 @@ async def apply(service: SearchService, event: Event, owner_of: SkuOwner) -> Non
 
 
 def consumer(
-    service: SearchService, stream: str
+    service: IndexWriter, stream: str, skus: SkuDirectory
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """The cleanup_ctx entry running the indexer's durable consumer."""
 
     async def handle(app: web.Application, event: Event) -> None:
-        await apply(service, event, app[CATALOG].store.product_id_for_sku)
+        await apply(service, event, skus.product_id_for_sku)
 
     return consume(
         DURABLE, stream=stream, subjects=subjects(stream), handler=handle, max_deliver=MAX_DELIVER

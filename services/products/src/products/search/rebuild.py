@@ -2,39 +2,26 @@
 
 While the new index is built, the `<alias>-next` alias names it, so the indexer writes every change
 to it as well as to the live index. Changes made before that moment are in the catalog the rebuild
-reads; changes after it reach the new index through the indexer; the write guards (see `index`)
-settle any overlap. Searches keep hitting the complete old index until one `_aliases` call
-points them at the complete new one.
-
-    python -m products.search.rebuild [--force]   # reads the products service's environment
+reads; changes after it reach the new index through the indexer; where both write, the guards
+(see `index`) let the newest win. Searches keep hitting the complete old index until one `_aliases` call
+points them at the complete new one. `python -m products.reindex` runs it on a deployment.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import json
 import logging
-import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opensearchpy import AsyncOpenSearch, NotFoundError, OpenSearchException
-from pymongo.errors import PyMongoError
+from opensearchpy import AsyncOpenSearch, NotFoundError
 
-from products.inventory import RESERVATIONS_COLLECTION, Inventory
-from products.inventory_store import InventoryStore
 from products.model import Product
 from products.search import index
 from products.search.document import document
 from products.search.errors import RebuildFailed, RebuildInProgress
-from products.settings import ProductsSettings
-from products.store import ProductStore
-from shopkit import logs, mongo
-from shopkit.events import EventStore
-from shopkit.settings import SettingsError, load
 
 log = logging.getLogger("products.search.rebuild")
 Availability = Callable[[list[str]], Awaitable[Mapping[str, int]]]
@@ -159,82 +146,3 @@ async def _stock_seqs(
         stock = (doc.get("_source") or {}).get("stock") or {}
         found[doc["_id"]] = {sku: int(level["s"]) for sku, level in stock.items()}
     return found
-
-
-async def catalog_products(store: ProductStore, page: int = BATCH) -> AsyncIterator[Product]:
-    """Every published product in id order, a page at a time (a collection scan: rebuilds only)."""
-    after: str | None = None
-    while True:
-        found = await store.scan(after=after, limit=page, status="published")
-        for product in found:
-            yield product
-        if len(found) < page:
-            return
-        after = found[-1].id
-
-
-async def rebuild_from_environment(*, force: bool = False, grace: float = GRACE_SECONDS) -> Rebuilt:
-    """Read the catalog and stock levels from the service's database, as a running instance would."""
-    settings = load(ProductsSettings)
-    logs.configure(settings.service_name, settings.log_level)
-    mongo_client = mongo.client(settings.mongo_url.value)
-    engine = AsyncOpenSearch(hosts=[settings.opensearch_url], timeout=BULK_TIMEOUT, max_retries=2)
-    try:
-        db = mongo_client[settings.database]
-        store = ProductStore(db)
-
-        async def tracked(sku: str) -> bool | None:
-            product_id = await store.product_id_for_sku(sku)
-            product = await store.get(product_id) if product_id else None
-            variant = product.variant(sku) if product is not None else None
-            return variant.track_stock if variant is not None else None
-
-        inventory = Inventory(
-            EventStore(db),
-            EventStore(db, RESERVATIONS_COLLECTION),
-            InventoryStore(db),
-            tracked,
-            reservation_ttl=settings.reservation_ttl,
-            low_stock_threshold=settings.low_stock_threshold,
-        )
-
-        async def availability(skus: list[str]) -> dict[str, int]:
-            levels = await inventory.levels(skus)
-            return {sku: level.available for sku, level in levels.items()}
-
-        return await rebuild(
-            engine,
-            settings.search_index,
-            catalog_products(store),
-            availability,
-            force=force,
-            grace=grace,
-        )
-    finally:
-        await engine.close()
-        await mongo_client.close()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m products.search.rebuild",
-        description="Reindex every visible product with no downtime.",
-    )
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="drop an index a crashed rebuild left under the -next alias instead of refusing",
-    )
-    args = parser.parse_args()
-    try:
-        result = asyncio.run(rebuild_from_environment(force=args.force))
-    except (SettingsError, RebuildInProgress) as error:
-        sys.exit(str(error))
-    except (RebuildFailed, PyMongoError, OpenSearchException) as error:
-        # The half-built index is already dropped; the live one was never touched.
-        sys.exit(f"rebuild failed, the live index is unchanged: {type(error).__name__}: {error}")
-    print(json.dumps({"index": result.index, "count": result.count, "replaced": result.replaced}))
-
-
-if __name__ == "__main__":
-    main()

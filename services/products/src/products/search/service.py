@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +25,7 @@ from products.search.document import indexed, tombstone
 from products.search.errors import SearchUnavailable
 from products.search.query import SearchParams
 from products.search.recent import Recent
+from products.skus import SkuDirectory
 from shopkit.problems import ValidationFailed
 
 log = logging.getLogger("products.search")
@@ -200,25 +201,32 @@ def _missing(item: Mapping[str, Any]) -> bool:
 SEARCH = web.AppKey("search", SearchService)
 
 
-async def search_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The engine client and the indexer for the app's life; a down engine never stops the service."""
-    settings = app[SETTINGS]
-    # The client logs every request at INFO and every failure with a traceback; the request log and
-    # our 503 problems already say it, and an outage must not flood the logs.
-    logging.getLogger("opensearch").setLevel(logging.ERROR)
-    client = make_client(settings.opensearch_url)
-    service = SearchService(client, settings.search_index)
-    app[SEARCH] = service
-    try:
+def search_context(
+    skus: Callable[[web.Application], SkuDirectory],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx entry: the engine client and the indexer for the app's life, a down engine never
+    stopping the service; `skus(app)` names the product of a SKU whose stock moved."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        # The client logs every request at INFO and every failure with a traceback; the request log
+        # and our 503 problems already say it, and an outage must not flood the logs.
+        logging.getLogger("opensearch").setLevel(logging.ERROR)
+        client = make_client(settings.opensearch_url)
+        service = SearchService(client, settings.search_index)
+        app[SEARCH] = service
         try:
-            # Bounded: an engine that hangs must not hold the whole service's startup.
-            async with asyncio.timeout(STARTUP_SECONDS):
-                await service.ensure_index()
-        except (SearchUnavailable, TimeoutError):
-            log.warning(
-                "search engine unreachable at startup; indexing will catch up when it is back"
-            )
-        async for _ in indexer.consumer(service, settings.service_name)(app):
-            yield
-    finally:
-        await client.close()
+            try:
+                # Bounded: an engine that hangs must not hold the whole service's startup.
+                async with asyncio.timeout(STARTUP_SECONDS):
+                    await service.ensure_index()
+            except (SearchUnavailable, TimeoutError):
+                log.warning(
+                    "search engine unreachable at startup; indexing will catch up when it is back"
+                )
+            async for _ in indexer.consumer(service, settings.service_name, skus(app))(app):
+                yield
+        finally:
+            await client.close()
+
+    return context

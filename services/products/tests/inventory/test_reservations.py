@@ -25,8 +25,8 @@ from test_inventory_support import (
     starter,
 )
 
-from products.inventory import RESERVATIONS_COLLECTION, reservation_stream
-from products.ledger import REQUESTED_EVENT
+from products.inventory.reservation import REQUESTED_EVENT
+from products.inventory.reservations import RESERVATIONS_COLLECTION, reservation_stream
 from shopkit import broker, clock
 from shopkit.events import Event, EventStore, encode
 from shopkit.testing.tokens import TokenFactory
@@ -214,11 +214,11 @@ async def test_release_and_commit_happen_once_and_never_both(stock: Stock) -> No
     assert (await stock.reserve("order-gone", {"TEE-S": 4})).status == 201
 
     # when one order is committed twice and the other released twice, then each the other way
-    commits = [await stock.settle("order-paid", "commit") for _ in range(2)]
-    releases = [await stock.settle("order-gone", "release") for _ in range(2)]
-    release_paid = await stock.settle("order-paid", "release")
-    commit_gone = await stock.settle("order-gone", "commit")
-    unknown = await stock.settle("order-never", "commit")
+    commits = [await stock.conclude("order-paid", "commit") for _ in range(2)]
+    releases = [await stock.conclude("order-gone", "release") for _ in range(2)]
+    release_paid = await stock.conclude("order-paid", "release")
+    commit_gone = await stock.conclude("order-gone", "commit")
+    unknown = await stock.conclude("order-never", "commit")
 
     # then each happened once, the crossing ones are 409, and 3 units left the shelf
     assert [r.status for r in commits + releases] == [204] * 4
@@ -245,16 +245,16 @@ async def test_a_commit_and_a_release_racing_leave_every_line_one_way(
     assert {a.status for a in answers} == {201}
 
     # when each order is committed on one instance and released on the other at the same moment
-    settled = await asyncio.gather(
+    concluded = await asyncio.gather(
         *(
-            stock.settle(f"order-{n}", action)
+            stock.conclude(f"order-{n}", action)
             for n in range(20)
             for stock, action in ((first, "commit"), (second, "release"))
         )
     )
 
     # then per order one of them won, and both lines followed the winner
-    assert {r.status for r in settled} <= {204, 409}
+    assert {r.status for r in concluded} <= {204, 409}
     states = [(await first.reservation(f"order-{n}"))["state"] for n in range(20)]
     sold = states.count("committed")
     assert sold + states.count("released") == 20
@@ -295,7 +295,7 @@ async def test_an_expired_reservation_is_released_exactly_once_by_two_sweepers(
         ("order-slow", 2, "not paid in time")
     ]
     assert await reservation_history(db, "order-slow") == ["requested", "held", "expired"]
-    commit = await first.settle("order-slow", "commit")
+    commit = await first.conclude("order-slow", "commit")
     assert commit.status == 409
 
 
@@ -319,7 +319,7 @@ async def test_a_reservation_whose_maker_died_is_abandoned_and_may_be_made_again
     await stock.receive("TEE-S", 4)
     await stock.receive("TEE-M", 4)
     inventory = inventory_of(stock.client)
-    reservations = inventory._reservations
+    reservations = inventory.reservations.events
     append = reservations.append
 
     async def dies_before_concluding(
@@ -365,7 +365,7 @@ async def _reserve_with_a_maker_that_dies_after_the_claim(
     async def dies(*args: Any) -> None:
         raise PyMongoError("the process died here")
 
-    monkeypatch.setattr(inventory, "_make", dies)
+    monkeypatch.setattr(inventory.reservations, "_make", dies)
     crashed = await stock.reserve(order_id, lines)
     monkeypatch.undo()
     assert crashed.status == 500
@@ -436,18 +436,18 @@ async def test_every_way_a_reservation_ends_takes_it_off_the_open_list(
     await _reserve_with_a_maker_that_dies_after_the_claim(
         stock, "order-dead", {"TEE-S": 1}, monkeypatch
     )
-    append = inventory._reservations.append
+    append = inventory.reservations.events.append
 
     async def claim_fails(stream_id: str, expected_seq: int, type: str, *args: Any) -> Event:
         if type == REQUESTED_EVENT:
             raise PyMongoError("the answer to this claim was lost")
         return await append(stream_id, expected_seq, type, *args)
 
-    monkeypatch.setattr(inventory._reservations, "append", claim_fails)
+    monkeypatch.setattr(inventory.reservations.events, "append", claim_fails)
     assert (await stock.reserve("order-unclaimed", {"TEE-S": 1})).status == 500
     monkeypatch.undo()
-    assert (await stock.settle("order-paid", "commit")).status == 204
-    assert (await stock.settle("order-gone", "release")).status == 204
+    assert (await stock.conclude("order-paid", "commit")).status == 204
+    assert (await stock.conclude("order-gone", "release")).status == 204
     listed = {doc["order_id"] async for doc in db.open_reservations.find()}
     assert listed == {"order-open", "order-late", "order-dead", "order-unclaimed"}
 
@@ -470,7 +470,7 @@ async def test_untracked_lines_are_reserved_without_touching_a_ledger(stock: Sto
         {"sku": "TEE-S", "quantity": 1, "tracked": True},
     ]
     assert await stock.movements("GIFT-CARD") == []
-    assert (await stock.settle("order-gift", "commit")).status == 204
+    assert (await stock.conclude("order-gift", "commit")).status == 204
     assert await stock.counts("TEE-S") == (0, 0, 0)
 
 
@@ -545,11 +545,11 @@ async def test_orders_events_commit_and_release_reservations(
     await publish("order.expired", expired)
 
     # then the paid order's stock left the shelf and the others' came back
-    async def settled() -> bool:
+    async def followed() -> bool:
         states = [(await stock.reservation(o))["state"] for o in (paid, cancelled, expired)]
         return states == ["committed", "released", "released"]
 
-    await eventually(settled)
+    await eventually(followed)
     assert await stock.counts("TEE-S") == (8, 0, 8)
     ledger = await stock.assert_ledger_adds_up("TEE-S")
     assert [(m["type"], m["reason"]) for m in ledger if m["order_id"] == paid] == [

@@ -14,10 +14,10 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from products.categories import Categories
-from products.errors import ProductNotFound, SkuTaken, SlugTaken, StaleVersion
+from products.catalog.categories import Categories
+from products.catalog.errors import ProductNotFound, SkuTaken, SlugTaken, StaleVersion
+from products.catalog.store import ClaimTaken, ProductStore
 from products.model import Product, ProductStatus, Variant
-from products.store import ClaimTaken, ProductStore
 from shopkit import clock
 from shopkit.events import ConcurrencyConflict, Event, EventStore
 from shopkit.ids import new_id

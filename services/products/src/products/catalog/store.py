@@ -16,7 +16,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from products.model import Product
+from products.model import Product, Variant
 from shopkit import clock
 from shopkit.cache import Cache
 
@@ -69,6 +69,18 @@ class ProductStore:
     async def product_id_for_sku(self, sku: str) -> str | None:
         owner = await self.claim_owner("sku", sku)
         return owner[0] if owner else None
+
+    async def variant_of(self, sku: str) -> tuple[Product, Variant] | None:
+        """The product that has the SKU, and the SKU's variant in its current version."""
+        product_id = await self.product_id_for_sku(sku)
+        product = await self.get(product_id) if product_id else None
+        variant = product.variant(sku) if product is not None else None
+        return (product, variant) if product is not None and variant is not None else None
+
+    async def tracks_stock(self, sku: str) -> bool | None:
+        """Whether the SKU's stock is counted, None when no product has it (a `SkuDirectory`)."""
+        found = await self.variant_of(sku)
+        return found[1].track_stock if found is not None else None
 
     async def product_id_for_slug(self, slug: str) -> str | None:
         owner = await self.claim_owner("slug", slug)

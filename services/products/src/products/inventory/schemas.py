@@ -59,7 +59,7 @@ class ReservationRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Settlement:
+class Conclusion:
     reason: str | None
 
 
@@ -107,14 +107,14 @@ class ReservationSchema(Schema):
         )
 
 
-class SettlementSchema(Schema):
-    """The optional body of release and commit: why, for the ledger."""
+class ConclusionSchema(Schema):
+    """The optional body of release and commit, which conclude a reservation: why, for the ledger."""
 
     reason = Reason(load_default=None)
 
     @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> Settlement:
-        return Settlement(**data)
+    def make(self, data: dict[str, Any], **_: Any) -> Conclusion:
+        return Conclusion(**data)
 
 
 class MovementQuery(PageQuery):
@@ -132,7 +132,7 @@ OPENAPI_BODIES: dict[str, type[Schema]] = {
     "receive_stock": ReceiptSchema,
     "adjust_stock": AdjustmentSchema,
     "reserve_stock": ReservationSchema,
-    "release_reservation": SettlementSchema,
-    "commit_reservation": SettlementSchema,
+    "release_reservation": ConclusionSchema,
+    "commit_reservation": ConclusionSchema,
 }
 OPENAPI_QUERIES: dict[str, type[Schema]] = {"stock_movements": MovementQuery}

@@ -15,6 +15,7 @@ from products_support import Roles
 from test_inventory_support import (
     SKUS,
     Client,
+    SkuTable,
     Start,
     Stock,
     eventually,
@@ -23,15 +24,11 @@ from test_inventory_support import (
     starter,
 )
 
-from products.inventory import (
-    RESERVATIONS_COLLECTION,
-    SNAPSHOT_EVERY,
-    Inventory,
-    alert_stream,
-    ledger_stream,
-)
-from products.inventory_store import InventoryStore
-from products.ledger import Ledger, StockLevel
+from products.inventory.ledger import Ledger, StockLevel
+from products.inventory.reservations import RESERVATIONS_COLLECTION
+from products.inventory.service import Inventory
+from products.inventory.stock import SNAPSHOT_EVERY, alert_stream, ledger_stream
+from products.inventory.store import InventoryStore
 from shopkit.events import Event, EventStore
 from shopkit.testing.tokens import TokenFactory
 
@@ -233,7 +230,7 @@ async def test_the_movements_are_an_audit_trail_paged_newest_first(
         await stock.receive("TEE-L", quantity)
     assert (await stock.adjust("TEE-L", -1, reason="stolen")).status == 201
     assert (await stock.reserve("order-audit", {"TEE-L": 2})).status == 201
-    assert (await stock.settle("order-audit", "commit")).status == 204
+    assert (await stock.conclude("order-audit", "commit")).status == 204
 
     # when staff read it two entries at a time
     first = await stock.client.get(
@@ -294,7 +291,7 @@ async def test_low_and_out_of_stock_are_published_once_per_crossing(
         await stock.receive("TEE-S", 7)
         assert (await stock.reserve("order-low", {"TEE-S": 2})).status == 201
         assert (await stock.reserve("order-out", {"TEE-S": 5})).status == 201
-        assert (await stock.settle("order-low", "release")).status == 204
+        assert (await stock.conclude("order-low", "release")).status == 204
 
         # then, once the relay has published the 4 movements, exactly one low and one out went out
         async def all_published() -> bool:
@@ -373,7 +370,7 @@ async def test_a_new_instance_starts_from_the_snapshot_and_the_holds_in_it(
 
     # then the new instance counts it all, and can release the hold it never saw being made
     assert await second.counts("TEE-S") == (21, 3, 18)
-    assert (await second.settle("order-snap", "release")).status == 204
+    assert (await second.conclude("order-snap", "release")).status == 204
     assert await second.counts("TEE-S") == await first.counts("TEE-S") == (21, 0, 21)
     await second.assert_ledger_adds_up("TEE-S")
 
@@ -394,15 +391,11 @@ def _instance(
     db: Any, events: EventStore, store: InventoryStore | None = None, threshold: int = 0
 ) -> Inventory:
     """An instance without its background jobs: only its requests save snapshots."""
-
-    async def tracked(sku: str) -> bool | None:
-        return SKUS.get(sku)
-
     return Inventory(
         events,
         EventStore(db, RESERVATIONS_COLLECTION),
         store or InventoryStore(db),
-        tracked,
+        SkuTable(SKUS),
         reservation_ttl=900,
         low_stock_threshold=threshold,
     )

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from products.errors import CategoryCycle, CategoryNotFound, SlugTaken, StaleVersion
+from products.catalog.errors import CategoryCycle, CategoryNotFound, SlugTaken, StaleVersion
 from products.model import Category
 from shopkit.events import Event, EventStore, NewEvent, decide
 from shopkit.ids import new_id

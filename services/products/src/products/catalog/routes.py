@@ -1,4 +1,5 @@
-"""HTTP handlers of the catalog: categories, products, and the SKU lookup other services use."""
+"""HTTP handlers of the catalog: categories and products (lists and the SKU lookup are `products.listing`
+and `products.lookup`, which read search and inventory too)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,22 @@ from typing import Any
 
 from aiohttp import web
 
-from products import schemas
-from products.errors import PreconditionRequired, StaleVersion
-from products.inventory import INVENTORY
-from products.keys import CATALOG, CATEGORIES
-from products.listing import list_products
-from products.lookup import lookup
+from products.catalog import schemas
+from products.catalog.errors import PreconditionRequired, StaleVersion
+from products.catalog.keys import CATALOG, CATEGORIES
 from products.model import Product
 from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import optional_principal, principal, public, requires
 from shopkit.idempotency import idempotent
 from shopkit.problems import BadRequest
-from shopkit.schemas import load_body, load_query
+from shopkit.schemas import load_body
 
 routes = web.RouteTableDef()
 PUBLIC_CACHE = "public, max-age=30"
 PRIVATE = "private, no-store"
 
 
-def _is_staff(request: web.Request) -> bool:
+def is_staff(request: web.Request) -> bool:
     found = optional_principal(request)
     return found is not None and found.has_any(*STAFF)
 
@@ -67,7 +65,7 @@ def _written(product: Product, status: int = 200) -> web.Response:
 @routes.get("/api/v1/categories")
 @public
 async def list_categories(request: web.Request) -> web.Response:
-    staff = _is_staff(request)
+    staff = is_staff(request)
     tree = request.app[CATEGORIES]
     found = await tree.all(include_archived=staff)
     body = {"items": [c.to_json() for c in found], "next_cursor": None}
@@ -77,7 +75,7 @@ async def list_categories(request: web.Request) -> web.Response:
 @routes.get("/api/v1/categories/{category_id}")
 @public
 async def get_category(request: web.Request) -> web.Response:
-    staff = _is_staff(request)
+    staff = is_staff(request)
     tree = request.app[CATEGORIES]
     category = await tree.get(request.match_info["category_id"], include_archived=staff)
     return _cached(request, category.to_json(), f'"v{tree.version(category.id)}"', staff)
@@ -113,31 +111,14 @@ async def update_category(request: web.Request) -> web.Response:
     )
 
 
-# --- products (fixed paths are registered before /{key} so they are not taken for a product)
-
-
-@routes.get("/api/v1/products/skus")
-@public
-async def lookup_skus(request: web.Request) -> web.Response:
-    """Current price, title and availability of up to 100 SKUs in one call (carts and orders use it)."""
-    skus = load_query(request, schemas.SkuLookupQuery())["skus"]
-    found = await lookup(request.app[CATALOG], request.app[INVENTORY], skus)
-    return web.json_response(found, headers={"Cache-Control": PRIVATE})
-
-
-@routes.get("/api/v1/products")
-@public
-async def list_all(request: web.Request) -> web.Response:
-    page = await list_products(request, staff=_is_staff(request))
-    return web.json_response(
-        page, headers={"Cache-Control": PRIVATE if _is_staff(request) else PUBLIC_CACHE}
-    )
+# --- products (fixed paths are registered before /{key} so they are not taken for a product:
+# app.py adds `products.lookup`'s routes before these)
 
 
 @routes.get("/api/v1/products/{key}")
 @public
 async def get_product(request: web.Request) -> web.Response:
-    staff = _is_staff(request)
+    staff = is_staff(request)
     product = await request.app[CATALOG].get(request.match_info["key"], staff=staff)
     return _cached(request, product.public(staff=staff), product.etag, staff)
 

@@ -10,7 +10,7 @@ from aiohttp import ClientResponse
 from products_support import Client, Roles, product
 from pymongo.errors import PyMongoError
 
-from products.keys import CATALOG
+from products.catalog.keys import CATALOG
 from shopkit.events import Event
 from shopkit.pagination import encode_cursor
 

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 from products_support import Client, Roles, product
 
+from products.reindex import rebuild_from_environment
 from products.search import index
-from products.search.rebuild import rebuild_from_environment
 from products.search.service import SEARCH
 
 FRESH_WITHIN = 5.0

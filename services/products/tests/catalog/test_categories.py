@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from products.categories import Categories
-from products.errors import SlugTaken
+from products.catalog.categories import Categories
+from products.catalog.errors import SlugTaken
 from shopkit.events import EventStore
 
 

@@ -19,7 +19,8 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from products.ledger import Hold, Ledger, Line
+from products.inventory.ledger import Hold, Ledger
+from products.inventory.reservation import Line
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from products import inventory_schemas as schemas
-from products.inventory import INVENTORY, Inventory
-from products.ledger import SkuNotFound, movement_json, untracked_json
+from products.inventory import schemas
+from products.inventory.errors import SkuNotFound
+from products.inventory.ledger import movement_json, untracked_json
+from products.inventory.service import INVENTORY, Inventory
 from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import principal, requires
 from shopkit.idempotency import HEADER, idempotent
@@ -46,9 +47,9 @@ def _request_key(request: web.Request) -> str | None:
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
-async def _settlement(request: web.Request) -> schemas.Settlement:
+async def _conclusion(request: web.Request) -> schemas.Conclusion:
     # The body is optional: an empty one means "no reason given".
-    return validate(schemas.SettlementSchema(), await read_json(request))  # type: ignore[no-any-return]
+    return validate(schemas.ConclusionSchema(), await read_json(request))  # type: ignore[no-any-return]
 
 
 # --- staff
@@ -142,7 +143,7 @@ async def get_reservation(request: web.Request) -> web.Response:
 @requires("service")
 async def release_reservation(request: web.Request) -> web.Response:
     """Give an unpaid order's stock back (idempotent; 409 once committed)."""
-    body = await _settlement(request)
+    body = await _conclusion(request)
     await _inventory(request).release(
         request.match_info["order_id"], principal(request).subject, body.reason
     )
@@ -153,7 +154,7 @@ async def release_reservation(request: web.Request) -> web.Response:
 @requires("service")
 async def commit_reservation(request: web.Request) -> web.Response:
     """A paid order's stock leaves the shelf (idempotent; 409 once released or expired)."""
-    body = await _settlement(request)
+    body = await _conclusion(request)
     await _inventory(request).commit(
         request.match_info["order_id"], principal(request).subject, body.reason
     )
