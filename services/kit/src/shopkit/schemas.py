@@ -58,7 +58,11 @@ def _no_constants(name: str) -> Any:
 async def load_body(
     request: web.Request, schema: marshmallow.Schema, *, partial: bool = False
 ) -> Any:
-    """The validated body: 400 when it is not JSON, 422 with per-field errors when it is invalid."""
+    """The validated body: 400 when it is not JSON, 422 with per-field errors when it is invalid.
+
+    The body is required: an empty one is refused, as the OpenAPI document says (`{}` is a body)."""
+    if not await request.read():
+        raise ValidationFailed("send a JSON body", errors={"_body": ["a JSON body is required"]})
     return validate(schema, await read_json(request), partial=partial)
 
 

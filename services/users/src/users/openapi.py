@@ -108,7 +108,7 @@ OPERATIONS = {
     ),
     "login": Operation(body=schemas.LoginSchema, response=TokenPairOut, errors=(401, 403, 429)),
     "refresh": Operation(body=schemas.RefreshSchema, response=TokenPairOut, errors=(401, 429)),
-    "logout": Operation(body=schemas.RefreshSchema, statuses=(204,), errors=(429,)),
+    "logout": Operation(body=schemas.RefreshSchema, statuses=(204,), errors=(401, 429)),
     "verify_email": Operation(body=schemas.TokenSchema, response=UserOut, errors=(409, 429)),
     "password_reset": Operation(
         body=schemas.EmailSchema, response=StatusOut, statuses=(202,), errors=(429,)
@@ -137,7 +137,9 @@ OPERATIONS = {
         errors=(403, 409),
     ),
     "get_address": Operation(response=AddressOut, errors=(403,)),
-    "update_address": Operation(body=schemas.AddressSchema, response=AddressOut, errors=(403, 409)),
+    "update_address": Operation(
+        body=schemas.AddressSchema(partial=True), response=AddressOut, errors=(403, 409)
+    ),
     "delete_address": Operation(statuses=(204,), errors=(403,)),
     "openapi": Operation(response={"type": "object"}),
     "list_users": Operation(query=schemas.UserQuery, response=UserPageOut),

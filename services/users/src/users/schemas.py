@@ -25,6 +25,11 @@ def Name(**kwargs: Any) -> fields.String:
 class Password(fields.String):
     """8 to 256 characters of any script or emoji, counted after NFC normalisation."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        # The OpenAPI document states the length the check below enforces.
+        kwargs.setdefault("metadata", {"minLength": MIN_LENGTH, "maxLength": MAX_LENGTH})
+        super().__init__(**kwargs)
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         password = normalise(super()._deserialize(value, attr, data, **kwargs))
         if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
