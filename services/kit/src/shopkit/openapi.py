@@ -12,6 +12,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from shopkit.auth import PUBLIC
+from shopkit.schemas import JSONSCHEMA
 
 __all__ = [
     "ETAG",
@@ -122,6 +123,13 @@ def _schema_name(schema: SchemaLike) -> str | None:
     return schema.__name__.removesuffix("Schema") or schema.__name__
 
 
+def _raw_jsonschema(
+    converter: Any, field: marshmallow.fields.Field[Any], **_: Any
+) -> dict[str, Any]:
+    """Keywords apispec drops (`propertyNames`...) or cannot derive, from `metadata={"jsonschema": ...}`."""
+    return dict(field.metadata.get(JSONSCHEMA, {}))
+
+
 def _problem(status: int) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "description": _REASONS.get(status, "An RFC 9457 problem"),
@@ -178,13 +186,15 @@ def document(
 
     `operations` maps a handler's name to its `Operation`; a handler without one is still listed.
     """
+    # apispec also calls the resolver with instances and accepts None (inline), as its docs say.
+    plugin = MarshmallowPlugin(schema_name_resolver=_schema_name)  # type: ignore[arg-type]
     spec = APISpec(
         title=title if not internal else f"{title} (internal)",
         version=version,
         openapi_version="3.1.0",
-        # apispec also calls the resolver with instances and accepts None (inline), as its docs say.
-        plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],  # type: ignore[arg-type]
+        plugins=[plugin],
     )
+    plugin.converter.add_attribute_function(_raw_jsonschema)  # type: ignore[union-attr]
     spec.components.security_scheme(
         "bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )

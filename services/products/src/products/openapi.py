@@ -194,12 +194,12 @@ OPERATIONS = {
     "list_all": Operation(query=search.ProductListQuery(exclude=_FACETS), response=ProductPageOut),
     "get_product": _cached(ProductOut),
     "create_product": Operation(
-        body=schemas.ProductSchema,
+        body=schemas.NewProductSchema,
         response=ProductOut,
         statuses=(201,),
         headers=(IDEMPOTENCY_KEY,),
         response_headers=(ETAG, LOCATION),
-        errors=(409,),
+        errors=(404, 409),  # 404: the category_id names no category
     ),
     "update_product": Operation(
         body=schemas.ProductSchema(partial=True),

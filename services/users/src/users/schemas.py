@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate
 
 from shopkit.pagination import PageQuery
-from shopkit.schemas import Schema
+from shopkit.schemas import Boolean, Schema
 from users.model import Role
 from users.passwords import MAX_LENGTH, MIN_LENGTH, normalise
 
@@ -97,8 +97,8 @@ class AddressSchema(Schema):
         validate=validate.Regexp(r"^[A-Z]{2}$", error="use an ISO 3166-1 alpha-2 code"),
     )
     phone = fields.String(allow_none=True, validate=PHONE)
-    default_shipping = fields.Boolean()
-    default_billing = fields.Boolean()
+    default_shipping = Boolean()
+    default_billing = Boolean()
 
 
 class UserQuery(PageQuery):
@@ -111,5 +111,5 @@ class AdminUserSchema(Schema):
         fields.String(validate=validate.OneOf([r.value for r in Role])),
         validate=validate.Length(1, 3),
     )
-    disabled = fields.Boolean()
+    disabled = Boolean()
     name = Name()
