@@ -12,11 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import registry
+
 from shopkit import problems
 from shopkit.processes import Peer, PeerFailed
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "nginx" / "shop.conf.template"
+# The API reference page (/api/docs) and the Swagger UI it loads (installed by scripts/install.sh).
+DOCS_DIR = ROOT / "nginx" / "docs"
+SWAGGER_UI_DIR = ROOT / ".tools" / "web" / "node_modules" / "swagger-ui-dist"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,33 +33,71 @@ class Route:
     limit: str | None = None
 
 
-# Adding a service: its upstream servers in the mapping given to render(), its prefixes here.
-ROUTES: tuple[Route, ...] = (
-    Route("= /api/v1/auth/login", "users", limit="login"),
-    Route("/api/v1/auth/", "users"),
-    Route("= /api/v1/users", "users"),  # the admin list
-    Route("/api/v1/users/", "users"),  # profiles, addresses, /api/v1/users/openapi.json
-    Route("= /api/v1/products", "products"),
-    Route("/api/v1/products/", "products"),
-    Route("= /api/v1/categories", "products"),
-    Route("/api/v1/categories/", "products"),
-    Route("= /api/v1/search", "products"),
-    Route("/api/v1/search/", "products"),
-    Route("/api/v1/inventory/", "products"),
-)
+def routes_for(services: Mapping[str, registry.Service]) -> tuple[Route, ...]:
+    """Each service's locations from the registry: its rate-limited paths, then its prefixes."""
+    routes: list[Route] = []
+    for service in services.values():
+        routes += [Route(f"= {path}", service.name, zone) for path, zone in service.limited.items()]
+        for prefix in service.prefixes:
+            routes.append(Route(f"= /api/v1/{prefix}", service.name))
+            routes.append(Route(f"/api/v1/{prefix}/", service.name))
+    return tuple(routes)
 
-# Errors nginx itself produces (no route, body too large, rate limited, upstream down or slow).
+
+# Situations only the gateway meets (the services never parse such requests), so not in the kit.
+class RequestTimeout(problems.Problem):
+    status, slug, title = 408, "request-timeout", "Request timeout"
+
+
+class LengthRequired(problems.Problem):
+    status, slug, title = 411, "length-required", "Length required"
+
+
+class UriTooLong(problems.Problem):
+    status, slug, title = 414, "uri-too-long", "URI too long"
+
+
+class HeaderFieldsTooLarge(problems.Problem):
+    status, slug, title = 431, "header-fields-too-large", "Request header fields too large"
+
+
+class NotImplemented_(problems.Problem):
+    status, slug, title = 501, "not-implemented", "Not implemented"
+
+
+class HttpVersionNotSupported(problems.Problem):
+    status, slug, title = 505, "http-version-not-supported", "HTTP version not supported"
+
+
+# Errors nginx itself produces: malformed requests (a bad escape, a control character, `..` above
+# the root, an invalid method, an over-long URI or header, an unknown HTTP version or transfer
+# coding), no route, body too large, rate limited, upstream down or slow, and what serving the
+# /api/docs files can meet (an unreadable file, a failed If-Match).
 GATEWAY_PROBLEMS: dict[int, tuple[type[problems.Problem], str]] = {
     400: (problems.BadRequest, "The request could not be parsed."),
     404: (problems.NotFound, "No resource is served at this path."),
+    403: (problems.Forbidden, "The gateway may not serve this file."),
     405: (problems.MethodNotAllowed, "The gateway does not accept this method here."),
+    408: (RequestTimeout, "The request was not received in time."),
+    411: (LengthRequired, "A request body needs a Content-Length."),
+    412: (problems.PreconditionFailed, "The file does not match the preconditions of the request."),
     413: (problems.PayloadTooLarge, "The request body is larger than 1 MiB."),
+    414: (UriTooLong, "The request URI is longer than 8 KiB."),
     429: (problems.TooManyRequests, "Too many requests from this address; retry shortly."),
+    431: (HeaderFieldsTooLarge, "A request header is longer than 8 KiB, or all are over 32 KiB."),
     500: (problems.Problem, "The gateway failed to handle the request."),
+    501: (NotImplemented_, "The request uses a transfer coding the gateway does not implement."),
     502: (problems.BadGateway, "The upstream service could not be reached."),
     503: (problems.ServiceUnavailable, "The upstream service is unavailable."),
     504: (problems.GatewayTimeout, "The upstream service did not answer in time."),
+    505: (HttpVersionNotSupported, "The gateway speaks HTTP/1.0 and HTTP/1.1."),
 }
+# nginx's own codes for errors it reports to clients under another status.
+NGINX_CODES = {431: (494,)}
+# Error pages are internal locations under this prefix: a URI, not a named location, since a
+# request refused while its request line was parsed has no URI and nginx refuses a named
+# location for it (answering its own HTML 500).
+PROBLEM_PREFIX = "/_gateway/problem/"
 
 
 def _upstreams_block(upstreams: Mapping[str, Sequence[str]]) -> str:
@@ -103,6 +146,9 @@ def _problem_body(status: int, problem: type[problems.Problem], detail: str) -> 
         "request_id": "@request_id@",
     }
     text = json.dumps(body, separators=(",", ":"))
+    # It becomes an nginx string in single quotes.
+    if "'" in text or "$" in text:
+        raise ValueError(f"problem {status} must not contain a quote or a dollar: {text}")
     # nginx fills these in; both maps only let through values that need no JSON escaping.
     return text.replace("@instance@", "$shop_instance").replace("@request_id@", "$shop_request_id")
 
@@ -110,11 +156,14 @@ def _problem_body(status: int, problem: type[problems.Problem], detail: str) -> 
 def _problems_block() -> str:
     lines = []
     for status in GATEWAY_PROBLEMS:
-        lines.append(f"        error_page {status} @problem_{status};")
+        codes = " ".join(str(code) for code in (status, *NGINX_CODES.get(status, ())))
+        # `=status`: without it nginx keeps the status it chose (400 for its 494) over the page's.
+        lines.append(f"        error_page {codes} ={status} {PROBLEM_PREFIX}{status};")
     for status, (problem, detail) in GATEWAY_PROBLEMS.items():
         lines += [
             "",
-            f"        location @problem_{status} {{",
+            f"        location = {PROBLEM_PREFIX}{status} {{",
+            "            internal;",
             "            default_type application/problem+json;",
             f"            return {status} '{_problem_body(status, problem, detail)}';",
             "        }",
@@ -122,19 +171,54 @@ def _problems_block() -> str:
     return "\n".join(lines)
 
 
+def _trailing_slash_guards(routes: Sequence[Route]) -> str:
+    """An exact 404 for each `/prefix/` route without its own `= /prefix`.
+
+    nginx otherwise answers `/prefix` with a 301 to `/prefix/`: a redirect nobody asked for, and
+    an HTML body.
+    """
+    exact = {
+        route.location.removeprefix("= ") for route in routes if route.location.startswith("= ")
+    }
+    blocks = []
+    for route in routes:
+        bare = route.location.rstrip("/")
+        if route.location.startswith("/") and route.location.endswith("/") and bare not in exact:
+            exact.add(bare)
+            blocks.append(f"        location = {bare} {{\n            return 404;\n        }}\n")
+    return "\n".join(blocks)
+
+
+def _docs_config(upstreams: Mapping[str, Sequence[str]]) -> str:
+    """Swagger UI's config: a dropdown of every routed service's OpenAPI document."""
+    urls = [{"name": name, "url": f"/api/v1/{name}/openapi.json"} for name in upstreams]
+    config = {"urls": urls, "urls.primaryName": next(iter(upstreams), ""), "validatorUrl": None}
+    text = json.dumps(config, separators=(",", ":"))
+    # It is an nginx string in single quotes, where `$` would start a variable.
+    if "'" in text or "$" in text or "\\" in text:
+        raise ValueError(f"service names must be plain words: {list(upstreams)}")
+    return text
+
+
 def render(
     listen_port: int,
     upstreams: Mapping[str, Sequence[str]],
     state_dir: Path,
-    routes: Sequence[Route] = ROUTES,
+    routes: Sequence[Route] | None = None,
 ) -> str:
-    """The config for a gateway on 127.0.0.1:`listen_port`; routes to unknown upstreams skipped."""
+    """The config for a gateway on 127.0.0.1:`listen_port`; routes to unknown upstreams skipped.
+    `routes` default to the registry's (services/registry.toml)."""
+    if routes is None:
+        routes = routes_for(registry.load())
     values = {
         "listen_port": str(listen_port),
         "state_dir": str(state_dir.resolve()),
         "upstreams": _upstreams_block(upstreams),
-        "routes": _routes_block(routes, upstreams),
+        "routes": _routes_block(routes, upstreams) + _trailing_slash_guards(routes),
         "problems": _problems_block(),
+        "docs_dir": str(DOCS_DIR),
+        "swagger_ui_dir": str(SWAGGER_UI_DIR),
+        "docs_config": _docs_config(upstreams),
     }
     # {{name}} placeholders: nginx's own $var and ${var} syntax rules out string.Template.
     return re.sub(r"\{\{(\w+)\}\}", lambda match: values[match.group(1)], TEMPLATE.read_text())
@@ -153,13 +237,14 @@ def peer(
     listen_port: int,
     upstreams: Mapping[str, Sequence[str]],
     log_path: Path | None = None,
+    routes: Sequence[Route] | None = None,
 ) -> Peer:
     """Write the config into `state_dir` and describe the nginx process that serves it."""
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "tmp").mkdir(exist_ok=True)
     prefix = state_dir.resolve()
     conf = prefix / "nginx.conf"
-    conf.write_text(render(listen_port, upstreams, prefix))
+    conf.write_text(render(listen_port, upstreams, prefix, routes))
     return Peer(
         name="nginx",
         # -e: nginx opens its compiled-in error log before reading the config; keep that local too.
@@ -191,7 +276,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".run" / "nginx")
     parser.add_argument("--output", type=Path, help="write here instead of stdout")
     args = parser.parse_args(argv)
-    upstreams = dict(args.upstream) or {"users": ["127.0.0.1:8101", "127.0.0.1:8102"]}
+    upstreams = dict(args.upstream) or {
+        service.name: [f"127.0.0.1:{port}" for port in service.ports]
+        for service in registry.load().values()
+    }
     config = render(args.port, upstreams, args.state_dir)
     if args.output:
         args.output.write_text(config)

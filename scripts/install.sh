@@ -23,6 +23,11 @@ install_system_packages() {
     command -v wrk >/dev/null || missing+=(wrk)
     # FerretDB's storage. The stack and the tests run clusters of their own, never the system one.
     compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+    # The browser that tests /api/docs, and npm for Swagger UI and the browser driver (tools/web).
+    # A Google Chrome already there serves too (GitHub's Ubuntu runners have one, and no Debian chromium).
+    command -v chromium >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm)
     if [ "${#missing[@]}" -eq 0 ]; then
         return
     fi
@@ -60,6 +65,21 @@ require_go() {
     fi
 }
 
+# Swagger UI (served by the gateway at /api/docs) and playwright-core (which drives chromium in its
+# test), at the versions and hashes of tools/web/package-lock.json, into .tools/web/node_modules.
+install_web_tools() {
+    local dest="$TOOLS/web"
+    if cmp -s "$ROOT/tools/web/package-lock.json" "$dest/package-lock.json" &&
+        [ -d "$dest/node_modules/swagger-ui-dist" ] && [ -d "$dest/node_modules/playwright-core" ]; then
+        return
+    fi
+    log "npm ci (Swagger UI, playwright-core) into .tools/web"
+    mkdir -p "$dest"
+    cp "$ROOT/tools/web/package.json" "$ROOT/tools/web/package-lock.json" "$dest/"
+    # No install scripts: swagger-ui-dist's only dependency runs one to send usage analytics.
+    (cd "$dest" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+}
+
 build_ferretdb() {
     if [ -x "$TOOLS/bin/ferretdb" ]; then
         return
@@ -84,6 +104,7 @@ build_ferretdb() {
 install_system_packages
 install_uv
 sync_python
+install_web_tools
 build_ferretdb
 bash "$ROOT/scripts/install-opensearch.sh" >/dev/null
 log "tools ready"

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import gateway
+import registry
 
 from shopkit import processes
 from shopkit.processes import Peer, PeerFailed
@@ -24,9 +25,7 @@ GATEWAY_PORT = 8080
 MONGO_PORT = 27017
 POSTGRES_PORT = 27018
 NATS_PORT = 4222
-# Each service's instances (nginx balances across them); a new service is one more entry.
 SEARCH_PORT = 9200
-SERVICES: dict[str, tuple[int, ...]] = {"users": (8101, 8102), "products": (8111, 8112)}
 
 
 def stack_env() -> dict[str, str]:
@@ -56,8 +55,10 @@ def parts(env: Mapping[str, str]) -> list[Peer]:
         processes.nats(RUN, NATS_PORT),
         processes.opensearch(RUN, SEARCH_PORT),
     ]
-    for name, ports in SERVICES.items():
-        for port in ports:
+    # Each service's instances, one per port in services/registry.toml (nginx balances across them).
+    services = registry.load()
+    for name, service in services.items():
+        for port in service.ports:
             stack.append(
                 Peer(
                     name=f"{name}-{port}",
@@ -68,7 +69,7 @@ def parts(env: Mapping[str, str]) -> list[Peer]:
                     ready_url=f"http://127.0.0.1:{port}/readyz",
                 )
             )
-    upstreams = {name: [f"127.0.0.1:{port}" for port in ports] for name, ports in SERVICES.items()}
+    upstreams = {name: [f"127.0.0.1:{port}" for port in s.ports] for name, s in services.items()}
     stack.append(gateway.peer(RUN / "nginx", GATEWAY_PORT, upstreams, LOGS / "nginx.log"))
     return stack
 
@@ -124,9 +125,9 @@ def up() -> None:
         assert part.process is not None
         print(f"{part.name:<12} ready (pid {part.process.pid})")
     print()
-    print(f"gateway   http://127.0.0.1:{GATEWAY_PORT}  (try /api/v1/users/openapi.json)")
-    for name, ports in SERVICES.items():
-        print(f"{name:<9} " + "  ".join(f"http://127.0.0.1:{port}" for port in ports))
+    print(f"gateway   http://127.0.0.1:{GATEWAY_PORT}  (API reference: /api/docs)")
+    for name, service in registry.load().items():
+        print(f"{name:<9} " + "  ".join(f"http://127.0.0.1:{port}" for port in service.ports))
     storage = processes.backend(env)
     where = f"PostgreSQL on :{POSTGRES_PORT}" if storage == "postgresql" else "SQLite in .run"
     print(f"mongodb   mongodb://127.0.0.1:{MONGO_PORT}/  (FerretDB on {where})")

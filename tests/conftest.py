@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 import pytest
@@ -17,14 +19,27 @@ ROOT = Path(__file__).resolve().parent.parent
 # The gateway renderer and the stack live in scripts/, which is not a package.
 sys.path.insert(0, str(ROOT / "scripts"))
 import gateway as gateway_config  # noqa: E402
+import registry  # noqa: E402
 
 Upstreams = Mapping[str, Sequence[str]]
 
 
+class StartGateway(Protocol):
+    def __call__(
+        self, upstreams: Upstreams, routes: Sequence[gateway_config.Route] | None = None
+    ) -> str: ...
+
+
 def run_instances(
-    name: str, env: Mapping[str, str], logs: Path, database_names: set[str], count: int = 2
+    name: str,
+    env: Mapping[str, str],
+    logs: Path,
+    database_names: set[str],
+    count: int,
+    argv: Sequence[str] | None = None,
 ) -> Iterator[list[str]]:
-    """`count` processes of one service (its console script) sharing one fresh database."""
+    """`count` processes of one service (its console script unless `argv`) sharing one fresh
+    database."""
     database = "e2e_" + uuid.uuid4().hex[:12]
     database_names.add(database)
     env = {
@@ -40,7 +55,7 @@ def run_instances(
             port = free_port()
             peer = Peer(
                 name=f"{name}-{index}",
-                argv=[str(ROOT / ".venv" / "bin" / name)],
+                argv=list(argv or [str(ROOT / ".venv" / "bin" / name)]),
                 log_path=logs / f"{name}-{index}.log",
                 env={**env, "PORT": str(port)},
                 port=port,
@@ -55,18 +70,47 @@ def run_instances(
 
 
 @pytest.fixture(scope="session")
+def services() -> dict[str, registry.Service]:
+    """The services of services/registry.toml: how many instances of each to run."""
+    return registry.load()
+
+
+@pytest.fixture(scope="session")
+def start_instances(
+    database_names: set[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., list[str]]]:
+    """`start(name, env, count, argv=None)`: run_instances for a test module's own service; the
+    addresses of its instances. All stop at the end."""
+    with contextlib.ExitStack() as running:
+
+        def start(
+            name: str, env: Mapping[str, str], count: int, argv: Sequence[str] | None = None
+        ) -> list[str]:
+            logs = tmp_path_factory.mktemp(name)
+            instances = run_instances(name, env, logs, database_names, count, argv)
+            addresses = next(instances)
+            running.callback(instances.close)  # the generator's `finally` stops the processes
+            return addresses
+
+        yield start
+
+
+@pytest.fixture(scope="session")
 def users_instances(
+    services: dict[str, registry.Service],
     mongo_url: str,
     nats_url: str,
     database_names: set[str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[list[str]]:
     env = {"MONGO_URL": mongo_url, "NATS_URL": nats_url}
-    yield from run_instances("users", env, tmp_path_factory.mktemp("users"), database_names)
+    logs = tmp_path_factory.mktemp("users")
+    yield from run_instances("users", env, logs, database_names, services["users"].instances)
 
 
 @pytest.fixture(scope="session")
 def products_instances(
+    services: dict[str, registry.Service],
     mongo_url: str,
     nats_url: str,
     opensearch_url: str,
@@ -82,18 +126,21 @@ def products_instances(
         # Straight to a users instance: the gateway starts after the services it routes to.
         "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
     }
-    yield from run_instances("products", env, tmp_path_factory.mktemp("products"), database_names)
+    logs = tmp_path_factory.mktemp("products")
+    yield from run_instances("products", env, logs, database_names, services["products"].instances)
 
 
 @pytest.fixture(scope="session")
-def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Upstreams], str]]:
-    """Start an nginx gateway for the given upstreams; answers its base URL. All stop at the end."""
+def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartGateway]:
+    """Start an nginx gateway for the given upstreams, routed as the registry says unless `routes`;
+    answers its base URL. All stop at the end."""
     started: list[Peer] = []
 
-    def start(upstreams: Upstreams) -> str:
+    def start(upstreams: Upstreams, routes: Sequence[gateway_config.Route] | None = None) -> str:
         port = free_port()
         state = tmp_path_factory.mktemp("gateway")
-        started.append(gateway_config.peer(state, port, upstreams).start(timeout=10))
+        peer = gateway_config.peer(state, port, upstreams, routes=routes)
+        started.append(peer.start(timeout=10))
         return f"http://127.0.0.1:{port}"
 
     try:
@@ -105,7 +152,7 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
 
 @pytest.fixture(scope="session")
 def gateway(
-    start_gateway: Callable[[Upstreams], str],
+    start_gateway: StartGateway,
     users_instances: list[str],
     products_instances: list[str],
 ) -> str:

@@ -5,17 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import aiohttp
 import gateway as gateway_config  # scripts/, put on sys.path by conftest.py
 import pytest
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from shopkit import problems
 from shopkit.processes import free_port
 
-StartGateway = Callable[[Mapping[str, Sequence[str]]], str]
+
+class StartGateway(Protocol):
+    def __call__(
+        self,
+        upstreams: Mapping[str, Sequence[str]],
+        routes: Sequence[gateway_config.Route] | None = None,
+    ) -> str: ...
+
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -183,3 +192,205 @@ async def test_a_dead_upstream_is_a_bad_gateway_problem(
             assert response.status in (502, 503)
             await problem(response, response.status)
             assert_security_headers(response.headers)
+
+
+async def raw_exchange(base: str, request: bytes) -> bytes:
+    """Send bytes as given and read the whole answer (the gateway then closes the connection).
+
+    Malformed requests go this way: an HTTP client refuses to send them.
+    """
+    url = URL(base)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout=10)
+    finally:
+        writer.close()
+
+
+def parse_response(raw: bytes) -> tuple[int, CIMultiDict[str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers: CIMultiDict[str] = CIMultiDict()
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers.add(name.strip(), value.strip())
+    assert status_line.startswith("HTTP/1.1 "), status_line
+    assert int(headers["Content-Length"]) == len(body)
+    return int(status_line.split(" ")[1]), headers, body
+
+
+def raw_problem(raw: bytes, status: int, slug: str) -> tuple[CIMultiDict[str], dict[str, object]]:
+    """The answer is a problem+json of `status` and `slug`, with the gateway's headers."""
+    answered, headers, body = parse_response(raw)
+    assert answered == status, raw[:300]
+    assert headers["Content-Type"] == "application/problem+json"
+    problem: dict[str, object] = json.loads(body)
+    assert problem["status"] == status
+    assert problem["type"] == problems.TYPE_BASE + slug
+    assert problem["request_id"] == headers["X-Request-ID"]
+    assert_security_headers(CIMultiDictProxy(headers))
+    return headers, problem
+
+
+def request(target: bytes, method: bytes = b"GET", version: bytes = b"HTTP/1.1") -> bytes:
+    return (
+        method
+        + b" "
+        + target
+        + b" "
+        + version
+        + b"\r\nHost: shop.test\r\nConnection: close\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "slug"),
+    [
+        pytest.param(request(b"/api/v1/users/%00"), 400, "bad-request", id="nul-escape"),
+        pytest.param(request(b"/api/v1/users/%zz"), 400, "bad-request", id="bad-escape"),
+        pytest.param(request(b"/api/v1/users/%4"), 400, "bad-request", id="truncated-escape"),
+        pytest.param(request(b"/api/v1/users/a\x01b"), 400, "bad-request", id="control-char"),
+        pytest.param(request(b"/api/v1/users/a\x7fb"), 400, "bad-request", id="delete-char"),
+        pytest.param(request(b"/../../etc/passwd"), 400, "bad-request", id="dot-dot-above-root"),
+        pytest.param(request(b"/api/v1/../../../x"), 400, "bad-request", id="dot-dot-deep"),
+        pytest.param(request(b"/", method=b"G3T"), 400, "bad-request", id="invalid-method"),
+        pytest.param(request(b"/", method=b"get"), 400, "bad-request", id="lowercase-method"),
+        # nginx cannot parse a CONNECT target in authority form: no tunnel, a plain 400.
+        pytest.param(
+            request(b"shop.test:443", method=b"CONNECT"), 400, "bad-request", id="connect-tunnel"
+        ),
+        pytest.param(request(b"/" + b"a" * 9000), 414, "uri-too-long", id="long-uri"),
+        pytest.param(
+            b"GET /healthz HTTP/1.1\r\nHost: shop.test\r\nX-Long: "
+            + b"a" * 9000
+            + b"\r\nConnection: close\r\n\r\n",
+            431,
+            "header-fields-too-large",
+            id="long-header",
+        ),
+        pytest.param(
+            b"GET /healthz HTTP/1.1\r\nHost: shop.test\r\nX-Bad: a\x00b\r\nConnection: close\r\n\r\n",
+            400,
+            "bad-request",
+            id="nul-in-header",
+        ),
+        pytest.param(
+            b"GET /healthz HTTP/1.1\r\nHost: shop.test\r\nHost: other.test\r\n\r\n",
+            400,
+            "bad-request",
+            id="two-hosts",
+        ),
+        pytest.param(request(b"/", version=b"HTTP/2.0"), 505, "http-version-not-supported"),
+        pytest.param(request(b"/", version=b"HTTP/9.1"), 505, "http-version-not-supported"),
+        pytest.param(
+            b"POST /api/v1/auth/register HTTP/1.1\r\nHost: shop.test\r\n"
+            b"Transfer-Encoding: gzip\r\nConnection: close\r\n\r\n",
+            501,
+            "not-implemented",
+            id="unknown-transfer-coding",
+        ),
+    ],
+)
+async def test_a_malformed_request_is_a_problem_not_an_html_page(
+    gateway: str, raw: bytes, status: int, slug: str
+) -> None:
+    raw_problem(await raw_exchange(gateway, raw), status, slug)
+
+
+@pytest.mark.parametrize("method", [b"TRACE", b"CONNECT"])
+async def test_trace_and_connect_are_not_allowed_and_say_what_is(
+    gateway: str, method: bytes
+) -> None:
+    headers, _ = raw_problem(
+        await raw_exchange(gateway, request(b"/api/v1/users/me", method=method)),
+        405,
+        "method-not-allowed",
+    )
+    allowed = {name.strip() for name in headers["Allow"].split(",")}
+    assert {"GET", "POST"} <= allowed
+    assert method.decode() not in allowed
+
+
+async def test_a_services_own_method_not_allowed_keeps_its_allow_header(
+    gateway: str, http: aiohttp.ClientSession
+) -> None:
+    async with http.delete(f"{gateway}/api/v1/auth/jwks") as response:
+        await problem(response, 405)
+        # The service's list, not the gateway's generic one beside it.
+        assert len(response.headers.getall("Allow")) == 1
+        assert "DELETE" not in response.headers["Allow"]
+
+
+async def test_http_0_9_gets_a_problem_body_since_it_cannot_carry_headers(gateway: str) -> None:
+    raw = await raw_exchange(gateway, b"GET /api/v1/auth/jwks\r\n")
+    # No status line, no headers: HTTP/0.9 has neither, so the body is all there is.
+    problem = json.loads(raw)
+    assert problem["status"] == 505
+    assert problem["type"] == problems.TYPE_BASE + "http-version-not-supported"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/inventory", "/api/v1/auth", "/api/docs"])
+async def test_no_redirect_is_built_from_the_host_header(gateway: str, path: str) -> None:
+    raw = request(path.encode()).replace(b"Host: shop.test", b"Host: evil.example")
+    answer = await raw_exchange(gateway, raw)
+    status, headers, _ = parse_response(answer)
+    assert "Location" not in headers
+    assert b"evil.example" not in answer
+    assert status in (200, 404)
+    if status == 404:  # the gateway's or the service's own
+        assert headers["Content-Type"].split(";")[0] == "application/problem+json"
+
+
+async def test_a_prefix_route_without_its_exact_path_does_not_redirect_to_add_the_slash(
+    start_gateway: StartGateway, users_instances: list[str], http: aiohttp.ClientSession
+) -> None:
+    # given a gateway routing only `/api/v1/auth/` (the registry routes both forms of a prefix)
+    base = start_gateway(
+        {"users": users_instances}, [gateway_config.Route("/api/v1/auth/", "users")]
+    )
+    # when a client asks for the path without the slash
+    headers = {"Host": "evil.example"}
+    async with http.get(f"{base}/api/v1/auth", headers=headers, allow_redirects=False) as response:
+        # then the gateway says not found, where nginx alone would answer a 301 to evil.example
+        body = await problem(response, 404)
+        assert body["detail"] == GATEWAY_NOT_FOUND
+        assert "Location" not in response.headers
+    async with http.get(f"{base}/api/v1/auth/jwks") as response:
+        assert response.status == 200
+
+
+async def test_the_instance_of_a_problem_is_the_path_without_the_query(
+    gateway: str, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"{gateway}/api/v1/nothing-here?token=secret") as response:
+        body = await problem(response, 404)
+        assert body["instance"] == "/api/v1/nothing-here"
+
+
+# A reply with no HTTP status line at all nginx relays as an HTTP/0.9 body (it has no switch against
+# that); the services are aiohttp, which always sends one.
+@pytest.mark.parametrize(
+    "answer",
+    [b"", b"HTTP/1.1 200 OK\r\nBad\x00Name: x\r\n\r\n"],
+    ids=["closes-at-once", "invalid-header"],
+)
+async def test_an_upstream_that_breaks_http_is_a_bad_gateway_problem(
+    start_gateway: StartGateway, http: aiohttp.ClientSession, answer: bytes
+) -> None:
+    async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        writer.close()
+
+    server = await asyncio.start_server(broken, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        base = start_gateway({"users": [f"127.0.0.1:{port}"]})
+        async with http.get(f"{base}/api/v1/users/me") as response:
+            await problem(response, 502)
+            assert_security_headers(response.headers)
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -55,3 +55,38 @@ async def test_an_invalidation_on_one_instance_drops_the_entry_on_another(nats_u
         await second.detach()
         await first_connection.close()
         await second_connection.close()
+
+
+async def test_get_or_load_reads_the_source_once_and_serves_the_cached_value_after() -> None:
+    cache: Cache[str] = Cache("things", ttl=60)
+    reads: list[str] = []
+
+    async def load() -> str | None:
+        reads.append("a")
+        return "value"
+
+    assert await cache.get_or_load("a", load) == "value"
+    assert await cache.get_or_load("a", load) == "value"
+    assert reads == ["a"]
+
+
+async def test_get_or_load_does_not_cache_a_value_invalidated_while_it_was_read() -> None:
+    cache: Cache[str] = Cache("things", ttl=60)
+
+    async def load_racing_a_writer() -> str | None:
+        await cache.invalidate("a")  # a writer changes the source during the read
+        return "old"
+
+    assert await cache.get_or_load("a", load_racing_a_writer) == "old"
+    assert cache.get("a") is None
+
+
+async def test_get_or_load_reads_a_missing_entry_again_next_time() -> None:
+    cache: Cache[str] = Cache("things", ttl=60)
+    answers = [None, "created"]
+
+    async def load() -> str | None:
+        return answers.pop(0)
+
+    assert await cache.get_or_load("a", load) is None
+    assert await cache.get_or_load("a", load) == "created"

@@ -10,11 +10,14 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shopkit.events import (
+    RETRY,
     ConcurrencyConflict,
     Event,
     EventIdReused,
     EventStore,
     NewEvent,
+    StreamBusy,
+    append_at_end,
     decide,
     decode,
     encode,
@@ -404,17 +407,141 @@ class RivalledStore(EventStore):
         return await super().append(stream_id, expected_seq, type, data, event_id)
 
 
-async def test_decide_gives_up_with_a_conflict_after_its_attempts(db: AsyncDatabase[Any]) -> None:
+async def test_decide_gives_up_with_a_503_after_the_retry_policy_attempts(
+    db: AsyncDatabase[Any],
+) -> None:
     # given a stream where every append of ours loses to a rival
     store = RivalledStore(db)
     await store.ensure_indexes()
 
-    # when deciding with three attempts
-    with pytest.raises(ConcurrencyConflict, match="gave up after 3 attempts"):
-        await decide(store, "counter-6", 0, count, increment, attempts=3)
+    # when deciding on it
+    with pytest.raises(StreamBusy, match=f"gave up after {RETRY.attempts} attempts") as raised:
+        await decide(store, "counter-6", 0, count, increment)
 
-    # then only the rival's three events are in the stream
-    assert await store.head("counter-6") == 3
+    # then the client is told to come back (503, Retry-After), and only the rival appended
+    assert raised.value.status == 503
+    assert raised.value.headers["Retry-After"] == "1"
+    assert await store.head("counter-6") == RETRY.attempts
+
+
+def test_the_retry_policy_waits_are_jittered_and_bounded() -> None:
+    # given the cap of each wait between two of the policy's attempts
+    caps = [min(RETRY.max_delay, RETRY.first_delay * 2**n) for n in range(RETRY.attempts - 1)]
+
+    # when the waits are drawn many times
+    waits = [[RETRY.delay(n) for n in range(RETRY.attempts - 1)] for _ in range(200)]
+
+    # then each stays under its cap, they vary, and even at worst a whole run is brief
+    assert all(0 <= wait <= cap for run in waits for wait, cap in zip(run, caps, strict=True))
+    assert len({run[5] for run in waits}) > 1
+    assert sum(caps) <= 1.5
+
+
+async def test_the_outcome_holds_the_state_before_and_after_the_event(store: EventStore) -> None:
+    # given a counter at 2
+    for seq in range(2):
+        await store.append("counter-9", seq, "counter.incremented", {"by": 1})
+
+    # when a stale caller (it saw nothing) increments it
+    outcome = await decide(store, "counter-9", 0, count, increment)
+
+    # then the event was decided on the state at seq 2, and the outcome says so
+    assert (outcome.before, outcome.state, outcome.seq) == (2, 3, 3)
+
+
+async def test_an_async_decision_is_awaited_on_each_attempt(store: EventStore) -> None:
+    # given a counter at 1 and a decision that checks something elsewhere (awaited)
+    await store.append("counter-10", 0, "counter.incremented", {"by": 1})
+    seen: list[int] = []
+
+    async def checked(total: int) -> NewEvent:
+        await asyncio.sleep(0)
+        seen.append(total)
+        return increment(total)
+
+    # when deciding from a stale state
+    outcome = await decide(store, "counter-10", 0, count, checked)
+
+    # then it was decided again on the newer state, and the event appended after it
+    assert seen == [0, 1]
+    assert (outcome.state, outcome.seq) == (2, 2)
+
+
+async def test_a_cache_catches_up_through_its_own_reader(db: AsyncDatabase[Any]) -> None:
+    # given a counter at 3 and a cache of it that saw only seq 1
+    store = CountingStore(db)
+    await store.ensure_indexes()
+    for seq in range(3):
+        await store.append("counter-11", seq, "counter.incremented", {"by": 1})
+    store.reads.clear()
+    cache = {"state": 1, "seq": 1}
+
+    async def catch_up(state: int, seq: int) -> tuple[int, int]:
+        # What a cache shared with other readers does: read once, keep what it read.
+        for event in await store.load("counter-11", after_seq=cache["seq"]):
+            cache["state"], cache["seq"] = count(cache["state"], event), event.seq
+        return cache["state"], cache["seq"]
+
+    # when deciding from the cache
+    outcome = await decide(store, "counter-11", 1, count, increment, after_seq=1, catch_up=catch_up)
+
+    # then the cache's reader brought it to seq 3 (the winner at seq 2 is not read again) and
+    # the increment landed at seq 4
+    assert (outcome.before, outcome.state, outcome.seq) == (3, 4, 4)
+    assert cache == {"state": 3, "seq": 3}
+    assert store.reads == [("counter-11", 2), ("counter-11", 3), ("counter-11", 4)]
+
+
+async def test_a_fact_is_appended_at_the_end_from_a_stale_head(store: EventStore) -> None:
+    # given a stream of 100 events and a caller that remembers seq 3 as its head
+    await store.append_batch({"alerts-a": [NewEvent("stock.low", {}) for _ in range(100)]})
+
+    # when it appends a fact
+    event = await append_at_end(store, "alerts-a", NewEvent("stock.out", {}), after_seq=3)
+
+    # then the fact landed after the last event
+    assert event.seq == 101
+    assert await store.head("alerts-a") == 101
+
+
+async def test_a_fact_finds_the_end_without_reading_every_newer_event(
+    db: AsyncDatabase[Any],
+) -> None:
+    # given a stream of 1000 events
+    store = CountingStore(db)
+    await store.ensure_indexes()
+    await store.append_batch({"alerts-b": [NewEvent("stock.low", {}) for _ in range(1000)]})
+
+    # when a fact is appended from seq 0
+    event = await append_at_end(store, "alerts-b", NewEvent("stock.out", {}))
+
+    # then it landed at 1001, and no event was read one by one (the head gallops instead)
+    assert event.seq == 1001
+    assert store.reads == []
+
+
+async def test_facts_appended_at_once_each_get_their_own_seq(store: EventStore) -> None:
+    # when 20 callers append a fact to the same stream at once, all from seq 0
+    events = await asyncio.gather(
+        *(append_at_end(store, "user-1", NewEvent("user.noted", {"n": n})) for n in range(20))
+    )
+
+    # then all landed, at seqs 1..20 with no gap
+    assert sorted(event.seq for event in events) == list(range(1, 21))
+
+
+async def test_a_fact_retried_with_its_id_is_stored_once(store: EventStore) -> None:
+    # given a fact appended with its id, then more events after it
+    fact = NewEvent("user.registered", {}, id="registration-1:registered")
+    first = await append_at_end(store, "user-2", fact)
+    await append_at_end(store, "user-2", NewEvent("user.noted", {}))
+
+    # when the same fact is appended again (a flush repeated after a crash)
+    again = await append_at_end(store, "user-2", fact)
+
+    # then the stored event comes back, and the stream did not grow
+    assert again == first
+    assert await store.head("user-2") == 2
 
 
 def test_an_event_survives_the_wire_format() -> None:

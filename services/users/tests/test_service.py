@@ -1,4 +1,4 @@
-"""Service plumbing of users: OpenAPI, health, password hashing defaults, the registration outbox."""
+"""Service plumbing of users: OpenAPI, health, password hashing defaults, finishing registrations."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 from users_support import Api, Client
 
 from shopkit import clock
+from users.history import ABANDON_AFTER
 from users.keys import USERS
-from users.outbox import ABANDON_AFTER
 from users.passwords import Hasher
 
 
@@ -55,8 +55,8 @@ async def test_events_left_behind_by_a_crash_after_registration_are_flushed(
 
     # when the sweeper runs twice
     users = api.client.server.app[USERS]
-    await users.outbox.flush_stale()
-    await users.outbox.flush_stale()
+    await users.history.finish_registrations()
+    await users.history.finish_registrations()
 
     # then the event is in the stream exactly once and nothing is pending
     assert await db.events.count_documents({"id": "replayed-1"}) == 1
@@ -77,7 +77,7 @@ async def test_a_registration_that_died_before_its_account_frees_its_email(
     await db.registrations.insert_one({"_id": "dead-1", "events": [], "at": began})
 
     # when the sweeper runs
-    await api.client.server.app[USERS].outbox.flush_stale()
+    await api.client.server.app[USERS].history.finish_registrations()
 
     # then the email is free again, and nothing of the dead registration is left
     await api.register("late@example.com")
@@ -94,6 +94,6 @@ async def test_a_young_registration_without_its_account_yet_is_left_alone(
     await db.emails.insert_one({"_id": "slow-1", "email": "slow@example.com"})
 
     # when the sweeper runs, then its claim stands
-    await api.client.server.app[USERS].outbox.flush_stale()
+    await api.client.server.app[USERS].history.finish_registrations()
     assert await db.emails.count_documents({"_id": "slow-1"}) == 1
     assert await db.registrations.count_documents({}) == 1

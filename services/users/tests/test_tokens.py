@@ -20,11 +20,11 @@ from users_support import Api, Client
 from shopkit import clock
 from shopkit.events import ConcurrencyConflict, Event, EventStore
 from users import accounts, tokens
-from users.errors import InvalidCredentials
+from users.errors import InvalidCredentials, RefreshTokenReused
 from users.keys import USERS
 from users.model import TokenPair
 from users.passwords import Hasher
-from users.sessions import Families
+from users.sessions import Families, Issued
 from users.signing import generate_key_set
 from users.sweeper import sweep
 
@@ -70,7 +70,8 @@ async def test_the_access_token_carries_the_expected_claims(api: Api) -> None:
     assert header["alg"] == "ES256"
     assert header["kid"] == "test-1"
     assert {"iss", "aud", "sub", "roles", "exp", "sid"} <= claims.keys()
-    assert claims["exp"] - claims["iat"] == 900
+    # `iat` has milliseconds (revocations cut at a moment); `exp` is whole seconds.
+    assert claims["exp"] - int(claims["iat"]) == 900
 
 
 async def test_forged_tokens_are_refused(api: Api, signing_keys: str) -> None:
@@ -131,6 +132,27 @@ async def test_a_reused_refresh_token_revokes_its_whole_family(api: Api) -> None
         "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
     )
     assert after.status == 401
+
+
+async def test_two_uses_of_one_refresh_token_at_once_rotate_it_once_and_end_its_family(
+    api: Api,
+) -> None:
+    # given a login
+    await api.register("twice@example.com")
+    token = (await api.login("twice@example.com"))["refresh_token"]
+    families = api.client.server.app[USERS].families
+
+    # when its refresh token is used twice at the same moment
+    results = await asyncio.gather(
+        families.rotate(token), families.rotate(token), return_exceptions=True
+    )
+
+    # then one use rotated it and the other found it spent, which is reuse: the family ended,
+    # so even the winner's new token is refused
+    issued = [result for result in results if isinstance(result, Issued)]
+    refused = [type(result) for result in results if not isinstance(result, Issued)]
+    assert (len(issued), refused) == (1, [RefreshTokenReused])
+    assert await _refresh(api.client, issued[0].refresh_token) == 401
 
 
 async def test_logout_ends_the_session(api: Api) -> None:

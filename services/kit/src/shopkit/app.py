@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import re
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
-from shopkit import broker, context, logs, mongo
+from shopkit import broker, context, idempotency, logs, mongo, openapi, relay, revocations
 from shopkit.auth import PRINCIPAL, JwksKeys, KeySource, TokenVerifier, authorize, public
-from shopkit.keys import HTTP, METRICS, SETTINGS, VERIFIER
+from shopkit.events import Event, EventStore
+from shopkit.keys import DB, HTTP, METRICS, REVOCATIONS, SETTINGS, VERIFIER
 from shopkit.metrics import Metrics
 from shopkit.problems import Problem, ServiceUnavailable, for_status
-from shopkit.settings import KitSettings
+from shopkit.settings import KitSettings, SettingsError, load
 
 log = logging.getLogger("shopkit.http")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -29,6 +34,22 @@ MAX_BODY_BYTES = 1024 * 1024
 SLOW_REQUEST_SECONDS = 1.0
 Readiness = Callable[[web.Application], Awaitable[None]]
 READINESS = web.AppKey("readiness", list[tuple[str, Readiness]])
+OPENAPI = web.AppKey("openapi", dict[str, Any])
+INTERNAL_OPENAPI = web.AppKey("internal_openapi", dict[str, Any])
+S = TypeVar("S", bound=KitSettings)
+Context = Callable[[web.Application], AsyncIterator[None]]
+BeforePublish = Callable[[web.Application, Event], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    """What the kit needs to serve a service's OpenAPI documents: the public one at
+    /api/v1/<name>/openapi.json and the one of its /internal/ routes at /internal/<name>/openapi.json
+    (the gateway never routes /internal/); `operations` describes each handler, by name."""
+
+    name: str
+    operations: Mapping[str, openapi.Operation] = field(default_factory=dict)
+    version: str = "1.0.0"
 
 
 def _route_label(request: web.Request) -> str:
@@ -162,39 +183,148 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+def _stores_ctx(*, event_store: bool, idempotency_records: bool) -> Context:
+    """Indexes of the kit's own collections, made before any service context writes to them."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        if event_store:
+            await EventStore(app[DB]).ensure_indexes()
+        if idempotency_records:
+            await idempotency.ensure_indexes(app[DB])
+        yield
+
+    return context
+
+
+def _outermost(app: web.Application, ctx: Context) -> None:
+    """Run `ctx` as though it were the last cleanup_ctx entry, whatever the service appends after
+    build_app: it starts once every context has started (on_startup runs after cleanup_ctx) and
+    stops before any of them is torn down (first in on_cleanup)."""
+    running: list[AsyncIterator[None]] = []
+
+    async def start(app: web.Application) -> None:
+        iterator = aiter(ctx(app))
+        await anext(iterator)
+        running.append(iterator)
+
+    async def stop(app: web.Application) -> None:
+        while running:
+            with contextlib.suppress(StopAsyncIteration):
+                await anext(running.pop())
+
+    app.on_startup.append(start)
+    app.on_cleanup.insert(0, stop)
+
+
+def _serve_openapi(app: web.Application, api: Api) -> None:
+    @public
+    async def openapi_document(request: web.Request) -> web.Response:
+        return web.json_response(request.app[OPENAPI])
+
+    @public
+    async def internal_openapi_document(request: web.Request) -> web.Response:
+        return web.json_response(request.app[INTERNAL_OPENAPI])
+
+    operations = {**api.operations, "openapi": openapi.Operation(response={"type": "object"})}
+
+    async def describe(app: web.Application) -> None:
+        # At startup: every route the service added after build_app is in the table by then.
+        for key, internal in ((OPENAPI, False), (INTERNAL_OPENAPI, True)):
+            app[key] = openapi.document(
+                app, title=api.name, version=api.version, operations=operations, internal=internal
+            )
+
+    # The operation keeps the name services gave it; registered first so that no dynamic route of
+    # the service (/api/v1/users/{user_id}) takes `openapi.json` for an id.
+    openapi_document.__name__ = "openapi"
+    internal_openapi_document.__name__ = "openapi"
+    app.router.add_get(f"/api/v1/{api.name}/openapi.json", openapi_document)
+    app.router.add_get(
+        f"{openapi.INTERNAL_PREFIX}{api.name}/openapi.json", internal_openapi_document
+    )
+    app.on_startup.append(describe)
+
+
 def build_app(
-    settings: KitSettings,
+    settings: S,
     *,
+    settings_key: web.AppKey[S] | None = None,
     keys: Callable[[web.Application], KeySource] | None = None,
     database: bool = True,
     events: bool = True,
+    api: Api | None = None,
+    idempotency_keys: bool = False,
+    outbox: bool = False,
+    before_publish: BeforePublish | None = None,
 ) -> web.Application:
-    """The kit's defaults; the service adds its own stores, background tasks and routes on top."""
+    """The kit's defaults; the service adds its own stores, background tasks and routes on top.
+
+    `settings_key`: where handlers read the service's own settings class, typed.
+    `api`: serve the OpenAPI document. `idempotency_keys`: indexes and purge of Idempotency-Key
+    records. `outbox`: the event store's indexes and the relay of its outbox to JetStream (which
+    calls `before_publish(app, event)` before each publish)."""
+    if outbox and not (database and events):
+        raise ValueError("the outbox needs the database and the broker")
+    if idempotency_keys and not database:
+        raise ValueError("idempotency records live in the database")
     logs.configure(settings.service_name, settings.log_level)
     app = web.Application(
         middlewares=[request_context, problems, authentication], client_max_size=MAX_BODY_BYTES
     )
-    app[SETTINGS] = settings
+    kit_settings: KitSettings = settings
+    app[SETTINGS] = kit_settings
+    if settings_key is not None:
+        app[settings_key] = settings
     app[METRICS] = Metrics.create(settings.service_name)
     app[READINESS] = []
     app.cleanup_ctx.append(http_ctx)
     if database:
         app.cleanup_ctx.append(mongo.mongo_ctx)
         app[READINESS].append(("database", mongo.ping))
+    app[REVOCATIONS] = revocations.Revocations()
     if events:
         app.cleanup_ctx.append(broker.nats_ctx)
         app[READINESS].append(("broker", broker.ping))
+        # Revoked accounts and sessions are refused within moments, not at their tokens' expiry.
+        app.cleanup_ctx.append(revocations.follow)
+        app[READINESS].append(("revocations", revocations.ready))
 
     async def verifier_ctx(app: web.Application) -> AsyncIterator[None]:
         source = keys(app) if keys else JwksKeys(app[HTTP], settings.jwks_url)
-        app[VERIFIER] = TokenVerifier(source, settings.jwt_issuer, settings.jwt_audience)
+        app[VERIFIER] = TokenVerifier(
+            source,
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            # Without a broker (some tests) nothing feeds it, and no token is refused as revoked.
+            revocations=app[REVOCATIONS] if events else None,
+        )
         yield
 
     app.cleanup_ctx.append(verifier_ctx)
+    if database and (outbox or idempotency_keys):
+        app.cleanup_ctx.append(
+            _stores_ctx(event_store=outbox, idempotency_records=idempotency_keys)
+        )
+    if idempotency_keys:
+        app.cleanup_ctx.append(idempotency.sweeper)
+    if outbox:
+        _outermost(app, relay.relay_ctx(before_publish=before_publish))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
+    if api is not None:
+        _serve_openapi(app, api)
     return app
+
+
+def main(settings_class: type[S], create_app: Callable[[S], web.Application]) -> None:
+    """A service's entry point: its settings from the environment (every problem reported at once,
+    then exit 1), then serve `create_app(settings)`."""
+    try:
+        settings = load(settings_class)
+    except SettingsError as error:
+        sys.exit(str(error))
+    run(create_app(settings))
 
 
 def run(app: web.Application) -> None:

@@ -18,6 +18,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from shopkit.problems import Forbidden, ServiceUnavailable, Unauthorized
+from shopkit.revocations import Revocations
 
 ALGORITHMS = ["ES256"]
 ROLES = ("customer", "staff", "admin", "service")
@@ -105,7 +106,7 @@ class JwksKeys:
 
 
 class TokenVerifier:
-    """Checks signature, algorithm, issuer, audience and expiry; anything else is refused.
+    """Checks signature, algorithm, issuer, audience, expiry and revocation; anything else is refused.
 
     A token that verified is remembered for at most `cache_seconds` (and never past its expiry), so
     a client sending the same token on every request pays for one signature check, not thousands.
@@ -119,8 +120,10 @@ class TokenVerifier:
         leeway: int = 30,
         cache_seconds: float = 60.0,
         cache_size: int = 10_000,
+        revocations: Revocations | None = None,
     ) -> None:
         self._keys = keys
+        self._revocations = revocations
         self._registry = jwt.JWTClaimsRegistry(
             leeway=leeway,
             iss={"essential": True, "value": issuer},
@@ -128,14 +131,15 @@ class TokenVerifier:
             sub={"essential": True},
             exp={"essential": True},
         )
-        self._cache: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        # token -> (remembered until, who, issued at)
+        self._cache: OrderedDict[str, tuple[float, Principal, float]] = OrderedDict()
         self._cache_seconds, self._cache_size = cache_seconds, cache_size
 
     async def verify(self, token: str) -> Principal:
         cached = self._cache.get(token)
         if cached is not None:
             if cached[0] > time.time():
-                return cached[1]
+                return self._unrevoked(cached[1], cached[2])
             del self._cache[token]
         try:
             header = _unverified_header(token)
@@ -148,18 +152,32 @@ class TokenVerifier:
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthorized("invalid access token")
         session = decoded.claims.get("sid")
+        issued_at = decoded.claims.get("iat")
         found = Principal(
             subject=str(decoded.claims["sub"]),
             roles=frozenset(roles),
             session_id=session if isinstance(session, str) else None,
         )
+        # A token that does not say when it was issued is as old as can be: any cut-off covers it.
+        issued = float(issued_at) if isinstance(issued_at, int | float) else 0.0
         self._remember(
-            token, min(float(decoded.claims["exp"]), time.time() + self._cache_seconds), found
+            token,
+            min(float(decoded.claims["exp"]), time.time() + self._cache_seconds),
+            found,
+            issued,
         )
+        return self._unrevoked(found, issued)
+
+    def _unrevoked(self, found: Principal, issued_at: float) -> Principal:
+        """Checked on every request, cached or not: a revocation applies from the moment it arrives."""
+        if self._revocations is not None and self._revocations.refuses(
+            found.subject, found.session_id, issued_at
+        ):
+            raise Unauthorized("the access token was revoked; sign in again")
         return found
 
-    def _remember(self, token: str, until: float, found: Principal) -> None:
-        self._cache[token] = (until, found)
+    def _remember(self, token: str, until: float, found: Principal, issued_at: float) -> None:
+        self._cache[token] = (until, found, issued_at)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 

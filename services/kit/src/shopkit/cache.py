@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 import nats.errors
@@ -55,6 +56,18 @@ class Cache(Generic[V]):
             del self._entries[key]
             return None
         return entry[1]
+
+    async def get_or_load(self, key: str, load: Callable[[], Awaitable[V | None]]) -> V | None:
+        """The cached value, else what `load()` reads from the source (cached unless it was
+        invalidated during the read; None, for a missing entry, is never cached)."""
+        found = self.get(key)
+        if found is not None:
+            return found
+        epoch = self.epoch()
+        found = await load()
+        if found is not None:
+            self.put(key, found, epoch)
+        return found
 
     def put(self, key: str, value: V, epoch: int) -> None:
         if epoch != self._epoch:

@@ -17,10 +17,14 @@ is that loop, so a use case usually reads:
 
     outcome = await decide(store, "counter-1", 0, fold, increment)
     outcome.state, outcome.seq, outcome.event  # the state after it, its seq, what was appended
+    outcome.before                             # the state the event was decided on
 
 A caller with a projection passes its state and seq (`initial=projection, after_seq=its_seq`) so
-only newer events are read. A decision appends at most one event: without transactions, two
-inserts are two commits, and a conflict between them would leave half a decision in the stream.
+only newer events are read; a cache shared with other readers passes its own `catch_up`. A fact
+already decided (an alert, a user's registration) needs no state: `append_at_end` puts it after
+the last event. A decision appends at most one event: without transactions, two inserts are two
+commits, and a conflict between them would leave half a decision in the stream. Every loop retries
+under the one policy `RETRY`, then gives up with StreamBusy (503, Retry-After).
 
 Why the layout is what it is (docs/data-layer.md has the whole story). Without transactions, only a
 single-document insert under a unique key is atomic everywhere, FerretDB included: so the slot is the
@@ -41,7 +45,7 @@ import contextlib
 import json
 import random
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -52,7 +56,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shopkit import clock
-from shopkit.problems import Conflict, Problem
+from shopkit.problems import Conflict, Problem, ServiceUnavailable
 
 S = TypeVar("S")
 DEFAULT_COLLECTION = "events"
@@ -102,9 +106,13 @@ class NewEvent:
 
 @dataclass(frozen=True, slots=True)
 class Outcome(Generic[S]):
+    """What `decide` did: the state after it at `seq`, the event it appended (None when there
+    was nothing to append) and the state that event was decided on."""
+
     state: S
     seq: int
     event: Event | None
+    before: S
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,59 +492,136 @@ class EventStore:
         return found
 
 
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often a decision is tried against a stream that keeps moving, and the waits between."""
+
+    attempts: int
+    first_delay: float
+    max_delay: float
+
+    def delay(self, attempt: int) -> float:
+        """A jittered wait after lost race number `attempt` (from 0): spreading contending
+        writers apart lets a hot stream converge instead of every loser colliding again."""
+        return random.uniform(0, min(self.max_delay, self.first_delay * 2**attempt))
+
+
+# The one policy every read-decide-append loop follows. Its 19 waits add up to 1.43 s at worst
+# (half that on average): a request that loses 20 races in a row meets a stream too hot to serve
+# now, and is better told to come back (StreamBusy) than held until the gateway times it out.
+RETRY = RetryPolicy(attempts=20, first_delay=0.002, max_delay=0.1)
+
+
+class StreamBusy(ServiceUnavailable):
+    """A decision lost the race for its stream's next slot every time RETRY allowed.
+
+    A 503 with Retry-After, not a 409: the request conflicts with nothing the client could
+    change (a 409 says "your request does not fit the state"); the same request, repeated a
+    moment later, will most likely land. Nothing of it was appended, so a retry is safe.
+    """
+
+    slug, title = "stream-busy", "The resource is busy"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
+
+
+Decision = Callable[[S], NewEvent | Awaitable[NewEvent | None] | None]
+"""Picks the next event from a state: raises a Problem to refuse, None when nothing is to append.
+It may be async, for a check that reads elsewhere (it then runs again on each attempt)."""
+
+CatchUp = Callable[[S, int], Awaitable[tuple[S, int]]]
+"""Brings a (state, seq) to the stream's head: the newer state and its seq."""
+
+
 async def decide(
     store: EventStore,
     stream_id: str,
     initial: S,
     fold: Callable[[S, Event], S],
-    decision: Callable[[S], NewEvent | None],
+    decision: Decision[S],
     *,
     after_seq: int = 0,
-    attempts: int = 20,
+    catch_up: CatchUp[S] | None = None,
 ) -> Outcome[S]:
     """Let `decision` pick the next event from `initial` (the state at `after_seq`), append it;
-    on a conflict fold the newer events and decide again, at most `attempts` times.
+    on a conflict catch up with the newer events and decide again, as often as RETRY allows,
+    then StreamBusy.
 
-    `decision` raises a Problem to refuse, or returns None when there is nothing to append.
     The append comes before any read: it succeeds only if the slot after `after_seq` is free,
     which proves the state was current, so a fresh projection costs no read at all (reads are
     what FerretDB makes slow). A refusal or a None is returned only once a read confirmed that
     no newer event exists, so it never rests on a stale state either.
+
+    `catch_up` replaces the default read (`load` the events after the seq held, and fold them):
+    a cache shares its reads with its other readers that way, and a caller that needs no state
+    (see `append_at_end`) finds the head by galloping instead of reading every newer event.
     """
     state, seq = initial, after_seq
-    for attempt in range(attempts):
+
+    async def newer(state: S, seq: int) -> tuple[S, int]:
+        if catch_up is not None:
+            caught, head = await catch_up(state, seq)
+            # Both are prefixes of one append-only stream: the longer one is the newer.
+            return (caught, head) if head >= seq else (state, seq)
+        return _fold(state, seq, await store.load(stream_id, seq), fold)
+
+    for attempt in range(RETRY.attempts):
+        known = seq
         try:
             wanted = decision(state)
+            if wanted is not None and not isinstance(wanted, NewEvent):
+                wanted = await wanted
         except Problem:
-            newer = await store.load(stream_id, seq)
-            if not newer:
+            state, seq = await newer(state, seq)
+            if seq == known:
                 raise
-            state, seq = _fold(state, seq, newer, fold)
             continue
         if wanted is None:
-            newer = await store.load(stream_id, seq)
-            if not newer:
-                return Outcome(state, seq, None)
-            state, seq = _fold(state, seq, newer, fold)
+            state, seq = await newer(state, seq)
+            if seq == known:
+                return Outcome(state, seq, None, state)
             continue
         try:
             event = await store.append(stream_id, seq, wanted.type, wanted.data, wanted.id)
         except ConcurrencyConflict as conflict:
-            # Jitter spreads contending writers apart, so a hot stream converges instead of
-            # every loser colliding again on the next seq.
-            await asyncio.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+            if attempt + 1 < RETRY.attempts:
+                await asyncio.sleep(RETRY.delay(attempt))
             if conflict.winner is not None:
                 state, seq = _fold(state, seq, [conflict.winner], fold)
-            state, seq = _fold(state, seq, await store.load(stream_id, seq), fold)
+            state, seq = await newer(state, seq)
             continue
         if event.seq == seq + 1:
-            return Outcome(fold(state, event), event.seq, event)
+            return Outcome(fold(state, event), event.seq, event, state)
         # The event was already stored by an earlier try of this same decision: catch up to it.
-        state, seq = _fold(state, seq, await store.load(stream_id, seq), fold)
-        return Outcome(state, seq, event)
-    raise ConcurrencyConflict(
-        f"stream {stream_id} kept changing; gave up after {attempts} attempts"
+        state, seq = await newer(state, seq)
+        return Outcome(state, seq, event, state)
+    raise StreamBusy(f"stream {stream_id} kept changing; gave up after {RETRY.attempts} attempts")
+
+
+async def append_at_end(
+    store: EventStore, stream_id: str, fact: NewEvent, *, after_seq: int = 0
+) -> Event:
+    """Append a fact already decided wherever the stream ends; the stored event.
+
+    Tries the slot after `after_seq` (a head the caller remembers), and on a conflict gallops to
+    the head from the winner (see `head`) rather than reading each newer event. Give the fact an
+    id: an append retried after a crash then returns the stored event, whose seq may lie below
+    the head (a caller caching the head keeps the higher one).
+    """
+
+    async def to_head(state: None, seq: int) -> tuple[None, int]:
+        return None, await store.head(stream_id, from_seq=seq)
+
+    outcome = await decide(
+        store, stream_id, None, _ignore, lambda _: fact, after_seq=after_seq, catch_up=to_head
     )
+    assert outcome.event is not None  # the decision always appends
+    return outcome.event
+
+
+def _ignore(state: None, event: Event) -> None:
+    return None
 
 
 def _fold(state: S, seq: int, events: list[Event], fold: Callable[[S, Event], S]) -> tuple[S, int]:

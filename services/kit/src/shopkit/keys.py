@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
     from shopkit.auth import TokenVerifier
+    from shopkit.revocations import Revocations
 else:  # AppKey wants a runtime type; the real ones are for the type checker.
-    Nats = JetStreamContext = TokenVerifier = object
+    Nats = JetStreamContext = TokenVerifier = Revocations = object
 
 SETTINGS = web.AppKey("settings", KitSettings)
 METRICS = web.AppKey("metrics", Metrics)
@@ -26,3 +27,4 @@ NATS = web.AppKey("nats", Nats)
 JETSTREAM = web.AppKey("jetstream", JetStreamContext)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
+REVOCATIONS = web.AppKey("revocations", Revocations)

@@ -20,6 +20,7 @@ class Metrics:
     events_handled: Counter
     events_dead_lettered: Counter
     upstream_calls: Counter
+    token_revocations: Gauge
 
     @classmethod
     def create(cls, service: str) -> Metrics:
@@ -74,6 +75,12 @@ class Metrics:
                 "upstream_calls",
                 "Calls to other services",
                 ["service", "upstream", "outcome"],
+                registry=registry,
+            ),
+            token_revocations=Gauge(
+                "token_revocations",
+                "Revoked subjects and sessions whose access tokens are refused until they expire",
+                ["service", "kind"],
                 registry=registry,
             ),
         )

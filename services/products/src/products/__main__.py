@@ -1,21 +1,12 @@
 """Entry point: `products` (or `python -m products`) serves the products API from the environment."""
 
-from __future__ import annotations
-
-import sys
-
 from products.app import create_app
 from products.settings import ProductsSettings
-from shopkit.app import run
-from shopkit.settings import SettingsError, load
+from shopkit import app
 
 
 def main() -> None:
-    try:
-        settings = load(ProductsSettings)
-    except SettingsError as error:
-        sys.exit(str(error))
-    run(create_app(settings))
+    app.main(ProductsSettings, create_app)
 
 
 if __name__ == "__main__":

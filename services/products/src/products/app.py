@@ -11,15 +11,14 @@ from products import catalog_routes
 from products.catalog import Catalog
 from products.categories import Categories
 from products.inventory import inventory_ctx
-from products.keys import CATALOG, CATEGORIES, OPENAPI
+from products.keys import CATALOG, CATEGORIES, SETTINGS
 from products.model import Product
-from products.openapi import document
+from products.openapi import OPERATIONS
 from products.search import routes as search_routes
 from products.search.service import search_ctx
 from products.settings import ProductsSettings
 from products.store import ProductStore
-from shopkit import idempotency, relay
-from shopkit.app import build_app
+from shopkit.app import Api, build_app
 from shopkit.auth import KeySource
 from shopkit.cache import Cache
 from shopkit.events import EventStore
@@ -30,13 +29,19 @@ def create_app(
     settings: ProductsSettings, *, keys: Callable[[web.Application], KeySource] | None = None
 ) -> web.Application:
     """`keys` overrides where access tokens are verified from (the JWKS URL by default)."""
-    app = build_app(settings, keys=keys)
+    app = build_app(
+        settings,
+        settings_key=SETTINGS,
+        keys=keys,
+        api=Api("products", operations=OPERATIONS),
+        idempotency_keys=True,
+        outbox=True,
+        before_publish=repair_projection,
+    )
 
     async def catalog_ctx(app: web.Application) -> AsyncIterator[None]:
         db = app[DB]
         events = EventStore(db)
-        await events.ensure_indexes()
-        await idempotency.ensure_indexes(db)
         cache: Cache[Product] = Cache("products", ttl=60.0)
         await cache.attach(app[NATS], settings.service_name)
         store = ProductStore(db, cache)
@@ -49,12 +54,9 @@ def create_app(
     app.cleanup_ctx.append(catalog_ctx)
     app.cleanup_ctx.append(inventory_ctx)
     app.cleanup_ctx.append(search_ctx)
-    app.cleanup_ctx.append(relay.relay_ctx(before_publish=repair_projection))
-    app.cleanup_ctx.append(idempotency.sweeper)
     app.router.add_routes(catalog_routes.routes)
     app.router.add_routes(products.inventory_routes.routes)
     app.router.add_routes(search_routes.routes)
-    app[OPENAPI] = document(app)
     return app
 
 

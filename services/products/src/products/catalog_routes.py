@@ -10,7 +10,7 @@ from aiohttp import web
 from products import schemas
 from products.errors import PreconditionRequired, StaleVersion
 from products.inventory import INVENTORY
-from products.keys import CATALOG, CATEGORIES, OPENAPI
+from products.keys import CATALOG, CATEGORIES
 from products.listing import list_products
 from products.lookup import lookup
 from products.model import Product
@@ -113,12 +113,6 @@ async def update_category(request: web.Request) -> web.Response:
 
 
 # --- products (fixed paths are registered before /{key} so they are not taken for a product)
-
-
-@routes.get("/api/v1/products/openapi.json")
-@public
-async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(request.app[OPENAPI])
 
 
 @routes.get("/api/v1/products/skus")

@@ -5,26 +5,65 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from products.errors import CategoryCycle, CategoryNotFound, SlugTaken, StaleVersion
 from products.model import Category
-from shopkit.events import ConcurrencyConflict, EventStore
+from shopkit.events import Event, EventStore, NewEvent, decide
 from shopkit.ids import new_id
-from shopkit.problems import Conflict
 
 STREAM = "category-tree"
 REFRESH_SECONDS = 1.0
-ATTEMPTS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Tree:
+    """The tree as its stream has it at `seq`: each category, and the seq of its last change."""
+
+    categories: Mapping[str, Category] = field(default_factory=dict)
+    versions: Mapping[str, int] = field(default_factory=dict)
+    seq: int = 0
+
+    def apply(self, event: Event) -> Tree:
+        return self.apply_all([event])
+
+    def apply_all(self, events: Sequence[Event]) -> Tree:
+        # One copy for a whole read, not one per event: a cold instance folds the full history.
+        categories, versions, seq = dict(self.categories), dict(self.versions), self.seq
+        for event in events:
+            category = Category(**{k: v for k, v in event.data.items() if k != "version"})
+            categories[category.id], versions[category.id] = category, event.seq
+            seq = event.seq
+        return Tree(categories, versions, seq)
+
+    def change(self, category: Category, expected_version: int | None) -> NewEvent:
+        """The event that makes the change, or why the tree refuses it."""
+        if expected_version is not None and self.versions.get(category.id, 0) != expected_version:
+            raise StaleVersion(
+                f"category {category.id} is at version {self.versions.get(category.id, 0)}"
+            )
+        if any(c.slug == category.slug and c.id != category.id for c in self.categories.values()):
+            raise SlugTaken(f"another category uses the slug {category.slug!r}")
+        parent = category.parent_id
+        if parent is not None and parent not in self.categories:
+            raise CategoryNotFound("the parent category does not exist")
+        seen: set[str] = set()
+        while parent is not None and parent not in seen:
+            if parent == category.id:
+                raise CategoryCycle(
+                    "the new parent is the category itself or one of its descendants"
+                )
+            seen.add(parent)
+            parent = self.categories[parent].parent_id if parent in self.categories else None
+        return NewEvent("category.changed", {**category.to_json(), "version": self.seq + 1})
 
 
 class Categories:
     def __init__(self, events: EventStore) -> None:
         self._events = events
-        self._tree: dict[str, Category] = {}
-        self._versions: dict[str, int] = {}
-        self._seq = 0
+        self._tree = Tree()
         self._refreshed = 0.0
         self._lock = asyncio.Lock()
 
@@ -32,50 +71,60 @@ class Categories:
         if not force and time.monotonic() - self._refreshed < REFRESH_SECONDS:
             return
         async with self._lock:
-            for event in await self._events.load(STREAM, after_seq=self._seq):
-                category = Category(**{k: v for k, v in event.data.items() if k != "version"})
-                self._tree[category.id] = category
-                self._versions[category.id] = event.seq
-                self._seq = event.seq
+            newer = await self._events.load(STREAM, after_seq=self._tree.seq)
+            self._keep(self._tree.apply_all(newer))
             self._refreshed = time.monotonic()
+
+    async def _catch_up(self, tree: Tree, seq: int) -> tuple[Tree, int]:
+        await self._refresh(force=True)
+        return self._tree, self._tree.seq
+
+    def _keep(self, tree: Tree) -> None:
+        # Both are prefixes of one append-only stream: the longer one is the newer.
+        if tree.seq >= self._tree.seq:
+            self._tree = tree
 
     async def all(self, *, include_archived: bool = False) -> list[Category]:
         await self._refresh()
-        found = [c for c in self._tree.values() if include_archived or not self._hidden(c)]
+        found = [
+            c for c in self._tree.categories.values() if include_archived or not self._hidden(c)
+        ]
         return sorted(found, key=lambda c: (c.parent_id or "", c.position, c.name))
 
     async def get(self, category_id: str, *, include_archived: bool = False) -> Category:
         await self._refresh()
-        category = self._tree.get(category_id)
+        category = self._tree.categories.get(category_id)
         if category is None or (self._hidden(category) and not include_archived):
             raise CategoryNotFound()
         return category
 
     @property
     def tree_version(self) -> int:
-        return self._seq
+        return self._tree.seq
 
     def version(self, category_id: str) -> int:
-        return self._versions.get(category_id, 0)
+        return self._tree.versions.get(category_id, 0)
 
     async def path(self, category_id: str) -> tuple[str, ...]:
         """The category and its ancestors, root first."""
         await self._refresh()
+        tree = self._tree.categories
         path: list[str] = []
         current: str | None = category_id
         while current is not None and current not in path:
             path.append(current)
-            current = self._tree[current].parent_id if current in self._tree else None
+            current = tree[current].parent_id if current in tree else None
         return tuple(reversed(path))
 
     def _hidden(self, category: Category) -> bool:
+        tree = self._tree.categories
         seen: set[str] = set()
         current: Category | None = category
         while current is not None and current.id not in seen:
             if current.archived:
                 return True
             seen.add(current.id)
-            current = self._tree.get(current.parent_id) if current.parent_id else None
+            current = tree.get(current.parent_id) if current.parent_id else None
         return False
 
     async def create(self, fields: dict[str, Any]) -> Category:
@@ -92,41 +141,16 @@ class Categories:
         return await self._change(replace(current, **changes), expected_version=expected_version)
 
     async def _change(self, category: Category, expected_version: int | None) -> Category:
-        for _ in range(ATTEMPTS):
-            await self._refresh(force=True)
-            if expected_version is not None and self.version(category.id) != expected_version:
-                raise StaleVersion(
-                    f"category {category.id} is at version {self.version(category.id)}"
-                )
-            self._validate(category)
-            try:
-                event = await self._events.append(
-                    STREAM,
-                    self._seq,
-                    "category.changed",
-                    {**category.to_json(), "version": self._seq + 1},
-                )
-            except ConcurrencyConflict:
-                continue  # another change to the tree landed first: decide again against it
-            self._tree[category.id] = category
-            self._versions[category.id] = event.seq
-            self._seq = event.seq
-            return category
-        raise Conflict("the category tree kept changing; try again")
-
-    def _validate(self, category: Category) -> None:
-        if any(c.slug == category.slug and c.id != category.id for c in self._tree.values()):
-            raise SlugTaken(f"another category uses the slug {category.slug!r}")
-        parent = category.parent_id
-        if parent is None:
-            return
-        if parent not in self._tree:
-            raise CategoryNotFound("the parent category does not exist")
-        seen: set[str] = set()
-        while parent is not None and parent not in seen:
-            if parent == category.id:
-                raise CategoryCycle(
-                    "the new parent is the category itself or one of its descendants"
-                )
-            seen.add(parent)
-            parent = self._tree[parent].parent_id if parent in self._tree else None
+        # Decided against the cached tree first: the append proves it current, and a refusal
+        # (or a lost race) refreshes the cache and decides again against the newer tree.
+        changed = await decide(
+            self._events,
+            STREAM,
+            self._tree,
+            Tree.apply,
+            lambda tree: tree.change(category, expected_version),
+            after_seq=self._tree.seq,
+            catch_up=self._catch_up,
+        )
+        self._keep(changed.state)
+        return category

@@ -41,7 +41,7 @@ from pymongo.errors import PyMongoError
 
 from products import ledger as rules
 from products.inventory_store import InventoryStore, OpenReservation
-from products.keys import CATALOG
+from products.keys import CATALOG, SETTINGS
 from products.ledger import (
     InsufficientStock,
     Ledger,
@@ -58,11 +58,10 @@ from products.ledger import (
     StockNotTracked,
     UnknownSkus,
 )
-from products.settings import ProductsSettings
 from shopkit import clock
 from shopkit.events import ConcurrencyConflict, Event, EventStore, NewEvent
 from shopkit.inbox import consume
-from shopkit.keys import DB, METRICS, SETTINGS
+from shopkit.keys import DB, METRICS
 from shopkit.problems import Problem, ServiceUnavailable
 from shopkit.tasks import background
 
@@ -961,8 +960,6 @@ def inventory_context(
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        if not isinstance(settings, ProductsSettings):
-            raise TypeError("inventory reads ProductsSettings")
         db = app[DB]
         events = EventStore(db)
         reservations = EventStore(db, RESERVATIONS_COLLECTION)

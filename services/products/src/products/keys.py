@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from products.catalog import Catalog
 from products.categories import Categories
+from products.settings import ProductsSettings
 
 CATALOG = web.AppKey("catalog", Catalog)
 CATEGORIES = web.AppKey("categories", Categories)
-OPENAPI = web.AppKey("openapi", dict[str, Any])
+SETTINGS = web.AppKey("products.settings", ProductsSettings)

@@ -1,17 +1,15 @@
-"""The products API's OpenAPI document: each handler's body, query, answers and headers."""
+"""What the products API's OpenAPI document says of each handler: body, query, answers and headers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import marshmallow
-from aiohttp import web
 from marshmallow import fields
 
 import products.inventory_schemas as stock
 from products import schemas
 from products.search import schemas as search
-from shopkit import openapi
 from shopkit.openapi import (
     ETAG,
     IDEMPOTENCY_KEY,
@@ -189,7 +187,6 @@ OPERATIONS = {
         response_headers=(ETAG,),
         errors=(409,),
     ),
-    "openapi": Operation(response={"type": "object"}),
     "lookup_skus": Operation(query=schemas.SkuLookupQuery, response=SkuLookupOut),
     "list_all": Operation(query=search.ProductListQuery(exclude=_FACETS), response=ProductPageOut),
     "get_product": _cached(ProductOut),
@@ -244,9 +241,3 @@ OPERATIONS = {
         body=stock.SettlementSchema, body_required=False, statuses=(204,), errors=(409,)
     ),
 }
-
-
-def document(app: web.Application, *, internal: bool = False) -> dict[str, Any]:
-    return openapi.document(
-        app, title="products", version="1.0.0", operations=OPERATIONS, internal=internal
-    )

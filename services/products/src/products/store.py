@@ -77,16 +77,11 @@ class ProductStore:
     # --- projections
 
     async def get(self, product_id: str) -> Product | None:
-        found = self.cache.get(product_id)
-        if found is not None:
-            return found
-        epoch = self.cache.epoch()
+        return await self.cache.get_or_load(product_id, lambda: self._load(product_id))
+
+    async def _load(self, product_id: str) -> Product | None:
         doc = await self.products.find_one({"_id": product_id})
-        if doc is None:
-            return None
-        found = Product.from_json(doc["product"])
-        self.cache.put(product_id, found, epoch)
-        return found
+        return Product.from_json(doc["product"]) if doc is not None else None
 
     async def save(self, product: Product) -> None:
         """Write the projection unless a newer version is already there (projections only move forward)."""

@@ -8,7 +8,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from shopkit import clock
+from shopkit import clock, revocations
 from shopkit.ids import new_id
 from users.deps import Users
 from users.errors import (
@@ -18,8 +18,8 @@ from users.errors import (
     InvalidToken,
     UserNotFound,
 )
+from users.history import pending
 from users.model import Role, User
-from users.outbox import pending
 from users.store import EmailTaken
 
 VERIFICATION_TTL = timedelta(hours=24)
@@ -103,7 +103,7 @@ async def register(
         user = await users.store.create_account(profile, parts, events)
     except EmailTaken:
         raise EmailAlreadyRegistered("an account with this email exists") from None
-    await users.outbox.flush(user_id, events)
+    await users.history.record_registration(user_id, events)
     return user
 
 
@@ -147,7 +147,7 @@ async def update_profile(users: Users, user: User, changes: dict[str, Any]) -> U
             event = await _verification(users, user.id, email)
             changes.update(pending_email=email)
             updated = await users.store.update(user.id, changes)
-            await users.outbox.emit(user.id, event["id"], event["type"], event["data"])
+            await users.history.record(user.id, event["id"], event["type"], event["data"])
             return updated
     if not changes:
         return user
@@ -173,7 +173,7 @@ async def _set_password(users: Users, user: User, new: str, keep_session: str | 
     if keep_session is not None:
         await users.families.carry_over(keep_session, user.id, user.credentials_version, version)
     await users.families.revoke_all(user.id, reason="password-changed", keep=keep_session)
-    await users.outbox.emit(
+    await users.history.record(
         user.id,
         f"password-{new_id()}",
         "user.password_changed",
@@ -189,7 +189,7 @@ async def request_password_reset(users: Users, email: str) -> None:
     token, token_hash = _token()
     expires_at = clock.now() + RESET_TTL
     await users.store.insert_reset_token(token_hash, user.id, expires_at)
-    await users.outbox.emit(
+    await users.history.record(
         user.id,
         f"reset-{token_hash[:24]}",
         "user.password_reset_requested",
@@ -222,9 +222,24 @@ async def admin_update(users: Users, actor: str, user_id: str, changes: dict[str
     updated = await users.store.update(user.id, changes) if changes else user
     if access:
         updated = await users.store.guard(user.id, "access", access)
+    if "roles" in access or access.get("disabled"):
+        await _revoke_access(users, user.id, "disabled" if access.get("disabled") else "roles")
     if access.get("disabled"):
         await users.families.revoke_all(user.id, reason="disabled")
     return updated
+
+
+async def _revoke_access(users: Users, user_id: str, reason: str) -> None:
+    """Have every service refuse the account's access tokens issued so far.
+
+    After the write: a token issued from then on carries the new roles (or is never issued). On
+    any roles write, not only a removal: a repeated request (after a crash here) emits it again,
+    and a grant takes effect at the next refresh instead of at expiry.
+    """
+    kind, data = revocations.access_revoked(
+        user_id, clock.now(), users.settings.access_token_ttl, reason
+    )
+    await users.history.record(user_id, f"access-revoked-{new_id()}", kind, data)
 
 
 async def ensure_admin(users: Users) -> None:

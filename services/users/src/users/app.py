@@ -6,17 +6,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from shopkit import idempotency, relay
-from shopkit.app import build_app
+from shopkit.app import Api, build_app
 from shopkit.auth import StaticKeys
 from shopkit.cache import Cache
 from shopkit.keys import DB, NATS
 from shopkit.tasks import background
 from users import accounts
 from users.deps import open_users
-from users.keys import OPENAPI, USERS
+from users.keys import USERS
 from users.model import User
-from users.openapi import document
+from users.openapi import OPERATIONS
 from users.routes import routes
 from users.settings import UsersSettings
 from users.signing import SigningKeys
@@ -27,7 +26,13 @@ from users.sweeper import sweep
 def create_app(settings: UsersSettings) -> web.Application:
     signing = SigningKeys(settings.signing_keys.value)
     # The users service verifies its own tokens with the keys it holds: no HTTP call to itself.
-    app = build_app(settings, keys=lambda _: StaticKeys(lambda: signing.public_keys))
+    app = build_app(
+        settings,
+        keys=lambda _: StaticKeys(lambda: signing.public_keys),
+        api=Api("users", operations=OPERATIONS),
+        idempotency_keys=True,
+        outbox=True,
+    )
 
     async def domain_ctx(app: web.Application) -> AsyncIterator[None]:
         db = app[DB]
@@ -38,17 +43,14 @@ def create_app(settings: UsersSettings) -> web.Application:
         yield
         await cache.detach()
 
-    async def flush_outbox(app: web.Application) -> float | None:
-        await app[USERS].outbox.flush_stale()
+    async def finish_registrations(app: web.Application) -> float | None:
+        await app[USERS].history.finish_registrations()
         return None
 
     app.cleanup_ctx.append(domain_ctx)
-    app.cleanup_ctx.append(background("users-outbox", flush_outbox, interval=5.0))
+    app.cleanup_ctx.append(background("users-registrations", finish_registrations, interval=5.0))
     app.cleanup_ctx.append(
         background("users-sweeper", lambda app: sweep(app[USERS]), interval=SWEEP_INTERVAL)
     )
-    app.cleanup_ctx.append(relay.relay_ctx())
-    app.cleanup_ctx.append(idempotency.sweeper)
     app.router.add_routes(routes)
-    app[OPENAPI] = document(app)
     return app

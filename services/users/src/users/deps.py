@@ -7,11 +7,11 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shopkit import idempotency
+from shopkit import clock, revocations
 from shopkit.cache import Cache
 from shopkit.events import EventStore
+from users.history import History
 from users.model import User
-from users.outbox import Outbox
 from users.passwords import Hasher
 from users.sessions import Families
 from users.settings import UsersSettings
@@ -28,7 +28,7 @@ class Users:
     keys: SigningKeys
     families: Families
     throttle: LoginThrottle
-    outbox: Outbox
+    history: History
 
 
 async def open_users(
@@ -40,13 +40,24 @@ async def open_users(
     """The collaborators on `db`, with every index they query by."""
     store = UserStore(db, cache)
     events = EventStore(db)
+    history = History(events, store)
+
+    async def session_revoked(session_id: str, user_id: str, reason: str) -> None:
+        # Every service then refuses the session's access tokens, not only its refresh token.
+        kind, data = revocations.session_revoked(
+            session_id, user_id, clock.now(), settings.access_token_ttl, reason
+        )
+        await history.record(user_id, f"session-revoked-{session_id}", kind, data)
+
     families = Families(
-        EventStore(db, collection="token_events"), store, settings.refresh_token_ttl
+        EventStore(db, collection="token_events"),
+        store,
+        settings.refresh_token_ttl,
+        revoked=session_revoked,
     )
     await store.ensure_indexes()
     await events.ensure_indexes()
     await families.ensure_indexes()
-    await idempotency.ensure_indexes(db)
     return Users(
         settings=settings,
         store=store,
@@ -59,5 +70,5 @@ async def open_users(
             settings.login_failures_per_client,
             settings.login_window,
         ),
-        outbox=Outbox(events, store),
+        history=history,
     )

@@ -21,6 +21,13 @@ class InvalidRefreshToken(Unauthorized):
     slug, title = "invalid-refresh-token", "Invalid refresh token"
 
 
+class RefreshTokenReused(InvalidRefreshToken):
+    """A spent refresh token came back: stolen, or raced by its owner. Its whole family ends."""
+
+    def __init__(self) -> None:
+        super().__init__("refresh token reused; every session of this login ended")
+
+
 class InvalidToken(ValidationFailed):
     slug, title = "invalid-token", "Invalid or expired token"
 

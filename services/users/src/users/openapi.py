@@ -1,14 +1,12 @@
-"""The users API's OpenAPI document: each handler's body, query, answers and headers."""
+"""What the users API's OpenAPI document says of each handler: body, query, answers and headers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import marshmallow
-from aiohttp import web
 from marshmallow import fields
 
-from shopkit import openapi
 from shopkit.openapi import IDEMPOTENCY_KEY, LOCATION, Operation
 from users import schemas
 
@@ -141,14 +139,7 @@ OPERATIONS = {
         body=schemas.AddressSchema(partial=True), response=AddressOut, errors=(403, 409)
     ),
     "delete_address": Operation(statuses=(204,), errors=(403,)),
-    "openapi": Operation(response={"type": "object"}),
     "list_users": Operation(query=schemas.UserQuery, response=UserPageOut),
     "get_user": Operation(response=UserOut),
     "update_user": Operation(body=schemas.AdminUserSchema, response=UserOut, errors=(409,)),
 }
-
-
-def document(app: web.Application, *, internal: bool = False) -> dict[str, Any]:
-    return openapi.document(
-        app, title="users", version="1.0.0", operations=OPERATIONS, internal=internal
-    )

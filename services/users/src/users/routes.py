@@ -15,7 +15,7 @@ from shopkit.schemas import load_body, load_query, read_json, validate
 from users import accounts, addresses, schemas, tokens
 from users.deps import Users
 from users.errors import AccountDisabled, InvalidClient, SessionNotFound
-from users.keys import OPENAPI, USERS
+from users.keys import USERS
 from users.model import User
 
 routes = web.RouteTableDef()
@@ -227,15 +227,6 @@ async def update_address(request: web.Request) -> web.Response:
 async def delete_address(request: web.Request) -> web.Response:
     await addresses.delete(_users(request), await _me(request), request.match_info["address_id"])
     return web.Response(status=204)
-
-
-# --- the API description (registered before /users/{user_id} so it is not taken for an id)
-
-
-@routes.get("/api/v1/users/openapi.json")
-@public
-async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(request.app[OPENAPI])
 
 
 # --- administration

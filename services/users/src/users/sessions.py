@@ -16,16 +16,20 @@ import contextlib
 import hashlib
 import logging
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shopkit import clock
-from shopkit.events import ConcurrencyConflict, Event, EventStore
+from shopkit.events import Decision, Event, EventStore, NewEvent, Outcome, StreamBusy, decide
 from shopkit.ids import new_id
-from users.errors import InvalidCredentials, InvalidRefreshToken, SessionNotFound
+from users.errors import (
+    InvalidCredentials,
+    InvalidRefreshToken,
+    RefreshTokenReused,
+    SessionNotFound,
+)
 from users.store import UserStore
-
-MAX_ATTEMPTS = 5
 
 log = logging.getLogger(__name__)
 
@@ -38,30 +42,33 @@ def _stream(family_id: str) -> str:
     return f"family-{family_id}"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Family:
-    seq: int = 0
     user_id: str = ""
     current: str = ""
-    spent: set[str] = field(default_factory=set)
+    spent: frozenset[str] = frozenset()
     expires_at: datetime | None = None
     revoked: bool = False
     credentials: str = ""
 
-    def apply(self, event: Event) -> None:
-        self.seq = event.seq
+    def apply(self, event: Event) -> Family:
         if event.type == "issued":
-            self.user_id = event.data["user_id"]
-            self.current = event.data["token_hash"]
-            self.expires_at = datetime.fromisoformat(event.data["expires_at"])
-            self.credentials = event.data.get("credentials", "")
-        elif event.type == "carried-over":
-            self.credentials = event.data["credentials"]
-        elif event.type == "rotated":
-            self.spent.add(self.current)
-            self.current = event.data["token_hash"]
-        elif event.type == "revoked":
-            self.revoked = True
+            return replace(
+                self,
+                user_id=event.data["user_id"],
+                current=event.data["token_hash"],
+                expires_at=datetime.fromisoformat(event.data["expires_at"]),
+                credentials=event.data.get("credentials", ""),
+            )
+        if event.type == "carried-over":
+            return replace(self, credentials=event.data["credentials"])
+        if event.type == "rotated":
+            return replace(
+                self, spent=self.spent | {self.current}, current=event.data["token_hash"]
+            )
+        if event.type == "revoked":
+            return replace(self, revoked=True)
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +78,16 @@ class Issued:
     refresh_token: str
 
 
+# Told of every revoked session (id, user id, reason), after its revocation is stored.
+Revoked = Callable[[str, str, str], Awaitable[None]]
+
+
 class Families:
-    def __init__(self, events: EventStore, store: UserStore, ttl: int) -> None:
+    def __init__(
+        self, events: EventStore, store: UserStore, ttl: int, revoked: Revoked | None = None
+    ) -> None:
         self._events, self._store, self._ttl = events, store, timedelta(seconds=ttl)
+        self._revoked = revoked
 
     async def ensure_indexes(self) -> None:
         await self._events.ensure_indexes()
@@ -81,8 +95,13 @@ class Families:
     async def _load(self, family_id: str) -> Family:
         family = Family()
         for event in await self._events.load(_stream(family_id)):
-            family.apply(event)
+            family = family.apply(event)
         return family
+
+    async def _decide(self, family_id: str, decision: Decision[Family]) -> Outcome[Family]:
+        # From an empty family: each decision refuses or passes on it, and that makes `decide`
+        # read the stream, so it costs the one read a load would.
+        return await decide(self._events, _stream(family_id), Family(), Family.apply, decision)
 
     async def start(
         self, user_id: str, credentials: str, user_agent: str | None, ip: str | None
@@ -126,49 +145,49 @@ class Families:
     async def carry_over(self, family_id: str, user_id: str, old: str, new: str) -> None:
         """Keep a family opened under credentials `old` alive under `new` (the session that changed
         the password); a family of another account or version, or revoked, is left as it is."""
-        for _ in range(MAX_ATTEMPTS):
-            family = await self._load(family_id)
+
+        def carry(family: Family) -> NewEvent | None:
             if family.user_id != user_id or family.revoked or family.credentials != old:
-                return
-            try:
-                await self._events.append(
-                    _stream(family_id), family.seq, "carried-over", {"credentials": new}
-                )
-                return
-            except ConcurrencyConflict:
-                continue
-        # The session then dies with the old password, like the others: the user signs in again.
-        log.warning(
-            "session %s was not carried over to the new password: its stream kept changing",
-            family_id,
-        )
+                return None
+            return NewEvent("carried-over", {"credentials": new})
+
+        try:
+            await self._decide(family_id, carry)
+        except StreamBusy:
+            # The session then dies with the old password, like the others: the user signs in
+            # again. The password change itself has succeeded, so this is no reason to fail it.
+            log.warning(
+                "session %s was not carried over to the new password: its stream kept changing",
+                family_id,
+            )
 
     async def rotate(self, token: str) -> Issued:
         family_id = token.partition(".")[0]
         presented = token_hash(token)
-        for _ in range(MAX_ATTEMPTS):
-            family = await self._load(family_id)
+        fresh = f"{family_id}.{secrets.token_urlsafe(32)}"
+
+        async def rotation(family: Family) -> NewEvent:
             if not family.user_id or family.revoked:
                 raise InvalidRefreshToken()
             if family.expires_at is not None and family.expires_at <= clock.now():
                 raise InvalidRefreshToken("the session has expired; log in again")
+            # Also what the loser of two concurrent uses of one token finds once it has read
+            # the winner's rotation.
             if presented in family.spent:
-                await self.revoke(family_id, reason="reuse")
-                raise InvalidRefreshToken("refresh token reused; every session of this login ended")
+                raise RefreshTokenReused()
             if presented != family.current:
                 raise InvalidRefreshToken()
             if family.credentials != await self._store.credentials_version(family.user_id):
                 raise InvalidRefreshToken("the password changed; log in again")
-            fresh = f"{family_id}.{secrets.token_urlsafe(32)}"
-            try:
-                await self._events.append(
-                    _stream(family_id), family.seq, "rotated", {"token_hash": token_hash(fresh)}
-                )
-            except ConcurrencyConflict:
-                continue  # someone used this token at the same moment: reload, it is now spent
-            await self._store.note_session_use(family_id, clock.now())
-            return Issued(family_id, family.user_id, fresh)
-        raise InvalidRefreshToken()
+            return NewEvent("rotated", {"token_hash": token_hash(fresh)})
+
+        try:
+            rotated = await self._decide(family_id, rotation)
+        except RefreshTokenReused:
+            await self.revoke(family_id, reason="reuse")
+            raise
+        await self._store.note_session_use(family_id, clock.now())
+        return Issued(family_id, rotated.state.user_id, fresh)
 
     async def owner(self, token: str) -> tuple[str, str]:
         """The (family id, user id) a refresh token belongs to, whether or not it is current."""
@@ -180,22 +199,17 @@ class Families:
         return family_id, family.user_id
 
     async def revoke(self, family_id: str, reason: str) -> None:
-        for _ in range(MAX_ATTEMPTS):
-            family = await self._load(family_id)
+        def revocation(family: Family) -> NewEvent | None:
             if not family.user_id:
                 raise SessionNotFound()
-            if family.revoked:
-                break
-            try:
-                await self._events.append(
-                    _stream(family_id), family.seq, "revoked", {"reason": reason}
-                )
-                break
-            except ConcurrencyConflict:
-                continue
-        else:
-            raise ConcurrencyConflict("the session kept changing; try again")
-        await self._store.revoke_session(family_id, family.user_id, reason)
+            return None if family.revoked else NewEvent("revoked", {"reason": reason})
+
+        revoked = await self._decide(family_id, revocation)
+        await self._store.revoke_session(family_id, revoked.state.user_id, reason)
+        if self._revoked is not None:
+            # Also when it was revoked already: a repeat (say a retried logout) finishes what a
+            # crash before this line left undone, and the fact's id makes it publish once.
+            await self._revoked(family_id, revoked.state.user_id, reason)
 
     async def revoke_all(self, user_id: str, reason: str, keep: str | None = None) -> None:
         """Revoke every live session of the user (all of them, not a listed page), but `keep`."""

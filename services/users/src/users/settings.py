@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shopkit import revocations
 from shopkit.settings import KitSettings, Secret, env
 
 
@@ -39,6 +40,15 @@ class UsersSettings(KitSettings):
         "LOGIN_FAILURES_PER_CLIENT", 50, help="failed logins per client address within the window"
     )
     login_window: int = env("LOGIN_WINDOW", 900, help="login throttling window, seconds")
+
+    def __post_init__(self) -> None:
+        # Services replay the revocations of that window when they start: a longer-lived token
+        # revoked before a restart would be accepted again.
+        if self.access_token_ttl > revocations.REPLAY_WINDOW.total_seconds():
+            raise ValueError(
+                "ACCESS_TOKEN_TTL must be at most "
+                f"{int(revocations.REPLAY_WINDOW.total_seconds())} seconds"
+            )
 
     def clients(self) -> dict[str, str]:
         pairs = (item.partition(":") for item in self.service_clients.value.split(","))

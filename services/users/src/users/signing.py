@@ -43,13 +43,16 @@ class SigningKeys:
         ttl: int,
         extra: dict[str, Any] | None = None,
     ) -> str:
-        now = int(time.time())
+        issued_at = time.time()
+        now = int(issued_at)
         claims = {
             "iss": issuer,
             "aud": audience,
             "sub": subject,
             "roles": sorted(roles),
-            "iat": now,
+            # To the millisecond (a NumericDate may have a fraction): a revocation refuses the
+            # tokens issued up to a moment, so one issued in the same second after it stays good.
+            "iat": int(issued_at * 1000) / 1000,
             "nbf": now,
             "exp": now + ttl,
             "jti": uuid.uuid4().hex,

@@ -175,14 +175,7 @@ class UserStore:
         await self.registrations.delete_one({"_id": user_id})
 
     async def get(self, user_id: str) -> User | None:
-        found = self.cache.get(user_id)
-        if found is not None:
-            return found
-        epoch = self.cache.epoch()
-        found = await self._load(user_id)
-        if found is not None:
-            self.cache.put(user_id, found, epoch)
-        return found
+        return await self.cache.get_or_load(user_id, lambda: self._load(user_id))
 
     async def by_email(self, email: str) -> User | None:
         """The account whose login `email` is, read now (never cached: login checks its password)."""

@@ -18,14 +18,13 @@ from opensearchpy import (
     TransportError,
 )
 
+from products.keys import SETTINGS
 from products.model import Product
 from products.search import index, indexer, query, schemas
 from products.search.document import indexed, tombstone
 from products.search.errors import SearchUnavailable
 from products.search.query import SearchParams
 from products.search.recent import Recent
-from products.settings import ProductsSettings
-from shopkit.keys import SETTINGS
 from shopkit.problems import ValidationFailed
 
 log = logging.getLogger("products.search")
@@ -204,8 +203,6 @@ SEARCH = web.AppKey("search", SearchService)
 async def search_ctx(app: web.Application) -> AsyncIterator[None]:
     """The engine client and the indexer for the app's life; a down engine never stops the service."""
     settings = app[SETTINGS]
-    if not isinstance(settings, ProductsSettings):
-        raise TypeError("the search needs ProductsSettings")
     # The client logs every request at INFO and every failure with a traceback; the request log and
     # our 503 problems already say it, and an outage must not flood the logs.
     logging.getLogger("opensearch").setLevel(logging.ERROR)

@@ -1,0 +1,338 @@
+"""`./task new-service -- NAME`: a minimal service from the kit, its registry entry and workspace lines."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+import registry
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCES = 2
+
+PYPROJECT = """\
+[project]
+name = "$name"
+version = "0.1.0"
+description = "The $name service"
+requires-python = ">=3.11"
+dependencies = ["shopkit"]
+
+[project.scripts]
+$name = "$name.__main__:main"
+
+[tool.uv.sources]
+shopkit = { workspace = true }
+
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[tool.hatch.build.targets.wheel]
+packages = ["src/$name"]
+"""
+
+INIT = '''\
+"""The $name service."""
+'''
+
+MAIN = '''\
+"""Entry point: `$name` (or `python -m $name`) serves the $name API with settings from the environment."""
+
+from $name.app import create_app
+from $name.settings import ${Title}Settings
+from shopkit import app
+
+
+def main() -> None:
+    app.main(${Title}Settings, create_app)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+SETTINGS = '''\
+"""The $name service's settings: the kit's, under its own name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shopkit.settings import KitSettings, env
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ${Title}Settings(KitSettings):
+    service_name: str = env(
+        "SERVICE_NAME", "$name", help="service name used in logs, metrics and events"
+    )
+'''
+
+KEYS = '''\
+"""Typed app state of the $name service."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from $name.settings import ${Title}Settings
+from shopkit.events import EventStore
+
+SETTINGS = web.AppKey("$name.settings", ${Title}Settings)
+EVENTS = web.AppKey("$name.events", EventStore)
+'''
+
+SCHEMAS = '''\
+"""What the $name API accepts."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from shopkit.schemas import Schema
+
+
+class NoteSchema(Schema):
+    text = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+'''
+
+ROUTES = '''\
+"""HTTP handlers of the $name service."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from $name.keys import EVENTS
+from $name.schemas import NoteSchema
+from shopkit.auth import principal
+from shopkit.idempotency import idempotent
+from shopkit.ids import new_id
+from shopkit.openapi import IDEMPOTENCY_KEY_REQUIRED, Operation
+from shopkit.schemas import load_body
+
+routes = web.RouteTableDef()
+# What the OpenAPI document says of each handler: body, success status, headers.
+OPERATIONS = {
+    "add_note": Operation(body=NoteSchema, statuses=(201,), headers=(IDEMPOTENCY_KEY_REQUIRED,))
+}
+
+
+@routes.post("/api/v1/$name/notes")
+@idempotent()
+async def add_note(request: web.Request) -> web.Response:
+    """Add a note; the `note.added` event reaches other services through the outbox."""
+    body = await load_body(request, NoteSchema())
+    note = {"id": new_id(), "text": body["text"], "author": principal(request).subject}
+    await request.app[EVENTS].append(f"note-{note['id']}", 0, "note.added", note)
+    return web.json_response(note, status=201)
+'''
+
+APP = '''\
+"""The $name service, wired: kit defaults, its event store, routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from $name.keys import EVENTS, SETTINGS
+from $name.routes import OPERATIONS, routes
+from $name.settings import ${Title}Settings
+from shopkit.app import Api, build_app
+from shopkit.auth import KeySource
+from shopkit.events import EventStore
+from shopkit.keys import DB
+
+
+def create_app(
+    settings: ${Title}Settings, *, keys: Callable[[web.Application], KeySource] | None = None
+) -> web.Application:
+    """`keys` overrides where access tokens are verified from (the JWKS URL by default)."""
+    app = build_app(
+        settings,
+        settings_key=SETTINGS,
+        keys=keys,
+        api=Api("$name", operations=OPERATIONS),
+        idempotency_keys=True,
+        outbox=True,
+    )
+
+    async def events_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[EVENTS] = EventStore(app[DB])
+        yield
+
+    app.cleanup_ctx.append(events_ctx)
+    app.router.add_routes(routes)
+    return app
+'''
+
+TESTS = '''\
+"""The $name service on loopback against this test's own database."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from $name.app import create_app
+from $name.settings import ${Title}Settings
+from shopkit.settings import load
+from shopkit.testing.tokens import TokenFactory
+
+Serve = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+
+
+async def test_a_signed_in_caller_adds_a_note_once_per_idempotency_key(
+    serve: Serve, service_env: dict[str, str]
+) -> None:
+    tokens = TokenFactory()
+    client = await serve(create_app(load(${Title}Settings, service_env), keys=tokens.keys()))
+    headers = {**tokens.header("user-1"), "Idempotency-Key": "note-1"}
+
+    first = await client.post("/api/v1/$name/notes", json={"text": "hello"}, headers=headers)
+    again = await client.post("/api/v1/$name/notes", json={"text": "hello"}, headers=headers)
+
+    assert first.status == 201
+    assert (await again.json())["id"] == (await first.json())["id"]
+
+
+async def test_an_anonymous_caller_cannot_add_a_note(
+    serve: Serve, service_env: dict[str, str]
+) -> None:
+    client = await serve(create_app(load(${Title}Settings, service_env)))
+
+    response = await client.post("/api/v1/$name/notes", json={"text": "hello"})
+
+    assert response.status == 401
+'''
+
+FILES = {
+    "pyproject.toml": PYPROJECT,
+    "src/$name/__init__.py": INIT,
+    "src/$name/__main__.py": MAIN,
+    "src/$name/settings.py": SETTINGS,
+    "src/$name/keys.py": KEYS,
+    "src/$name/schemas.py": SCHEMAS,
+    "src/$name/routes.py": ROUTES,
+    "src/$name/app.py": APP,
+    "tests/test_$name.py": TESTS,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything the new service needs: its files, and the new text of two shared files."""
+
+    files: dict[Path, str]
+    edits: dict[Path, tuple[str, str]]
+
+
+def _next_ports(services: Sequence[registry.Service]) -> list[int]:
+    """The first free block of ten after every port in use (8101, 8111, ... then 8121)."""
+    highest = max((port for service in services for port in service.ports), default=8090)
+    start = (highest // 10 + 1) * 10 + 1
+    return list(range(start, start + INSTANCES))
+
+
+def _add_member(pyproject: str, name: str) -> str:
+    """The root project depends on every member (what `uv sync` installs) from the workspace."""
+    dependencies = re.search(r"^dependencies = \[(.*)\]$", pyproject, flags=re.MULTILINE)
+    sources = pyproject.find("[tool.uv.sources]\n")
+    if dependencies is None or sources < 0:
+        raise SystemExit("pyproject.toml: no one-line `dependencies = [...]` or [tool.uv.sources]")
+    end_of_sources = pyproject.find("\n\n", sources)
+    end_of_sources = len(pyproject.rstrip("\n")) if end_of_sources < 0 else end_of_sources
+    text = (
+        pyproject[: dependencies.end(1)]
+        + f', "{name}"'
+        + pyproject[dependencies.end(1) : end_of_sources]
+        + f"\n{name} = {{ workspace = true }}"
+        + pyproject[end_of_sources:]
+    )
+    parsed = tomllib.loads(text)
+    assert name in parsed["project"]["dependencies"]
+    assert parsed["tool"]["uv"]["sources"][name] == {"workspace": True}
+    return text
+
+
+def plan(root: Path, name: str) -> Plan:
+    registry_path = root / "services" / "registry.toml"
+    services = registry.load(registry_path)
+    if not registry.NAME.match(name):
+        raise SystemExit(f"{name!r}: a service name is 2 to 31 lower-case letters and digits")
+    folder = root / "services" / name
+    if name in services or folder.exists() or name in {"kit", "shopkit"}:
+        raise SystemExit(f"{name}: already a service (or the kit)")
+    values = {"name": name, "Title": name.capitalize()}
+    files = {
+        folder / Template(path).substitute(values): Template(text).substitute(values)
+        for path, text in FILES.items()
+    }
+    ports = ", ".join(str(port) for port in _next_ports(list(services.values())))
+    entry = f'\n[{name}]\nports = [{ports}]\nprefixes = ["{name}"]\n'
+    old_registry = registry_path.read_text()
+    new_registry = old_registry + entry
+    registry.parse(new_registry)  # fails here, not later in the stack, if it would not load
+    pyproject_path = root / "pyproject.toml"
+    old_pyproject = pyproject_path.read_text()
+    edits = {
+        registry_path: (old_registry, new_registry),
+        pyproject_path: (old_pyproject, _add_member(old_pyproject, name)),
+    }
+    return Plan(files, edits)
+
+
+def describe(plan: Plan, root: Path) -> str:
+    lines = ["would create:"]
+    for path, text in plan.files.items():
+        lines.append(f"  {path.relative_to(root)} ({len(text.splitlines())} lines)")
+    for path, (old, new) in plan.edits.items():
+        name = str(path.relative_to(root))
+        diff = difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), name, name
+        )
+        lines.append(f"would change {name}:")
+        lines.append("".join(diff).rstrip("\n"))
+    return "\n".join(lines)
+
+
+def apply(plan: Plan) -> None:
+    for path, text in plan.files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for path, (_, new) in plan.edits.items():
+        path.write_text(new)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("name", help="the service's one name: folder, package, route prefix")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be done")
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    made = plan(root, args.name)
+    if args.dry_run:
+        print(describe(made, root))
+        return
+    apply(made)
+    print(
+        f"created services/{args.name}; registered it in services/registry.toml and pyproject.toml"
+    )
+    print("next: `uv sync` (installs its console script), then `./task test`")
+
+
+if __name__ == "__main__":
+    main()

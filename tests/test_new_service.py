@@ -1,0 +1,136 @@
+"""A service made by `./task new-service` runs behind the real gateway: probes, metrics, OpenAPI, events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import gateway as gateway_config  # scripts/, put on sys.path by conftest.py
+import new_service
+import pytest
+import registry
+from nats.aio.client import Client as Nats
+from nats.aio.msg import Msg
+
+ROOT = Path(__file__).resolve().parent.parent
+NAME = "guestbook"
+ADMIN = {"email": "admin@shop.local", "password": "admin-password-change-me"}
+
+
+@pytest.fixture(scope="module")
+def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the workspace's shared files with the new service generated into it."""
+    root = tmp_path_factory.mktemp("workspace")
+    (root / "services").mkdir()
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy(ROOT / "services" / "registry.toml", root / "services" / "registry.toml")
+    new_service.main([NAME, "--root", str(root)])
+    return root
+
+
+@pytest.fixture(scope="module")
+def instances(
+    scaffold: Path,
+    start_instances: Callable[..., list[str]],
+    users_instances: list[str],
+    mongo_url: str,
+    nats_url: str,
+) -> list[str]:
+    """The generated service as real processes (`python -m`, it is not installed in the venv)."""
+    env = {
+        "MONGO_URL": mongo_url,
+        "NATS_URL": nats_url,
+        "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
+        "PYTHONPATH": str(scaffold / "services" / NAME / "src"),
+    }
+    count = registry.load(scaffold / "services" / "registry.toml")[NAME].instances
+    return start_instances(NAME, env, count, argv=[sys.executable, "-m", NAME])
+
+
+@pytest.fixture(scope="module")
+def base(
+    scaffold: Path,
+    start_gateway: Callable[..., str],
+    users_instances: list[str],
+    instances: list[str],
+) -> str:
+    """A gateway routed by the scaffold's registry: the shop's services and the new one."""
+    routes = gateway_config.routes_for(registry.load(scaffold / "services" / "registry.toml"))
+    return start_gateway({"users": users_instances, NAME: instances}, routes=routes)
+
+
+def test_the_new_service_is_registered_for_the_stack_the_gateway_and_the_workspace(
+    scaffold: Path,
+) -> None:
+    entry = registry.load(scaffold / "services" / "registry.toml")[NAME]
+    assert entry.prefixes == (NAME,)
+    assert entry.instances == 2
+    workspace = tomllib.loads((scaffold / "pyproject.toml").read_text())
+    assert NAME in workspace["project"]["dependencies"]
+    assert workspace["tool"]["uv"]["sources"][NAME] == {"workspace": True}
+
+
+async def test_its_probes_answer_through_the_gateway(
+    base: str, http: aiohttp.ClientSession
+) -> None:
+    for probe in ("healthz", "readyz"):
+        async with http.get(f"{base}/api/v1/{NAME}/{probe}") as response:
+            assert response.status == 200, await response.text()
+
+
+async def test_its_openapi_document_is_served_through_the_gateway(
+    base: str, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"{base}/api/v1/{NAME}/openapi.json") as response:
+        assert response.status == 200
+        document = await response.json()
+    assert document["info"]["title"] == NAME
+    notes = document["paths"][f"/api/v1/{NAME}/notes"]["post"]
+    assert notes["requestBody"]["content"]["application/json"]["schema"]
+    assert notes["security"] == [{"bearer": []}]
+
+
+async def test_a_note_added_through_the_gateway_is_published_and_counted(
+    base: str, instances: list[str], http: aiohttp.ClientSession, nats_client: Nats
+) -> None:
+    # given a subscriber to the service's events and a signed-in caller
+    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def deliver(message: Msg) -> None:
+        await received.put(json.loads(message.data))
+
+    subscription = await nats_client.subscribe(f"shop.{NAME}.note.added", cb=deliver)
+    async with http.post(f"{base}/api/v1/auth/login", json=ADMIN) as response:
+        assert response.status == 200, await response.text()
+        token = (await response.json())["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "first-note"}
+
+    try:
+        # when a note is added through the gateway
+        body = {"text": "hello from the gateway"}
+        async with http.post(f"{base}/api/v1/{NAME}/notes", json=body, headers=headers) as r:
+            assert r.status == 201, await r.text()
+            note = await r.json()
+
+        # then its event reaches the broker through the outbox relay
+        event = await asyncio.wait_for(received.get(), timeout=15)
+        assert event["type"] == "note.added"
+        assert event["data"] == note
+    finally:
+        await subscription.unsubscribe()
+
+    # and the instances' metrics count the request and the published event
+    exposition = ""
+    for instance in instances:
+        async with http.get(f"http://{instance}/metrics") as response:
+            exposition += await response.text()
+    assert re.search(rf'http_requests_total{{[^}}]*route="/api/v1/{NAME}/notes"', exposition)
+    assert f'events_published_total{{service="{NAME}",type="note.added"}} 1.0' in exposition

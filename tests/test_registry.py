@@ -1,0 +1,59 @@
+"""The registry of services refuses what the stack and the gateway could not run; new-service dry runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import new_service  # scripts/, put on sys.path by conftest.py
+import pytest
+import registry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_shops_registry_loads_and_routes_every_service() -> None:
+    services = registry.load()
+    assert {"users", "products"} <= set(services)
+    assert all(service.instances >= 1 for service in services.values())
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("[a1]\nports = [1]\n[b1]\nports = [1]\n", "port 1 is both a1's and b1's"),
+        ('[a1]\nports = [1]\nprefixes = ["x"]\n[b1]\nports = [2]\nprefixes = ["x"]\n', "prefix x"),
+        ("[a1]\nports = [1]\nreplicas = 3\n", "unknown keys"),
+        ("[a1]\nports = []\n", "ports must be"),
+        ("[Users]\nports = [1]\n", "lower-case"),
+    ],
+)
+def test_an_impossible_registry_is_refused_naming_the_service(text: str, complaint: str) -> None:
+    with pytest.raises(registry.RegistryError, match=complaint):
+        registry.parse(text)
+
+
+def test_a_dry_run_prints_the_plan_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "services").mkdir()
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    shutil.copy(ROOT / "services" / "registry.toml", tmp_path / "services" / "registry.toml")
+    before = {path: path.read_text() for path in tmp_path.rglob("*.toml")}
+
+    new_service.main(["ledger", "--root", str(tmp_path), "--dry-run"])
+
+    printed = capsys.readouterr().out
+    assert "services/ledger/src/ledger/app.py" in printed
+    assert "+ledger = { workspace = true }" in printed
+    assert {path: path.read_text() for path in tmp_path.rglob("*.toml")} == before
+    assert not (tmp_path / "services" / "ledger").exists()
+
+
+def test_an_existing_service_is_not_made_again(tmp_path: Path) -> None:
+    (tmp_path / "services").mkdir()
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    shutil.copy(ROOT / "services" / "registry.toml", tmp_path / "services" / "registry.toml")
+
+    with pytest.raises(SystemExit, match="already a service"):
+        new_service.main(["users", "--root", str(tmp_path)])
