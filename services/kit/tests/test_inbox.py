@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,11 +15,12 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo, RawStreamMsg
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shopkit import broker
+from shopkit import broker, clock
 from shopkit.events import Event, EventStore, encode
 from shopkit.inbox import (
     DEAD_LETTERS,
     INBOX_COLLECTION,
+    RETENTION,
     Consumer,
     Handler,
     consume,
@@ -364,6 +366,36 @@ async def test_only_the_subscribed_subjects_reach_the_handler(
     # then only those two reached the handler (nats-server 2.9 ignores filter_subjects;
     # the consumer filters on its side too)
     assert handler.calls == [paid.id, cancelled.id]
+
+
+async def test_handled_events_are_forgotten_after_the_retention_by_their_own_durable(
+    db: AsyncDatabase[Any],
+    js: JetStreamContext,
+    publisher: str,
+    durable: str,
+    publish: Callable[[str, str], Awaitable[Event]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given an event that two durables handled
+    await publish("order.paid", "order-1")
+    first, second = Recorder(), Recorder()
+    keeping = consumer(js, db, publisher, durable, first)
+    forgetting = consumer(js, db, publisher, durable + "b", second)
+    await run_until(keeping, lambda: bool(first.calls))
+    await run_until(forgetting, lambda: bool(second.calls))
+    inbox = db[INBOX_COLLECTION]
+    assert await inbox.count_documents({}) == 2
+
+    # when a day later one durable purges, and past the retention it steps (purging first)
+    tomorrow = clock.now() + timedelta(days=1)
+    assert await forgetting.purge(tomorrow) == 0
+    later = clock.now() + RETENTION + timedelta(days=2)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    await forgetting.step()
+
+    # then only its own record is gone, and only once the retention has passed
+    assert [doc["consumer"] async for doc in inbox.find()] == [durable]
+    assert await inbox.count_documents({"purge_on": {"$exists": True}}) == 1
 
 
 async def test_consume_wires_a_consumer_into_an_app_with_one_line(

@@ -15,6 +15,11 @@ def test_amounts_add_and_multiply_in_minor_units() -> None:
     assert price.to_json() == {"amount": 1999, "currency": "EUR"}
 
 
+def test_a_currency_with_a_trailing_newline_is_no_currency() -> None:
+    with pytest.raises(ValueError, match="ISO 4217"):
+        Money(100, "EUR\n")
+
+
 def test_currencies_never_mix() -> None:
     with pytest.raises(ValueError, match="EUR"):
         Money(100, "EUR") + Money(100, "USD")
@@ -29,6 +34,7 @@ def test_currencies_never_mix() -> None:
         {"amount": True, "currency": "EUR"},
         {"amount": 100, "currency": "eur"},
         {"amount": 100, "currency": "EURO"},
+        {"amount": 100, "currency": "EUR\n"},
         {"amount": 100},
         {"amount": 100, "currency": "EUR", "rate": 1},
     ],

@@ -40,6 +40,39 @@ def test_field_errors_appear_only_when_given() -> None:
     assert "request_id" not in NotFound().body("/x", None)
 
 
+def test_at_most_twenty_field_errors_are_echoed_and_the_rest_counted() -> None:
+    # given a body with 50,000 unknown fields, one of them with a very long name, and a nested
+    # field with three errors of its own
+    errors: dict[str, object] = {"x" * 5000: ["Unknown field."]}
+    errors.update({f"field{n}": ["Unknown field."] for n in range(50_000)})
+    errors["variants"] = {"0": {"sku": ["bad"]}, "1": {"sku": ["bad"]}, "2": {"sku": ["bad"]}}
+
+    # when it is the 422
+    body = ValidationFailed("the request has invalid fields", errors=errors).body("/x", None)
+
+    # then twenty errors are shown, names cut short, and the body says how many were left out
+    assert len(body["errors"]) == 20
+    assert max(len(name) for name in body["errors"]) == 100
+    assert body["errors_omitted"] == 50_004 - 20
+    assert body["detail"] == "the request has invalid fields (49984 more field errors not shown)"
+    assert len(json.dumps(body)) < 2000
+
+
+def test_nested_field_errors_count_each_field() -> None:
+    errors = {f"v{n}": {"sku": ["bad"], "price": {"amount": ["bad"]}} for n in range(15)}
+    body = ValidationFailed(errors=errors).body("/x", None)
+    assert len(body["errors"]) == 10
+    assert body["errors_omitted"] == 10
+
+
+def test_a_few_field_errors_are_echoed_whole() -> None:
+    errors = {f"f{n}": ["bad"] for n in range(20)}
+    body = ValidationFailed("invalid", errors=errors).body("/x", None)
+    assert body["errors"] == errors
+    assert body["detail"] == "invalid"
+    assert "errors_omitted" not in body
+
+
 def test_the_detail_defaults_to_the_title() -> None:
     assert NotFound().detail == "Not found"
 

@@ -12,6 +12,7 @@ from pymongo.errors import PyMongoError
 
 from products.keys import CATALOG
 from shopkit.events import Event
+from shopkit.pagination import encode_cursor
 
 
 async def _create(client: Client, roles: Roles, **changes: Any) -> dict[str, Any]:
@@ -165,6 +166,36 @@ async def test_bad_input_is_a_clear_4xx(client: Client, roles: Roles) -> None:
     assert (malformed.status, float_price.status, mixed.status) == (400, 422, 422)
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/products", product(slug="iphone-15\n"), "slug"),
+        (
+            "/api/v1/products",
+            product(variants=[{"sku": "IP15\n", "price": {"amount": 1, "currency": "EUR"}}]),
+            "variants",
+        ),
+        (
+            "/api/v1/products",
+            product(variants=[{"sku": "IP15", "price": {"amount": 1, "currency": "EUR\n"}}]),
+            "variants",
+        ),
+        ("/api/v1/products", product(attributes={"material\n": "aluminium"}), "attributes"),
+        ("/api/v1/categories", {"slug": "phones\n", "name": "Phones"}, "slug"),
+    ],
+    ids=["slug", "sku", "currency", "attribute-name", "category-slug"],
+)
+async def test_a_trailing_newline_makes_a_shaped_field_invalid(
+    client: Client, roles: Roles, path: str, body: dict[str, Any], field: str
+) -> None:
+    # when a field with a fixed shape ends in a newline
+    response = await client.post(path, json=body, headers=roles.staff)
+
+    # then it is refused, and nothing is stored
+    assert response.status == 422, await response.text()
+    assert field in (await response.json())["errors"]
+
+
 async def test_slugs_and_skus_are_unique_across_products(client: Client, roles: Roles) -> None:
     await _create(client, roles)
     same_slug = await client.post(
@@ -308,6 +339,42 @@ async def test_malformed_preconditions_and_oversized_numbers_are_4xx(
         headers=roles.staff,
     )
     assert huge.status == 422
+
+
+async def test_an_out_of_range_query_parameter_is_a_422_never_a_500(
+    client: Client, roles: Roles
+) -> None:
+    # given a product with stock movements
+    created = await _create(client, roles)
+    sku = created["variants"][0]["sku"]
+    receipt = await client.post(
+        f"/api/v1/inventory/{sku}/receipts",
+        json={"quantity": 3, "reason": "delivery"},
+        headers={**roles.staff, "Idempotency-Key": "receipt-1"},
+    )
+    assert receipt.status == 201, await receipt.text()
+    huge = 10**30
+
+    # when lists are asked for with numbers past 64 bits, or positions of the wrong kind
+    asked = [
+        ("/api/v1/products", {"status": "draft", "cursor": encode_cursor(huge)}, roles.staff),
+        ("/api/v1/products", {"status": "draft", "cursor": encode_cursor(["x"])}, roles.staff),
+        (
+            "/api/v1/products",
+            {"cursor": encode_cursor({"sort": "newest", "after": [huge, "x"]})},
+            {},
+        ),
+        ("/api/v1/products", {"cursor": encode_cursor(float("1e308") * 10)}, {}),
+        ("/api/v1/products", {"min_price": str(huge)}, {}),
+        ("/api/v1/products", {"limit": "9" * 50}, {}),
+        (f"/api/v1/inventory/{sku}/movements", {"cursor": encode_cursor(huge)}, roles.staff),
+        (f"/api/v1/inventory/{sku}/movements", {"cursor": encode_cursor("7")}, roles.staff),
+    ]
+    answers = [await client.get(path, params=query, headers=auth) for path, query, auth in asked]
+
+    # then each is a 422 problem
+    assert [a.status for a in answers] == [422] * len(asked)
+    assert {a.content_type for a in answers} == {"application/problem+json"}
 
 
 async def test_a_refused_update_leaves_no_claim_behind(client: Client, roles: Roles) -> None:

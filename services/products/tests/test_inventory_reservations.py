@@ -479,6 +479,7 @@ async def test_untracked_lines_are_reserved_without_touching_a_ledger(stock: Sto
     [
         ({"lines": [{"sku": "TEE-S", "quantity": 1}]}, "order_id"),
         ({"order_id": "a:b", "lines": [{"sku": "TEE-S", "quantity": 1}]}, "order_id"),
+        ({"order_id": "o-1\n", "lines": [{"sku": "TEE-S", "quantity": 1}]}, "order_id"),
         ({"order_id": "o-1", "lines": []}, "lines"),
         ({"order_id": "o-1", "lines": [{"sku": "TEE-S", "quantity": 0}]}, "lines"),
         ({"order_id": "o-1", "lines": [{"sku": "TEE-S", "quantity": 1, "price": 5}]}, "lines"),

@@ -19,6 +19,7 @@ from products_support import Roles
 
 from products import inventory_routes
 from products.inventory import INVENTORY, Inventory, inventory_context
+from products.keys import SETTINGS as PRODUCTS_SETTINGS
 from products.settings import ProductsSettings
 from shopkit import relay
 from shopkit.app import build_app
@@ -35,7 +36,7 @@ SKUS: Mapping[str, bool] = {"TEE-S": True, "TEE-M": True, "TEE-L": True, "GIFT-C
 def inventory_app(
     settings: ProductsSettings, tokens: TokenFactory, skus: Mapping[str, bool] = SKUS
 ) -> web.Application:
-    app = build_app(settings, keys=tokens.keys())
+    app = build_app(settings, settings_key=PRODUCTS_SETTINGS, keys=tokens.keys())
 
     async def tracked(sku: str) -> bool | None:
         return skus.get(sku)

@@ -50,6 +50,22 @@ async def test_invalid_address_fields_get_per_field_errors(api: Api) -> None:
     assert nulled.status == 422
 
 
+async def test_a_country_or_phone_with_a_trailing_newline_is_refused(api: Api) -> None:
+    # given a user
+    auth = await api.user("newline@example.com")
+
+    # when an address's country, then its phone, ends in a newline
+    country = await api.add_address(auth, country="GB\n")
+    phone = await api.add_address(auth, phone="+4930123456\n")
+
+    # then each is refused by name, and the address book stays empty
+    assert (country.status, phone.status) == (422, 422)
+    assert set((await country.json())["errors"]) == {"country"}
+    assert set((await phone.json())["errors"]) == {"phone"}
+    listed = await api.call("GET", "/api/v1/users/me/addresses", 200, headers=auth)
+    assert listed["items"] == []
+
+
 async def test_user_a_cannot_read_or_change_user_b_addresses(api: Api) -> None:
     alice = await api.user("alice@example.com")
     bob = await api.user("bob@example.com")

@@ -7,6 +7,8 @@ from typing import Any
 
 from users_support import ADMIN, Api
 
+from shopkit.pagination import encode_cursor
+
 
 async def test_the_first_admin_is_created_once_across_restarts(start_users: Any, db: Any) -> None:
     await start_users()
@@ -51,6 +53,31 @@ async def test_admins_page_through_users_with_a_cursor_and_search(api: Api) -> N
     assert bad.status == 422
     junk = await api.client.get("/api/v1/users", params={"cursor": "%%%"}, headers=admin)
     assert junk.status == 422
+
+
+async def test_an_out_of_range_cursor_or_limit_is_a_422_never_a_500(api: Api) -> None:
+    # given an admin, and cursors this API never gave out: a number past 64 bits, a number where
+    # an id goes, a Mongo operator, a nesting, an over-long one; and a limit of fifty digits
+    admin = await api.admin()
+    queries = [
+        {"cursor": encode_cursor(10**30)},
+        {"cursor": encode_cursor(7)},
+        {"cursor": encode_cursor({"$gt": ""})},
+        {"cursor": encode_cursor([[[["a"]]]])},
+        {"cursor": encode_cursor("a" * 600)},
+        {"limit": "9" * 50},
+        {"role": "admin", "cursor": encode_cursor(10**30)},
+    ]
+
+    # when it asks for each page
+    answers = [
+        (await api.client.get("/api/v1/users", params=query, headers=admin)) for query in queries
+    ]
+
+    # then each is a 422 problem naming the parameter
+    assert [a.status for a in answers] == [422] * len(queries)
+    for query, answer in zip(queries, answers, strict=True):
+        assert set((await answer.json())["errors"]) == set(query) - {"role"}
 
 
 async def test_an_admin_changes_roles_and_disabling_ends_sessions(api: Api) -> None:

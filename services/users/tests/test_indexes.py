@@ -20,6 +20,7 @@ from shopkit.testing.explain import KIT_READ_WHOLE, ExplainedMongo
 READ_WHOLE = {
     **KIT_READ_WHOLE,
     "registrations": "registrations under way, each deleted once its events are in the stream",
+    "reset_requests": "password reset requests under way, each deleted once carried out",
 }
 
 

@@ -48,8 +48,12 @@ async def test_repeated_failures_are_throttled_with_retry_after(api: Api) -> Non
 async def test_an_attacker_elsewhere_does_not_lock_the_real_user_out(api: Api) -> None:
     # given an attacker who exhausted the attempts for this account from their address
     await api.register("victim@example.com")
-    for _ in range(6):
-        await _login(api.client, "victim@example.com", "guess-guess", ip="203.0.113.66")
+    attacks = [
+        (await _login(api.client, "victim@example.com", "guess-guess", ip="203.0.113.66"))[0]
+        for _ in range(6)
+    ]
+    # (the attacker is throttled: else this test would pass with no throttle at all)
+    assert attacks == [401] * 5 + [429]
 
     # when the real user logs in from their own address
     status, body = await _login(api.client, "victim@example.com", "correct horse", ip="192.0.2.10")

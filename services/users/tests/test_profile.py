@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from users_support import Api
+from users_support import Api, eventually
 
 from users.keys import USERS
 
@@ -21,6 +21,21 @@ async def test_profile_update_changes_name_and_refuses_roles(api: Api) -> None:
     assert escalate.status == 422
     assert me["name"] == "Grace"
     assert me["roles"] == ["customer"]
+
+
+async def test_a_profile_phone_with_a_trailing_newline_is_refused(api: Api) -> None:
+    # given a user
+    auth = await api.user("phone@example.com")
+
+    # when the profile's phone ends in a newline
+    response = await api.client.patch(
+        "/api/v1/users/me", json={"phone": "+4930123456\n"}, headers=auth
+    )
+
+    # then it is refused and the profile keeps no phone
+    assert response.status == 422
+    assert set((await response.json())["errors"]) == {"phone"}
+    assert (await api.call("GET", "/api/v1/users/me", 200, headers=auth))["phone"] is None
 
 
 async def test_an_email_change_waits_for_verification(api: Api, db: Any) -> None:
@@ -87,7 +102,7 @@ async def test_password_reset_answers_alike_and_its_token_works_once(api: Api, d
     assert known.status == unknown.status == 202
     assert await known.json() == await unknown.json()
 
-    event = await db.events.find_one({"type": "user.password_reset_requested"})
+    event = await eventually(lambda: db.events.find_one({"type": "user.password_reset_requested"}))
     token = event["data"]["token"]
     body = {"token": token, "new_password": "reset horse 42"}
     first = await api.client.post("/api/v1/auth/password-reset/confirm", json=body)

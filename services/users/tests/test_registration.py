@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from users_support import Api, Client
 
 
@@ -27,12 +28,55 @@ async def test_twenty_concurrent_registrations_of_one_email_give_one_account(
 
 
 async def test_an_email_differing_only_in_case_is_the_same_account(api: Api) -> None:
+    # given an account
     await api.register("ada@example.com")
+
+    # when another registers the address in other case
     response = await api.client.post(
         "/api/v1/auth/register",
-        json={"email": " ADA@Example.COM ", "password": "x" * 8, "name": "A"},
+        json={"email": "ADA@Example.COM", "password": "x" * 8, "name": "A"},
     )
-    assert response.status in (409, 422)
+
+    # then the address is taken, and the account logs in by it in any case
+    assert response.status == 409, await response.text()
+    assert (await api.login("Ada@EXAMPLE.com"))["token_type"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    [
+        "\uff53am@example.com",  # fullwidth s
+        "\U0001d42cam@example.com",  # mathematical bold s
+        "\uff53\uff41\uff4d@example.com",  # fullwidth sam
+        "SAM@example.com",
+    ],
+)
+async def test_an_email_in_fullwidth_or_mathematical_letters_is_the_same_account(
+    api: Api, look_alike: str
+) -> None:
+    # given an account
+    await api.register("sam@example.com")
+
+    # when another registers an address that only looks like it
+    response = await api.client.post(
+        "/api/v1/auth/register",
+        json={"email": look_alike, "password": "x" * 8, "name": "Mallory"},
+    )
+
+    # then the address is taken, and it logs in to the first account
+    assert response.status == 409, await response.text()
+    assert (await api.login(look_alike))["token_type"] == "Bearer"
+
+
+async def test_an_email_registered_in_fullwidth_letters_is_kept_in_plain_letters(
+    api: Api,
+) -> None:
+    # when an account registers with fullwidth letters (as some input methods type them)
+    user = await api.register("\uff54\uff45\uff44@example.com")
+
+    # then its address is the plain one, which logs in
+    assert user["email"] == "ted@example.com"
+    assert (await api.login("ted@example.com"))["token_type"] == "Bearer"
 
 
 async def test_a_200_character_emoji_password_registers_and_logs_in(api: Api) -> None:
@@ -75,6 +119,22 @@ async def test_a_client_sent_roles_field_on_register_is_refused(client: Client) 
     )
     assert response.status == 422
     assert "roles" in (await response.json())["errors"]
+
+
+async def test_a_body_of_50000_unknown_fields_answers_a_short_422(client: Client) -> None:
+    # given a registration with 50,000 fields nobody asked for
+    body = {"email": "many@example.com", "password": "correct horse", "name": "M"}
+    body.update({f"extra{n}": 1 for n in range(50_000)})
+
+    # when it is posted
+    response = await client.post("/api/v1/auth/register", json=body)
+
+    # then the 422 names twenty of them and counts the rest, in a few kilobytes
+    problem = await response.json()
+    assert response.status == 422
+    assert len(problem["errors"]) == 20
+    assert problem["errors_omitted"] == 49_980
+    assert len(await response.read()) < 4000
 
 
 async def test_malformed_json_is_a_400_problem(client: Client) -> None:

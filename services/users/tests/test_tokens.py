@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
-from users_support import Api, Client
+from users_support import Api, Client, eventually
 
 from shopkit import clock
 from shopkit.events import ConcurrencyConflict, Event, EventStore
@@ -422,8 +422,10 @@ async def test_the_sweeper_forgets_expired_links_their_uses_and_old_failures_onl
         moved = {"email": f"{name}-moved@example.com"}
         await api.call("PATCH", "/api/v1/users/me", 200, json=moved, headers=auth)
         await api.call("POST", "/api/v1/auth/password-reset", 202, json={"email": email})
-        reset = await db.events.find_one(
-            {"type": "user.password_reset_requested", "data.email": email}
+        reset = await eventually(
+            lambda: db.events.find_one(
+                {"type": "user.password_reset_requested", "data.email": email}
+            )
         )
         # Used through the store: the app's own sweeper may purge the old link before a confirm.
         token_hash = hashlib.sha256(reset["data"]["token"].encode()).hexdigest()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import ClientResponse
@@ -17,6 +19,16 @@ HOME = {
     "postal_code": "SW1Y 4JH",
     "country": "GB",
 }
+
+
+async def eventually(read: Callable[[], Awaitable[Any]], attempts: int = 250) -> Any:
+    """What `read` answers once it answers something: for work done after a response."""
+    for _ in range(attempts):
+        found = await read()
+        if found:
+            return found
+        await asyncio.sleep(0.02)
+    raise AssertionError("the work after the response never showed")
 
 
 class Api:

@@ -29,7 +29,7 @@ from shopkit.settings import KitSettings, SettingsError, load
 
 log = logging.getLogger("shopkit.http")
 REQUEST_ID_HEADER = "X-Request-ID"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 MAX_BODY_BYTES = 1024 * 1024
 SLOW_REQUEST_SECONDS = 1.0
 Readiness = Callable[[web.Application], Awaitable[None]]

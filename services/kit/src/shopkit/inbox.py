@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -16,7 +18,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shopkit import broker
+from shopkit import broker, clock, sweeps
 from shopkit.events import Event, decode, utc_now
 from shopkit.keys import DB, JETSTREAM, METRICS, SETTINGS
 from shopkit.metrics import Metrics
@@ -32,6 +34,11 @@ INBOX_COLLECTION = "inbox"
 DEAD_LETTERS = "dlq"
 MAX_RETRY_DELAY = 300.0
 MAX_ERROR_HEADER = 500
+# How long a handled event is remembered: far past JetStream's redeliveries (minutes) and a relay's
+# republish after the broker's 2 h duplicate window. A durable recreated from scratch replays its
+# stream, and handles again what it forgot: effects are idempotent, the inbox only saves the work.
+RETENTION = timedelta(days=7)
+PURGE_INTERVAL = 600.0
 
 
 class AttemptsExhausted(Exception):
@@ -95,11 +102,13 @@ class Consumer:
         self._batch = batch
         self._fetch_timeout = fetch_timeout
         self._subscription: JetStreamContext.PullSubscription | None = None
+        self._next_purge = 0.0  # monotonic: the first pass purges
 
     async def start(self) -> None:
         """Create or update the durable consumer and bind to it; NotFoundError until the
         publisher has created its stream."""
         await broker.ensure_stream(self._js, DEAD_LETTERS)
+        await sweeps.ensure_index(self._inbox)
         config = ConsumerConfig(
             name=self.durable,
             durable_name=self.durable,
@@ -141,7 +150,14 @@ class Consumer:
         return len(messages)
 
     async def step(self) -> float | None:
-        """One pass of the background loop; fetch again at once (the fetch itself waits)."""
+        """One pass of the background loop; fetch again at once (the fetch itself waits).
+
+        Every `PURGE_INTERVAL` it first forgets this durable's events handled over `RETENTION` ago.
+        """
+        if time.monotonic() >= self._next_purge:
+            # Scheduled before purging: a failing purge is retried later, not before every fetch.
+            self._next_purge = time.monotonic() + PURGE_INTERVAL
+            await self.purge(clock.now())
         try:
             await self.run_once()
         except nats.js.errors.NotFoundError:
@@ -151,6 +167,10 @@ class Consumer:
             await self.stop()
             return 5.0
         return 0
+
+    async def purge(self, now: datetime) -> int:
+        """Forget the events this durable handled whose purge day has passed (`shopkit.sweeps`)."""
+        return await sweeps.purge(self._inbox, now, where={"consumer": self.durable})
 
     async def stop(self) -> None:
         if self._subscription is not None:
@@ -208,13 +228,23 @@ class Consumer:
                         "type": event.type,
                         "state": "claimed",
                         "claimed_at": utc_now(),
+                        sweeps.FIELD: sweeps.purge_on(utc_now() + RETENTION),
                     }
                 )
         # Bounded below ack_wait, so a stuck handler is retried by us, not raced by a redelivery.
         async with asyncio.timeout(self._ack_wait * 0.8):
             await self._handler(event)
+        done_at = utc_now()
+        # The purge day again: a record claimed before records carried one gets it here.
         await self._inbox.update_one(
-            {"_id": key}, {"$set": {"state": "done", "done_at": utc_now()}}
+            {"_id": key},
+            {
+                "$set": {
+                    "state": "done",
+                    "done_at": done_at,
+                    sweeps.FIELD: sweeps.purge_on(done_at + RETENTION),
+                }
+            },
         )
         return True
 

@@ -10,7 +10,7 @@ from marshmallow import fields, post_load, validate
 
 from shopkit.schemas import Schema, WholeNumber
 
-CURRENCY = re.compile(r"^[A-Z]{3}$")
+CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 MAX_AMOUNT = 10**12
 
 

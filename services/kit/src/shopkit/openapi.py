@@ -123,6 +123,17 @@ def _schema_name(schema: SchemaLike) -> str | None:
     return schema.__name__.removesuffix("Schema") or schema.__name__
 
 
+def _ecma_pattern(
+    converter: Any, field: marshmallow.fields.Field[Any], ret: dict[str, Any], **_: Any
+) -> dict[str, Any]:
+    """Validators end in Python's `\\Z` (a trailing newline would pass `$` in Python); JSON Schema
+    patterns are ECMA-262, where `$` already means the very end and `\\Z` would be a literal Z."""
+    pattern = ret.get("pattern")
+    if isinstance(pattern, str) and pattern.endswith("\\Z"):
+        return {"pattern": pattern[:-2] + "$"}
+    return {}
+
+
 def _raw_jsonschema(
     converter: Any, field: marshmallow.fields.Field[Any], **_: Any
 ) -> dict[str, Any]:
@@ -194,6 +205,7 @@ def document(
         openapi_version="3.1.0",
         plugins=[plugin],
     )
+    plugin.converter.add_attribute_function(_ecma_pattern)  # type: ignore[union-attr]
     plugin.converter.add_attribute_function(_raw_jsonschema)  # type: ignore[union-attr]
     spec.components.security_scheme(
         "bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

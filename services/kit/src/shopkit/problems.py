@@ -102,7 +102,47 @@ class UnsupportedMediaType(Problem):
 
 
 class ValidationFailed(Problem):
+    """Per-field errors, at most `MAX_FIELD_ERRORS` of them echoed: a body of 50,000 unknown fields
+    must not answer megabytes. `errors_omitted` says how many more there were."""
+
     status, slug, title = 422, "validation-failed", "Validation failed"
+
+    def __init__(
+        self, detail: str | None = None, *, errors: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        if errors is not None:
+            shown, count = _first_errors(errors, MAX_FIELD_ERRORS)
+            omitted = _count_errors(errors) - count
+            if omitted:
+                kwargs["errors_omitted"] = omitted
+                detail = f"{detail or self.title} ({omitted} more field errors not shown)"
+            errors = shown
+        super().__init__(detail, errors=errors, **kwargs)
+
+
+MAX_FIELD_ERRORS = 20
+# A field name is echoed as sent, so a long one is cut: the client knows the rest.
+MAX_FIELD_NAME = 100
+
+
+def _first_errors(errors: Any, room: int) -> tuple[Any, int]:
+    """The first `room` field errors of `errors` (nested as marshmallow nests them), and how many."""
+    if not isinstance(errors, Mapping):
+        return errors, 1
+    shown: dict[str, Any] = {}
+    count = 0
+    for name, error in errors.items():
+        if count >= room:
+            break
+        shown[str(name)[:MAX_FIELD_NAME]], used = _first_errors(error, room - count)
+        count += used
+    return shown, count
+
+
+def _count_errors(errors: Any) -> int:
+    if not isinstance(errors, Mapping):
+        return 1
+    return sum(_count_errors(error) for error in errors.values())
 
 
 class TooManyRequests(Problem):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+LOCAL = "local"
 _MISSING: Any = dataclasses.MISSING
 
 
@@ -136,6 +137,16 @@ class KitSettings:
     shutdown_timeout: float = env(
         "SHUTDOWN_TIMEOUT", 20.0, help="seconds to drain requests on stop"
     )
+    # Production unless told otherwise, so a deployment that forgets it refuses example secrets.
+    environment: str = env(
+        "ENVIRONMENT",
+        "production",
+        help="`local` on a developer's machine (the example secrets are allowed), else production",
+    )
+
+    @property
+    def local(self) -> bool:
+        return self.environment == LOCAL
 
     @property
     def database(self) -> str:

@@ -17,7 +17,7 @@ collection that carries the field.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,11 +44,18 @@ async def ensure_index(collection: AsyncCollection[Any]) -> None:
     await collection.create_index(FIELD)
 
 
-async def purge(collection: AsyncCollection[Any], now: datetime, window: int = WINDOW_DAYS) -> int:
-    """Delete the documents whose purge day has passed (within the window); how many went."""
+async def purge(
+    collection: AsyncCollection[Any],
+    now: datetime,
+    window: int = WINDOW_DAYS,
+    *,
+    where: Mapping[str, Any] | None = None,
+) -> int:
+    """Delete the documents whose purge day has passed (within the window), of those `where`
+    (top-level equalities) selects; how many went."""
     deleted = 0
     for day in past_days(now, window):
-        deleted += (await collection.delete_many({FIELD: day})).deleted_count
+        deleted += (await collection.delete_many({**(where or {}), FIELD: day})).deleted_count
     return deleted
 
 

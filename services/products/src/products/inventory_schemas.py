@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates
 
-from shopkit.pagination import PageQuery
+from shopkit.pagination import CursorField, PageQuery
 from shopkit.schemas import Schema, WholeNumber
 
 MAX_QUANTITY = 1_000_000
@@ -16,10 +16,10 @@ MAX_LINE_QUANTITY = 10_000
 MAX_TTL_SECONDS = 7 * 24 * 3600
 # The catalog's SKU shape, and order ids of the same alphabet: neither may hold the ':' that
 # separates the parts of a derived event id.
-SKU_SHAPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SKU_SHAPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 SKU = validate.Regexp(SKU_SHAPE, error="letters, digits, dot, dash, underscore")
 ORDER_ID = validate.Regexp(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", error="letters, digits, dot, dash, underscore"
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z", error="letters, digits, dot, dash, underscore"
 )
 
 
@@ -116,9 +116,11 @@ class SettlementSchema(Schema):
 class MovementQuery(PageQuery):
     """Newest first; the cursor is the oldest seq of the previous page."""
 
+    cursor = CursorField(int, load_default=None)
+
     @validates("cursor")
     def a_seq(self, value: Any, **_: Any) -> None:
-        if value is not None and (type(value) is not int or value < 1):
+        if value is not None and value < 1:
             raise ValidationError("not a cursor this API gave out")
 
 

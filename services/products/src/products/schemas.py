@@ -13,13 +13,13 @@ from shopkit.pagination import PageQuery
 from shopkit.schemas import JSONSCHEMA, Boolean, Schema, WholeNumber
 
 SLUG = validate.Regexp(
-    r"^[a-z0-9]+(?:-[a-z0-9]+)*$", error="lowercase letters, digits and single dashes"
+    r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z", error="lowercase letters, digits and single dashes"
 )
 SKU = validate.Regexp(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", error="letters, digits, dot, dash, underscore"
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z", error="letters, digits, dot, dash, underscore"
 )
 ATTRIBUTE_NAME = validate.Regexp(
-    r"^[a-z][a-z0-9_]{0,39}$", error="lowercase snake_case, at most 40"
+    r"^[a-z][a-z0-9_]{0,39}\Z", error="lowercase snake_case, at most 40"
 )
 # What AttributeValueField accepts, for the OpenAPI document.
 ATTRIBUTE_VALUE = {
@@ -34,7 +34,7 @@ ATTRIBUTE_VALUE = {
 # Image URLs: http(s), a host name with a TLD, an optional plain path. The document states this
 # pattern and the service enforces it beside the URL check, so both agree on every string.
 IMAGE_URL = validate.Regexp(
-    r"^https?://([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}(/[A-Za-z0-9._~%/-]*)?$",
+    r"^https?://([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}(/[A-Za-z0-9._~%/-]*)?\Z",
     error="an http(s) URL with a host name and a plain path",
 )
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import hmac
 import secrets
+import unicodedata
 from datetime import timedelta
 from typing import Any
 
@@ -27,9 +30,16 @@ RESET_TTL = timedelta(minutes=30)
 
 
 def normalise_email(email: str) -> str:
-    local, _, domain = email.strip().rpartition("@")
-    # Domains are case-insensitive; local parts are in theory not, but every real mailbox treats them so.
-    return f"{local.lower()}@{domain.lower()}"
+    """The address an account is known by, and unique under: whatever looks alike is one address.
+
+    NFKC turns fullwidth and mathematical letters into the plain ones (fullwidth or bold `sam@` is `sam@`),
+    then case folding ignores case (domains are case-insensitive; local parts are in theory not,
+    but every real mailbox treats them so). Such addresses are folded rather than refused: an
+    input method that types fullwidth letters means the plain ones, and no mail system routes the
+    two apart. NFKC again after folding, since folding can leave a string NFKC would change.
+    """
+    folded = unicodedata.normalize("NFKC", email.strip()).casefold()
+    return unicodedata.normalize("NFKC", folded)
 
 
 def _token() -> tuple[str, str]:
@@ -157,8 +167,10 @@ async def update_profile(users: Users, user: User, changes: dict[str, Any]) -> U
 async def change_password(
     users: Users, user: User, current: str, new: str, session: str | None
 ) -> None:
+    attempt = await users.password_guesses.attempt(user.id)
     if not await users.hasher.verify(current, user.password_hash):
         raise InvalidCredentials("the current password is wrong")
+    await users.password_guesses.succeeded(user.id, attempt)
     await _set_password(users, user, new, keep_session=session)
 
 
@@ -181,12 +193,19 @@ async def _set_password(users: Users, user: User, new: str, keep_session: str | 
     )
 
 
-async def request_password_reset(users: Users, email: str) -> None:
-    """Same answer whether or not the account exists, so the endpoint reveals nothing."""
-    user = await users.store.by_email(normalise_email(email))
+async def request_password_reset(users: Users, email: str, request_id: str) -> None:
+    """Mail a reset link if the account of `email` (normalised) exists and is enabled.
+
+    Carrying out one request again mails no second link: its token derives from the request (and
+    the pepper), so a repeat finds the link and the event of the first.
+    """
+    user = await users.store.by_email(email)
     if user is None or user.disabled:
         return
-    token, token_hash = _token()
+    key = users.settings.password_pepper.value.encode()
+    digest = hmac.new(key, f"password-reset:{request_id}".encode(), hashlib.sha256).digest()
+    token = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    token_hash = hashlib.sha256(token.encode()).hexdigest()
     expires_at = clock.now() + RESET_TTL
     await users.store.insert_reset_token(token_hash, user.id, expires_at)
     await users.history.record(

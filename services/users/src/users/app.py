@@ -11,7 +11,7 @@ from shopkit.auth import StaticKeys
 from shopkit.cache import Cache
 from shopkit.keys import DB, NATS
 from shopkit.tasks import background
-from users import accounts
+from users import accounts, resets
 from users.deps import open_users
 from users.keys import USERS
 from users.model import User
@@ -51,6 +51,14 @@ def create_app(settings: UsersSettings) -> web.Application:
     app.cleanup_ctx.append(background("users-registrations", finish_registrations, interval=5.0))
     app.cleanup_ctx.append(
         background("users-sweeper", lambda app: sweep(app[USERS]), interval=SWEEP_INTERVAL)
+    )
+    app.cleanup_ctx.append(resets.after_answer_ctx)
+    app.cleanup_ctx.append(
+        background(
+            "users-password-resets",
+            lambda app: resets.retry_stale(app[USERS]),
+            interval=resets.RETRY_INTERVAL,
+        )
     )
     app.router.add_routes(routes)
     return app

@@ -17,7 +17,7 @@ from users.sessions import Families
 from users.settings import UsersSettings
 from users.signing import SigningKeys
 from users.store import UserStore
-from users.throttle import LoginThrottle
+from users.throttle import LoginThrottle, PasswordGuessThrottle, ResetThrottle
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,8 @@ class Users:
     keys: SigningKeys
     families: Families
     throttle: LoginThrottle
+    password_guesses: PasswordGuessThrottle
+    reset_requests: ResetThrottle
     history: History
 
 
@@ -69,6 +71,15 @@ async def open_users(
             settings.login_failures_per_account,
             settings.login_failures_per_client,
             settings.login_window,
+        ),
+        password_guesses=PasswordGuessThrottle(
+            store, settings.password_guesses_per_account, settings.login_window
+        ),
+        reset_requests=ResetThrottle(
+            store,
+            settings.reset_requests_per_address,
+            settings.reset_requests_per_client,
+            settings.reset_window,
         ),
         history=history,
     )

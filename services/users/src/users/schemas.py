@@ -11,7 +11,7 @@ from shopkit.schemas import Boolean, Schema
 from users.model import Role
 from users.passwords import MAX_LENGTH, MIN_LENGTH, normalise
 
-PHONE = validate.Regexp(r"^\+[1-9][0-9]{6,14}$", error="use E.164, for example +4930123456")
+PHONE = validate.Regexp(r"^\+[1-9][0-9]{6,14}\Z", error="use E.164, for example +4930123456")
 
 
 def Email(**kwargs: Any) -> fields.Email:
@@ -94,7 +94,7 @@ class AddressSchema(Schema):
     postal_code = fields.String(required=True, validate=validate.Length(1, 20))
     country = fields.String(
         required=True,
-        validate=validate.Regexp(r"^[A-Z]{2}$", error="use an ISO 3166-1 alpha-2 code"),
+        validate=validate.Regexp(r"^[A-Z]{2}\Z", error="use an ISO 3166-1 alpha-2 code"),
     )
     phone = fields.String(allow_none=True, validate=PHONE)
     default_shipping = Boolean()

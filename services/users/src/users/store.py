@@ -103,7 +103,10 @@ class UserStore:
         self.used_tokens = db.used_tokens
         self.reset_tokens = db.reset_tokens
         self.verifications = db.verifications
+        # Throttled attempts (failed logins, wrong current passwords, reset requests), by key.
         self.login_failures = db.login_failures
+        # Password reset requests answered and not yet carried out (`users.resets`).
+        self.reset_requests = db.reset_requests
         self.sessions = db.sessions
         # Apart from the session, which refreshes rewrite: an insert no write-back can undo.
         self.revocations = db.session_revocations
@@ -316,15 +319,17 @@ class UserStore:
         return await self.verifications.find_one({"_id": token_hash})
 
     async def insert_reset_token(self, token_hash: str, user_id: str, expires_at: datetime) -> None:
-        await self.reset_tokens.insert_one(
-            {
-                "_id": token_hash,
-                "user_id": user_id,
-                "expires_at": expires_at,
-                "created_at": clock.now(),
-                sweeps.FIELD: sweeps.purge_on(expires_at),
-            }
-        )
+        """Store a reset link; the same link again is a no-op (the first one stands)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.reset_tokens.insert_one(
+                {
+                    "_id": token_hash,
+                    "user_id": user_id,
+                    "expires_at": expires_at,
+                    "created_at": clock.now(),
+                    sweeps.FIELD: sweeps.purge_on(expires_at),
+                }
+            )
 
     async def reset_token(self, token_hash: str) -> dict[str, Any] | None:
         return await self.reset_tokens.find_one({"_id": token_hash})
@@ -343,6 +348,21 @@ class UserStore:
         except DuplicateKeyError:
             return False
         return True
+
+    # --- password reset requests, each recorded before its answer and deleted once carried out
+
+    async def insert_reset_request(self, request_id: str, email: str) -> None:
+        await self.reset_requests.insert_one({"_id": request_id, "email": email, "at": clock.now()})
+
+    async def reset_request_done(self, request_id: str) -> None:
+        await self.reset_requests.delete_one({"_id": request_id})
+
+    async def unfinished_reset_requests(self, older_than: datetime) -> list[dict[str, Any]]:
+        """Requests recorded before `older_than` and not carried out.
+
+        Reads the collection whole: it holds only requests under way, or left by a failure.
+        """
+        return [doc async for doc in self.reset_requests.find() if doc["at"] < older_than]
 
     async def purge(self, now: datetime) -> None:
         """Forget the links, their uses and the login failures whose day has passed."""
