@@ -3,12 +3,14 @@ instance serves at once, though each keeps its own caches."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
 from products_support import Client, Roles, product
 
 ROUNDS = 10
+MOMENTS = 0.5
 
 
 @pytest.fixture
@@ -87,9 +89,36 @@ async def test_a_product_under_a_category_just_created_elsewhere_is_accepted(
     assert (await response.json())["category_path"] == [category["id"]]
 
 
-async def test_a_product_changed_on_one_instance_is_served_changed_by_another(
+async def test_a_product_created_on_one_instance_is_found_at_once_on_another(
     pair: tuple[Client, Client], roles: Roles
 ) -> None:
+    first, second = pair
+    for round in range(ROUNDS):
+        # given the other instance asked for the product before it existed
+        slug, sku = f"phone-{round}", f"PHONE-{round}"
+        body = product(
+            slug=slug, variants=[{"sku": sku, "price": {"amount": 1, "currency": "EUR"}}]
+        )
+        assert (await second.get(f"/api/v1/products/{slug}")).status == 404
+
+        # when one instance creates it
+        created = await first.post("/api/v1/products", json=body, headers=roles.staff)
+        assert created.status == 201, await created.text()
+        product_id = (await created.json())["id"]
+
+        # then the other finds it at once, by id, slug and SKU
+        for key in (product_id, slug):
+            assert (await second.get(f"/api/v1/products/{key}")).status == 200
+        looked_up = await (await second.get(f"/api/v1/products/skus?skus={sku}")).json()
+        assert [item["product_id"] for item in looked_up["items"]] == [product_id]
+
+
+async def test_a_product_changed_on_one_instance_is_served_changed_by_another_within_moments(
+    pair: tuple[Client, Client], roles: Roles
+) -> None:
+    """Each instance caches products for a minute; a change drops them everywhere, by a broker
+    message flushed before the change is answered. That message races the client's next read
+    (by well under a millisecond): hence "within moments", not "at once"."""
     # given a product the other instance has cached, by id, slug and SKU
     first, second = pair
     created = await first.post("/api/v1/products", json=product(), headers=roles.staff)
@@ -111,9 +140,15 @@ async def test_a_product_changed_on_one_instance_is_served_changed_by_another(
         assert changed.status == 200, await changed.text()
         etag = changed.headers["ETag"]
 
-        # then the other serves the new version at once, whichever way it is asked
-        for key in (product_id, "iphone-15"):
-            found = await second.get(f"/api/v1/products/{key}")
-            assert (found.headers["ETag"], (await found.json())["name"]) == (etag, name)
-        looked_up = await (await second.get("/api/v1/products/skus?skus=IP15-128-BLK")).json()
-        assert [item["title"] for item in looked_up["items"]] == [name]
+        # then the other serves the new version within moments, whichever way it is asked
+        async def served_changed(etag: str = etag, name: str = name) -> bool:
+            for key in (product_id, "iphone-15"):
+                found = await second.get(f"/api/v1/products/{key}")
+                if (found.headers["ETag"], (await found.json())["name"]) != (etag, name):
+                    return False
+            looked_up = await (await second.get("/api/v1/products/skus?skus=IP15-128-BLK")).json()
+            return [item["title"] for item in looked_up["items"]] == [name]
+
+        async with asyncio.timeout(MOMENTS):
+            while not await served_changed():
+                await asyncio.sleep(0.01)
