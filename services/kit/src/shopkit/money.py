@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import fields, post_load, validate
 
-from shopkit.schemas import Schema
+from shopkit.schemas import Schema, WholeNumber
 
 CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 MAX_AMOUNT = 10**12
@@ -45,7 +45,7 @@ class Money:
 
 
 class MoneySchema(Schema):
-    amount = fields.Integer(required=True, strict=True, validate=validate.Range(0, MAX_AMOUNT))
+    amount = WholeNumber(required=True, validate=validate.Range(0, MAX_AMOUNT))
     currency = fields.String(required=True, validate=validate.Regexp(CURRENCY))
 
     @post_load

@@ -15,7 +15,7 @@ from users import accounts, resets
 from users.deps import open_users
 from users.keys import USERS
 from users.model import User
-from users.openapi import BODIES, QUERIES
+from users.openapi import OPERATIONS
 from users.routes import routes
 from users.settings import UsersSettings
 from users.signing import SigningKeys
@@ -29,7 +29,7 @@ def create_app(settings: UsersSettings) -> web.Application:
     app = build_app(
         settings,
         keys=lambda _: StaticKeys(lambda: signing.public_keys),
-        api=Api("users", bodies=BODIES, queries=QUERIES),
+        api=Api("users", operations=OPERATIONS),
         idempotency_keys=True,
         outbox=True,
     )
