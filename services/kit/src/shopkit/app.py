@@ -21,8 +21,9 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from shopkit import broker, context, idempotency, logs, mongo, openapi, relay, revocations
 from shopkit.auth import PRINCIPAL, JwksKeys, KeySource, TokenVerifier, authorize, public
+from shopkit.commits import AfterCommit
 from shopkit.events import Event, EventStore
-from shopkit.keys import DB, HTTP, METRICS, REVOCATIONS, SETTINGS, VERIFIER
+from shopkit.keys import AFTER_COMMIT, DB, HTTP, METRICS, REVOCATIONS, SETTINGS, VERIFIER
 from shopkit.metrics import Metrics
 from shopkit.problems import Problem, ServiceUnavailable, for_status
 from shopkit.settings import KitSettings, SettingsError, load
@@ -276,6 +277,8 @@ def build_app(
     if settings_key is not None:
         app[settings_key] = settings
     app[METRICS] = Metrics.create(settings.service_name)
+    # Writes run what follows their commit through it: a committed write never answers 5xx.
+    app[AFTER_COMMIT] = AfterCommit(app[METRICS], settings.service_name)
     app[READINESS] = []
     app.cleanup_ctx.append(http_ctx)
     if database:

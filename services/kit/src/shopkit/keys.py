@@ -16,9 +16,10 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
     from shopkit.auth import TokenVerifier
+    from shopkit.commits import AfterCommit
     from shopkit.revocations import Revocations
 else:  # AppKey wants a runtime type; the real ones are for the type checker.
-    Nats = JetStreamContext = TokenVerifier = Revocations = object
+    Nats = JetStreamContext = TokenVerifier = Revocations = AfterCommit = object
 
 SETTINGS = web.AppKey("settings", KitSettings)
 METRICS = web.AppKey("metrics", Metrics)
@@ -28,3 +29,4 @@ JETSTREAM = web.AppKey("jetstream", JetStreamContext)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 REVOCATIONS = web.AppKey("revocations", Revocations)
+AFTER_COMMIT = web.AppKey("after_commit", AfterCommit)

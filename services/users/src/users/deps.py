@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shopkit import clock, revocations
 from shopkit.cache import Cache
+from shopkit.commits import AfterCommit
 from shopkit.events import EventStore
 from users.history import History
 from users.model import User
@@ -31,6 +32,7 @@ class Users:
     password_guesses: PasswordGuessThrottle
     reset_requests: ResetThrottle
     history: History
+    after_commit: AfterCommit = field(default_factory=AfterCommit)
 
 
 async def open_users(
@@ -38,6 +40,7 @@ async def open_users(
     settings: UsersSettings,
     keys: SigningKeys,
     cache: Cache[User] | None = None,
+    after_commit: AfterCommit | None = None,
 ) -> Users:
     """The collaborators on `db`, with every index they query by."""
     store = UserStore(db, cache)
@@ -82,4 +85,5 @@ async def open_users(
             settings.reset_window,
         ),
         history=history,
+        after_commit=after_commit or AfterCommit(),
     )
