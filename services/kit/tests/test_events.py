@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ExecutionTimeout
 
 from shopkit.events import (
     RETRY,
@@ -568,3 +569,44 @@ def test_a_body_that_is_not_an_event_is_a_value_error() -> None:
         decode(b'{"id": "only an id"}')
     with pytest.raises(ValueError):
         decode(b"not json")
+
+
+class _LosesAnswers:
+    """The events collection, but its next inserts land and time out, or just time out: a
+    database too slow to answer at that line, which no real peer provokes on demand."""
+
+    def __init__(self, collection: Any, script: list[str]) -> None:
+        self._collection, self._script = collection, script
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+    async def insert_one(self, document: Any, *args: Any, **kwargs: Any) -> Any:
+        step = self._script.pop(0) if self._script else "answer"
+        if step != "time out":
+            result = await self._collection.insert_one(document, *args, **kwargs)
+            if step == "answer":
+                return result
+        raise ExecutionTimeout("operation exceeded time limit", 50)
+
+
+async def test_an_append_whose_answer_is_lost_is_answered_as_committed(store: EventStore) -> None:
+    # given an events collection whose next insert lands but its answer is lost
+    store.collection = _LosesAnswers(store.collection, ["land, then time out"])
+
+    # when an event is appended (its id chosen by the store)
+    event = await store.append("lost-1", 0, "counter.incremented", {"by": 1})
+
+    # then the append answers the event that landed, once
+    assert event.seq == 1
+    assert [e.id for e in await store.load("lost-1")] == [event.id]
+
+
+async def test_an_append_that_times_out_twice_is_unanswered(store: EventStore) -> None:
+    # given an events collection that times out twice without writing
+    store.collection = _LosesAnswers(store.collection, ["time out", "time out"])
+
+    # when an event is appended, then the timeout reaches the caller, and nothing was stored
+    with pytest.raises(ExecutionTimeout):
+        await store.append("lost-2", 0, "counter.incremented", {"by": 1})
+    assert await store.load("lost-2") == []

@@ -53,7 +53,7 @@ from typing import Any, Generic, Self, TypeVar
 from pymongo import ASCENDING, DeleteOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from shopkit import clock
 from shopkit.problems import Conflict, Problem, ServiceUnavailable
@@ -286,11 +286,21 @@ class EventStore:
         # False when an append of the same event id is under way or was interrupted: its intent
         # is not ours to delete, and covers this append too when it names the same slot.
         intended = journaled and await self._intend(event)
+        answer_lost = False
         try:
-            await self.collection.insert_one(_to_document(event))
+            try:
+                await self.collection.insert_one(_to_document(event))
+            except PyMongoError as error:
+                if not _answer_lost(error):
+                    raise
+                # The insert may have landed all the same (the database was slow, not wrong): try
+                # once more with the same event, which a landed insert turns into its stored self,
+                # so a committed write is answered as committed rather than as a 503.
+                answer_lost = True
+                await self.collection.insert_one(_to_document(event))
         except DuplicateKeyError:
             try:
-                stored = await self._resolve(event, event_id is not None)
+                stored = await self._resolve(event, event_id is not None or answer_lost)
                 if intended and stored.seq == event.seq:
                     # A concurrent append of this same event took the slot first and may die
                     # before queueing it, with no intent of its own: queue it (at worst twice).
@@ -362,10 +372,9 @@ class EventStore:
             raise conflict
         # The slot is free, so the id is taken elsewhere (an indexed lookup; it runs only for a
         # retry that lands on another seq).
-        document = await self.collection.find_one({"id": event.id})
-        if document is None:
+        stored = await self.find(event.id)
+        if stored is None:
             raise conflict  # deleted meanwhile: only streams nothing appends to are deleted
-        stored = _from_document(document)
         if stored.stream_id != event.stream_id:
             raise EventIdReused(f"event {event.id} belongs to another stream")
         return stored
@@ -397,6 +406,11 @@ class EventStore:
             await self.outbox.insert_one(_to_document(event))
 
     # --- reading
+
+    async def find(self, event_id: str) -> Event | None:
+        """The event with this id, in whatever stream and slot: one read by the unique `id` index."""
+        document = await self.collection.find_one({"id": event_id})
+        return _from_document(document) if document is not None else None
 
     async def get(self, stream_id: str, seq: int) -> Event | None:
         """The stream's event at `seq`, if any: one read by `_id`."""
@@ -650,6 +664,11 @@ async def append_at_end(
 
 def _ignore(state: None, event: Event) -> None:
     return None
+
+
+def _answer_lost(error: PyMongoError) -> bool:
+    """A timeout or a dropped connection: the write's outcome is unknown, not refused."""
+    return error.timeout or isinstance(error, ConnectionFailure)
 
 
 def _fold(state: S, seq: int, events: list[Event], fold: Callable[[S, Event], S]) -> tuple[S, int]:

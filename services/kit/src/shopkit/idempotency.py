@@ -35,6 +35,8 @@ log = logging.getLogger("shopkit.idempotency")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 HEADER = "Idempotency-Key"
+# The request's record id, for `operation_id`: set once the request holds its claim.
+OPERATION = web.RequestKey("idempotency.operation", str)
 REPLAYED_HEADER = "Idempotent-Replayed"
 COLLECTION = "idempotency"
 # Longer than any handler runs (its calls all time out sooner), so only a crashed claim gets older.
@@ -80,6 +82,7 @@ def idempotent(required: bool = True) -> Callable[[Handler], Handler]:
             claim = await _claim(records, record_id, fingerprint)
             if isinstance(claim, web.Response):
                 return claim
+            request[OPERATION] = record_id
             try:
                 response = await handler(request)
             except Problem as problem:
@@ -120,6 +123,20 @@ async def _purge_step(app: web.Application) -> None:
 
 sweeper = background("idempotency-sweeper", _purge_step, PURGE_INTERVAL)
 """A cleanup_ctx entry that purges expired idempotency records every ten minutes."""
+
+
+def operation_id(request: web.Request, *parts: object) -> str | None:
+    """An id the same request derives again when retried with its Idempotency-Key (else None).
+
+    A write that names its event with it recognises, on a retry, the event an earlier attempt
+    committed though its answer was lost (a timeout, a 503 on the way back): the retry answers the
+    commit instead of tripping over it (a 412, a taken SKU). `parts` (the `If-Match` version, say)
+    keep apart ids that a reused key must not meet once its record is purged.
+    """
+    record_id = request.get(OPERATION)
+    if record_id is None:
+        return None
+    return hashlib.sha256(json.dumps([record_id, *map(str, parts)]).encode()).hexdigest()[:32]
 
 
 def _record_id(request: web.Request, key: str) -> str:

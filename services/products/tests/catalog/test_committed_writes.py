@@ -98,3 +98,69 @@ async def test_a_change_whose_projection_fails_answers_200_and_is_repaired(
         return bool(found["name"] == "Renamed")
 
     await eventually(served_renamed)
+
+
+def answers_lost(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next product event of this instance lands but its answer is lost, and the store's own
+    retry times out too: the client hears 503 of a write that committed."""
+    events = client.server.app[CATALOG]._events
+    real = events.collection
+    script = ["land, then time out", "time out"]
+
+    class LosesAnswers:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        async def insert_one(self, document: Any, *args: Any, **kwargs: Any) -> Any:
+            step = script.pop(0) if script else "answer"
+            if step != "time out":
+                result = await real.insert_one(document, *args, **kwargs)
+                if step == "answer":
+                    return result
+            raise ExecutionTimeout("operation exceeded time limit", 50)
+
+    monkeypatch.setattr(events, "collection", LosesAnswers())
+
+
+async def test_a_change_committed_unanswered_is_answered_on_retry_not_412(
+    pair: tuple[Client, Client], roles: Roles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a product, and an instance that will lose the answer of its next change
+    first, second = pair
+    created = await first.post("/api/v1/products", json=product(), headers=roles.staff)
+    product_id = (await created.json())["id"]
+    answers_lost(first, monkeypatch)
+    headers = {**roles.staff, "If-Match": created.headers["ETag"], "Idempotency-Key": "rename-2"}
+
+    # when the change commits but its client hears 503
+    lost = await first.patch(
+        f"/api/v1/products/{product_id}", json={"name": "Renamed"}, headers=headers
+    )
+    assert lost.status == 503, await lost.text()
+
+    # then the client's retry, on the other instance, is answered with the committed version
+    retried = await second.patch(
+        f"/api/v1/products/{product_id}", json={"name": "Renamed"}, headers=headers
+    )
+    assert retried.status == 200, await retried.text()
+    assert retried.headers["ETag"] == '"v2"'
+    assert (await retried.json())["name"] == "Renamed"
+
+
+async def test_a_creation_committed_unanswered_is_answered_on_retry_not_refused(
+    pair: tuple[Client, Client], roles: Roles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an instance that will lose the answer of its next creation
+    first, second = pair
+    answers_lost(first, monkeypatch)
+    headers = {**roles.staff, "Idempotency-Key": "create-2"}
+
+    # when the creation commits but its client hears 503
+    lost = await first.post("/api/v1/products", json=product(), headers=headers)
+    assert lost.status == 503, await lost.text()
+
+    # then the retry answers that product (not "slug taken", not a second product)
+    retried = await second.post("/api/v1/products", json=product(), headers=headers)
+    assert retried.status == 201, await retried.text()
+    listed = await second.get("/api/v1/products/iphone-15")
+    assert (await listed.json())["id"] == (await retried.json())["id"]

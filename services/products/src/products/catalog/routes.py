@@ -14,7 +14,7 @@ from products.catalog.keys import CATALOG, CATEGORIES
 from products.model import Product
 from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import optional_principal, principal, public, requires
-from shopkit.idempotency import idempotent
+from shopkit.idempotency import idempotent, operation_id
 from shopkit.schemas import load_body
 
 routes = web.RouteTableDef()
@@ -128,7 +128,9 @@ async def get_product(request: web.Request) -> web.Response:
 @idempotent(required=False)
 async def create_product(request: web.Request) -> web.Response:
     body = await load_body(request, schemas.NewProductSchema())
-    product = await request.app[CATALOG].create(body, actor=principal(request).subject)
+    product = await request.app[CATALOG].create(
+        body, actor=principal(request).subject, operation=operation_id(request)
+    )
     return _written(product, status=201)
 
 
@@ -139,7 +141,11 @@ async def update_product(request: web.Request) -> web.Response:
     expected = _expected_version(request)
     body = await load_body(request, schemas.ProductSchema(), partial=True)
     product = await request.app[CATALOG].update(
-        request.match_info["key"], body, expected, actor=principal(request).subject
+        request.match_info["key"],
+        body,
+        expected,
+        actor=principal(request).subject,
+        operation=operation_id(request, expected),
     )
     return _written(product)
 
@@ -151,6 +157,9 @@ async def archive_product(request: web.Request) -> web.Response:
     """Archive (products are never erased: orders and the ledger still name their SKUs)."""
     expected = _expected_version(request)
     product = await request.app[CATALOG].archive(
-        request.match_info["key"], expected, actor=principal(request).subject
+        request.match_info["key"],
+        expected,
+        actor=principal(request).subject,
+        operation=operation_id(request, expected),
     )
     return _written(product)

@@ -56,7 +56,13 @@ class Catalog:
 
     # --- writes
 
-    async def create(self, fields: dict[str, Any], actor: str) -> Product:
+    async def create(
+        self, fields: dict[str, Any], actor: str, operation: str | None = None
+    ) -> Product:
+        """`operation` (see `idempotency.operation_id`) names the creation's event, so a retry
+        whose first attempt committed unanswered answers that product."""
+        if operation is not None and (committed := await self._events.find(operation)):
+            return Product.from_json(committed.data)
         product_id = new_id()
         now = clock.now()
         product = Product(
@@ -71,9 +77,11 @@ class Catalog:
         taken: list[Claim] = []
         try:
             await self._claim(product, taken)
-            await self._events.append(
-                stream(product_id), 0, CatalogEvent.PRODUCT_CHANGED, product.to_json()
+            # With `operation`, the append may find this very event landed by a lost attempt.
+            landed = await self._events.append(
+                stream(product_id), 0, CatalogEvent.PRODUCT_CHANGED, product.to_json(), operation
             )
+            product = Product.from_json(landed.data)
         except BaseException:
             if taken:
                 await self._give_back(product.id, taken, None)
@@ -84,10 +92,21 @@ class Catalog:
         return product
 
     async def update(
-        self, key: str, changes: dict[str, Any], expected_version: int, actor: str
+        self,
+        key: str,
+        changes: dict[str, Any],
+        expected_version: int,
+        actor: str,
+        operation: str | None = None,
     ) -> Product:
+        """`operation` names the change's event: a retry of a change that committed unanswered
+        finds it in the version after `expected_version` and answers it, not 412."""
         current = await self.get(key, staff=True)
         if current.version != expected_version:
+            if operation is not None:
+                committed = await self._events.get(stream(current.id), expected_version + 1)
+                if committed is not None and committed.id == operation:
+                    return Product.from_json(committed.data)
             raise StaleVersion(f"the product is at version {current.version}")
         fields = _product_fields(changes)
         if "category_id" in changes:
@@ -98,9 +117,14 @@ class Catalog:
         taken: list[Claim] = []
         try:
             await self._claim(product, taken)
-            await self._events.append(
-                stream(product.id), current.version, CatalogEvent.PRODUCT_CHANGED, product.to_json()
+            landed = await self._events.append(
+                stream(product.id),
+                current.version,
+                CatalogEvent.PRODUCT_CHANGED,
+                product.to_json(),
+                operation,
             )
+            product = Product.from_json(landed.data)
         except ConcurrencyConflict:
             head = await self._give_back(product.id, taken, current)
             if head is not None and head is not current:
@@ -124,8 +148,11 @@ class Catalog:
         await self._after_commit("product projection", self.store.save(product))
         return product
 
-    async def archive(self, key: str, expected_version: int, actor: str) -> Product:
-        return await self.update(key, {"status": ProductStatus.ARCHIVED}, expected_version, actor)
+    async def archive(
+        self, key: str, expected_version: int, actor: str, operation: str | None = None
+    ) -> Product:
+        archived = {"status": ProductStatus.ARCHIVED}
+        return await self.update(key, archived, expected_version, actor, operation)
 
     async def repair(self, event: object) -> None:
         """Relay hook: before a product change leaves, the projection must show the stream's head.
