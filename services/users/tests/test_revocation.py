@@ -14,6 +14,7 @@ from users_support import Api, Client
 from shopkit.app import build_app
 from shopkit.auth import StaticKeys, principal, requires
 from shopkit.settings import KitSettings, load
+from users.keys import USERS
 from users.settings import UsersSettings
 from users.signing import SigningKeys
 
@@ -175,3 +176,38 @@ def test_users_refuses_an_access_token_lifetime_longer_than_the_replay_window(
 ) -> None:
     with pytest.raises(ValueError, match="ACCESS_TOKEN_TTL"):
         load(UsersSettings, {**users_env, "ACCESS_TOKEN_TTL": str(2 * 3600)})
+
+
+async def test_a_login_racing_a_disable_gets_a_token_the_disable_covers(
+    api: Api, start_peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a customer whose login is held after the account was read, before the token is signed
+    user = await api.register("racing@example.com")
+    admin = await api.admin()
+    collaborators = api.client.server.app[USERS]
+    read, release = asyncio.Event(), asyncio.Event()
+    start = collaborators.families.start
+
+    async def held_start(*args: Any, **kwargs: Any) -> Any:
+        read.set()
+        await release.wait()
+        return await start(*args, **kwargs)
+
+    monkeypatch.setattr(collaborators.families, "start", held_start)
+    login = asyncio.create_task(api.login("racing@example.com"))
+    await asyncio.wait_for(read.wait(), DEADLINE)
+
+    # when an admin disables the account meanwhile, and the login then finishes
+    await api.call(
+        "PATCH",
+        f"/api/v1/users/{user['id']}",
+        200,
+        headers=admin,
+        json={"disabled": True},
+    )
+    release.set()
+    auth = bearer(await login)
+
+    # then the token it got, signed after the disable from what was read before, is refused
+    peer = await start_peer()
+    assert await refused(peer, "/whoami", auth)

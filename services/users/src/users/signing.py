@@ -42,8 +42,10 @@ class SigningKeys:
         audience: str,
         ttl: int,
         extra: dict[str, Any] | None = None,
+        issued_at: float | None = None,
     ) -> str:
-        issued_at = time.time()
+        """`issued_at`: when the account the claims come from was about to be read (default now)."""
+        issued_at = time.time() if issued_at is None else issued_at
         now = int(issued_at)
         claims = {
             "iss": issuer,

@@ -180,6 +180,10 @@ class UserStore:
     async def get(self, user_id: str) -> User | None:
         return await self.cache.get_or_load(user_id, lambda: self._load(user_id))
 
+    async def fresh(self, user_id: str) -> User | None:
+        """The account read now, past the cache: what a token is about to be signed from."""
+        return await self._load(user_id)
+
     async def by_email(self, email: str) -> User | None:
         """The account whose login `email` is, read now (never cached: login checks its password)."""
         part = await self.parts["emails"].find_one({"email": email}, {"_id": 1})

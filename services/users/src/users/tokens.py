@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 
 from users.accounts import normalise_email
 from users.deps import Users
@@ -11,9 +12,16 @@ from users.model import TokenPair, User
 from users.sessions import Issued
 
 
-def _pair(users: Users, user: User, issued: Issued) -> TokenPair:
+def _pair(users: Users, user: User, issued: Issued, read_at: float) -> TokenPair:
+    """The tokens for `user` as read at `read_at`, which the access token names as its `iat`.
+
+    Not the signing time: a revocation (a disable, a role removed) refuses every token issued up
+    to its moment, and one landing between the read and the signature must cover this token too,
+    which carries what was read before it.
+    """
     settings = users.settings
     access = users.keys.sign(
+        issued_at=read_at,
         subject=user.id,
         roles=user.roles,
         issuer=settings.jwt_issuer,
@@ -29,6 +37,7 @@ async def login(
 ) -> TokenPair:
     email = normalise_email(email)
     attempt = await users.throttle.attempt(email, client)
+    read_at = time.time()
     user = await users.store.by_email(email)
     # An unknown email still costs one bcrypt verification, so timing does not tell accounts apart.
     if (
@@ -40,16 +49,18 @@ async def login(
         raise AccountDisabled("this account is disabled")
     await users.throttle.succeeded(email, client, attempt)
     issued = await users.families.start(user.id, user.credentials_version, user_agent, client)
-    return _pair(users, user, issued)
+    return _pair(users, user, issued, read_at)
 
 
 async def refresh(users: Users, refresh_token: str) -> TokenPair:
     issued = await users.families.rotate(refresh_token)
-    user = await users.store.get(issued.user_id)
+    read_at = time.time()
+    # Past the cache: the roles and the disabled flag as they are now, not as cached 30 s ago.
+    user = await users.store.fresh(issued.user_id)
     if user is None or user.disabled:
         await users.families.revoke(issued.family_id, reason="disabled")
         raise InvalidRefreshToken()
-    return _pair(users, user, issued)
+    return _pair(users, user, issued, read_at)
 
 
 async def logout(users: Users, refresh_token: str) -> None:
