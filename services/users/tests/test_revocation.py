@@ -211,3 +211,31 @@ async def test_a_login_racing_a_disable_gets_a_token_the_disable_covers(
     # then the token it got, signed after the disable from what was read before, is refused
     peer = await start_peer()
     assert await refused(peer, "/whoami", auth)
+
+
+async def test_a_session_ended_by_a_request_that_dies_midway_is_still_refused_everywhere(
+    api: Api, start_peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a signed-in customer, and a users instance that dies before the family reads revoked
+    await api.register("midway@example.com")
+    tokens = await api.login("midway@example.com")
+    auth = bearer(tokens)
+    events = api.client.server.app[USERS].families._events
+    append = events.append
+
+    async def dies_on_revoked(stream_id: str, seq: int, type: str, *args: Any, **kw: Any) -> Any:
+        if type == "revoked":
+            raise RuntimeError("the process died here")
+        return await append(stream_id, seq, type, *args, **kw)
+
+    monkeypatch.setattr(events, "append", dies_on_revoked)
+
+    # when the customer signs out and the request dies before the session's revocation is stored
+    response = await api.client.post(
+        "/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert response.status == 500
+
+    # then the revocation was broadcast first: another service refuses the session's token
+    peer = await start_peer()
+    assert await refused(peer, "/whoami", auth)

@@ -210,17 +210,18 @@ class Families:
         return family_id, family.user_id
 
     async def revoke(self, family_id: str, reason: str) -> None:
-        def revocation(family: Family) -> NewEvent | None:
+        async def revocation(family: Family) -> NewEvent | None:
             if not family.user_id:
                 raise SessionNotFound()
+            if self._revoked is not None:
+                # Broadcast before the family reads revoked: a crash after that would leave no
+                # one to broadcast it (reuse detection and revoke_all are never retried). Also
+                # when it was revoked already; the fact's id, from the family, publishes it once.
+                await self._revoked(family_id, family.user_id, reason)
             return None if family.revoked else NewEvent(FamilyEvent.REVOKED, {"reason": reason})
 
         revoked = await self._decide(family_id, revocation)
         await self._store.revoke_session(family_id, revoked.state.user_id, reason)
-        if self._revoked is not None:
-            # Also when it was revoked already: a repeat (say a retried logout) finishes what a
-            # crash before this line left undone, and the fact's id makes it publish once.
-            await self._revoked(family_id, revoked.state.user_id, reason)
 
     async def revoke_all(self, user_id: str, reason: str, keep: str | None = None) -> None:
         """Revoke every live session of the user (all of them, not a listed page), but `keep`."""
