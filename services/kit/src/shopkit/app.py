@@ -293,6 +293,11 @@ def build_app(
         app[READINESS].append(("revocations", revocations.ready))
 
     async def verifier_ctx(app: web.Application) -> AsyncIterator[None]:
+        if not events:
+            # Said out loud, never silent: auth that quietly weakens is worse than none.
+            log.warning(
+                "no broker: revoked accounts and sessions are accepted until their tokens expire"
+            )
         source = keys(app) if keys else JwksKeys(app[HTTP], settings.jwks_url)
         app[VERIFIER] = TokenVerifier(
             source,
