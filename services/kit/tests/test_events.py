@@ -610,3 +610,28 @@ async def test_an_append_that_times_out_twice_is_unanswered(store: EventStore) -
     with pytest.raises(ExecutionTimeout):
         await store.append("lost-2", 0, "counter.incremented", {"by": 1})
     assert await store.load("lost-2") == []
+
+
+async def test_a_retried_decision_refused_by_its_own_landed_event_answers_that_event(
+    store: EventStore,
+) -> None:
+    # given a decision that takes the one unit left, with an id, and whose first attempt landed
+    def take_the_last(total: int) -> NewEvent:
+        if total >= 1:
+            raise Conflict("nothing left")
+        return NewEvent("counter.incremented", {"by": 1}, id="take-1")
+
+    first = await decide(store, "last-1", 0, count, take_the_last, event_id="take-1")
+
+    # when the same write is retried (its answer was lost) against a state that holds its event,
+    # on which the decision now refuses
+    again = await decide(store, "last-1", 1, count, take_the_last, after_seq=1, event_id="take-1")
+
+    # then it answers the event that landed, and nothing more is appended
+    assert again.event is not None
+    assert first.event is not None
+    assert again.event.id == first.event.id == "take-1"
+    assert len(await store.load("last-1")) == 1
+    # and without the id, that retry is refused as any other late request would be
+    with pytest.raises(Conflict):
+        await decide(store, "last-1", 1, count, take_the_last, after_seq=1)

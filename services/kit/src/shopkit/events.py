@@ -585,10 +585,16 @@ async def decide(
     *,
     after_seq: int = 0,
     catch_up: CatchUp[S] | None = None,
+    event_id: str | None = None,
 ) -> Outcome[S]:
     """Let `decision` pick the next event from `initial` (the state at `after_seq`), append it;
     on a conflict catch up with the newer events and decide again, as often as RETRY allows,
     then StreamBusy.
+
+    `event_id`, the id the decision gives its event, makes a retried write idempotent even when
+    its first attempt's event changed the decision (a retried adjustment that would now overdraw):
+    before a refusal or a None stands, the stream is asked for that id, and an event found is the
+    outcome (its `before` is then the state after it; a replay decides nothing new).
 
     The append comes before any read: it succeeds only if the slot after `after_seq` is free,
     which proves the state was current, so a fresh projection costs no read at all (reads are
@@ -608,6 +614,12 @@ async def decide(
             return (caught, head) if head >= seq else (state, seq)
         return _fold(state, seq, await store.load(stream_id, seq), fold)
 
+    async def replayed(state: S, seq: int) -> Outcome[S] | None:
+        landed = await store.find(event_id) if event_id is not None else None
+        if landed is None or landed.stream_id != stream_id:
+            return None
+        return Outcome(state, seq, landed, state)
+
     for attempt in range(RETRY.attempts):
         known = seq
         try:
@@ -617,12 +629,14 @@ async def decide(
         except Problem:
             state, seq = await newer(state, seq)
             if seq == known:
+                if (replay := await replayed(state, seq)) is not None:
+                    return replay
                 raise
             continue
         if wanted is None:
             state, seq = await newer(state, seq)
             if seq == known:
-                return Outcome(state, seq, None, state)
+                return await replayed(state, seq) or Outcome(state, seq, None, state)
             continue
         try:
             event = await store.append(stream_id, seq, wanted.type, wanted.data, wanted.id)

@@ -29,7 +29,9 @@ from products.inventory.reservations import RESERVATIONS_COLLECTION
 from products.inventory.service import Inventory
 from products.inventory.stock import SNAPSHOT_EVERY, alert_stream, ledger_stream
 from products.inventory.store import InventoryStore
+from shopkit import idempotency
 from shopkit.events import Event, EventStore
+from shopkit.keys import DB
 from shopkit.testing.tokens import TokenFactory
 
 
@@ -85,6 +87,28 @@ async def test_a_receipt_needs_an_idempotency_key_and_a_retry_counts_once(
     assert await again.json() == await first.json()
     assert await stock.counts("TEE-S") == (4, 0, 4)
     assert len(await stock.movements("TEE-S")) == 1
+
+
+async def test_an_adjustment_retried_after_its_answer_was_lost_answers_it_and_counts_once(
+    stock: Stock, roles: Roles
+) -> None:
+    # given 5 on hand, and an adjustment of -5 that landed but whose idempotency record did not
+    # (its instance died before completing it, and the record went stale)
+    await stock.receive("TEE-S", 5)
+    url = "/api/v1/inventory/TEE-S/adjustments"
+    keyed = {**roles.staff, "Idempotency-Key": "shrinkage-7"}
+    body = {"delta": -5, "reason": "shrinkage"}
+    first = await stock.client.post(url, json=body, headers=keyed)
+    assert first.status == 201, await first.text()
+    await stock.client.server.app[DB][idempotency.COLLECTION].delete_many({})
+
+    # when the client retries it, though taking 5 more would now overdraw
+    again = await stock.client.post(url, json=body, headers=keyed)
+
+    # then the retry answers the adjustment that landed, not 409, and it counted once
+    assert again.status == 201, await again.text()
+    assert await again.json() == await first.json()
+    assert await stock.counts("TEE-S") == (0, 0, 0)
 
 
 async def test_an_adjustment_may_not_take_on_hand_below_what_is_reserved(stock: Stock) -> None:

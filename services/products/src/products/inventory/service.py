@@ -84,7 +84,9 @@ class Inventory:
         await self._require_tracked(sku)
         event_id = f"receipt:{sku}:{request_key}" if request_key else None
         decided = await self.stock.move(
-            sku, lambda state: ledger.receive(state, sku, quantity, actor, reason, event_id)
+            sku,
+            lambda state: ledger.receive(state, sku, quantity, actor, reason, event_id),
+            event_id,
         )
         assert decided.event is not None  # a receipt always appends
         return decided.event
@@ -96,7 +98,7 @@ class Inventory:
         await self._require_tracked(sku)
         event_id = f"adjustment:{sku}:{request_key}" if request_key else None
         decided = await self.stock.move(
-            sku, lambda state: ledger.adjust(state, sku, delta, actor, reason, event_id)
+            sku, lambda state: ledger.adjust(state, sku, delta, actor, reason, event_id), event_id
         )
         assert decided.event is not None  # an adjustment appends or raises
         return decided.event

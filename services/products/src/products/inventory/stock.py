@@ -214,13 +214,25 @@ class Stock:
 
     # --- movements
 
-    async def move(self, sku: str, decision: Callable[[Ledger], NewEvent | None]) -> Decided:
-        """Decide and append one movement, then record the alerts and snapshot it calls for."""
-        decided = await self._decide(sku, decision)
+    async def move(
+        self,
+        sku: str,
+        decision: Callable[[Ledger], NewEvent | None],
+        event_id: str | None = None,
+    ) -> Decided:
+        """Decide and append one movement, then record the alerts and snapshot it calls for.
+
+        `event_id`, the id `decision` gives its movement, answers a retry whose movement landed."""
+        decided = await self._decide(sku, decision, event_id)
         await self._after(sku, decided)
         return decided
 
-    async def _decide(self, sku: str, decision: Callable[[Ledger], NewEvent | None]) -> Decided:
+    async def _decide(
+        self,
+        sku: str,
+        decision: Callable[[Ledger], NewEvent | None],
+        event_id: str | None = None,
+    ) -> Decided:
         """Decide against the cached ledger and append at its next seq (the kit's `decide`).
 
         An append that lands proves the cache was current. A refusal or a no-op could come from a
@@ -248,6 +260,7 @@ class Stock:
                     decision,
                     after_seq=cached.seq,
                     catch_up=catch_up,
+                    event_id=event_id,
                 )
             except Problem:
                 # A refusal (or StreamBusy) comes only after a catch-up: the cache is current.
