@@ -641,8 +641,9 @@ async def decide(
         try:
             event = await store.append(stream_id, seq, wanted.type, wanted.data, wanted.id)
         except ConcurrencyConflict as conflict:
-            if attempt + 1 < RETRY.attempts:
-                await asyncio.sleep(RETRY.delay(attempt))
+            if attempt + 1 == RETRY.attempts:
+                break  # no read to catch up with: nothing will be decided on it
+            await asyncio.sleep(RETRY.delay(attempt))
             if conflict.winner is not None:
                 state, seq = _fold(state, seq, [conflict.winner], fold)
             state, seq = await newer(state, seq)
