@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,32 +15,17 @@ from products_support import Roles
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 from test_inventory_support import (
-    Client,
     Start,
     Stock,
     eventually,
     inventory_of,
     new_order,
-    starter,
 )
 
 from products.inventory.reservation import REQUESTED_EVENT
 from products.inventory.reservations import RESERVATIONS_COLLECTION, reservation_stream
 from shopkit import broker, clock
 from shopkit.events import Event, EventStore, encode
-from shopkit.testing.tokens import TokenFactory
-
-
-@pytest.fixture
-def start(
-    serve: Callable[[Any], Awaitable[Client]], service_env: dict[str, str], tokens: TokenFactory
-) -> Start:
-    return starter(serve, service_env, tokens)
-
-
-@pytest.fixture
-async def stock(start: Start, roles: Roles) -> Stock:
-    return Stock(await start(), roles)
 
 
 async def reservation_history(db: AsyncDatabase[Any], order_id: str) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,14 +13,12 @@ from nats.aio.msg import Msg
 from products_support import Roles
 from test_inventory_support import (
     SKUS,
-    Client,
     SkuTable,
     Start,
     Stock,
     eventually,
     inventory_of,
     service_of,
-    starter,
 )
 
 from products.inventory.ledger import Ledger, StockLevel
@@ -32,19 +29,6 @@ from products.inventory.store import InventoryStore
 from shopkit import idempotency
 from shopkit.events import Event, EventStore
 from shopkit.keys import DB
-from shopkit.testing.tokens import TokenFactory
-
-
-@pytest.fixture
-def start(
-    serve: Callable[[Any], Awaitable[Client]], service_env: dict[str, str], tokens: TokenFactory
-) -> Start:
-    return starter(serve, service_env, tokens)
-
-
-@pytest.fixture
-async def stock(start: Start, roles: Roles) -> Stock:
-    return Stock(await start(), roles)
 
 
 async def test_staff_receive_stock_and_read_its_level(stock: Stock) -> None:
