@@ -17,8 +17,8 @@ from products.search.service import SEARCH, SearchService, make_client
 from products.settings import ProductsSettings
 from shopkit.app import build_app
 from shopkit.pagination import encode_cursor
-from shopkit.processes import free_port
 from shopkit.settings import Secret
+from shopkit.testing.peers import free_port
 
 Client = TestClient[Any, Any]
 Serve = Callable[[web.Application], Awaitable[Client]]

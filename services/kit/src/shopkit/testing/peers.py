@@ -349,7 +349,7 @@ class Postgres(Peer):
         query = f"SELECT 1 FROM pg_database WHERE datname = '{FERRETDB_DATABASE}'"  # noqa: S608
         if not self.sql("postgres", query).strip():
             self.sql("postgres", f"CREATE DATABASE {FERRETDB_DATABASE}")
-        twins = resources.files("shopkit").joinpath("sql/gin_twins.sql").read_text()
+        twins = resources.files("shopkit.testing").joinpath("sql/gin_twins.sql").read_text()
         self.sql(FERRETDB_DATABASE, twins)
 
     def stop(self, grace: float = 25.0) -> None:
