@@ -17,6 +17,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from shopkit.headers import AUTHORIZATION
 from shopkit.problems import Forbidden, ServiceUnavailable, Unauthorized
 from shopkit.revocations import Revocations
 
@@ -219,7 +220,7 @@ def optional_principal(request: web.Request) -> Principal | None:
 
 
 def bearer_token(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
+    header = request.headers.get(AUTHORIZATION, "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None

@@ -56,6 +56,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shopkit import clock
+from shopkit.headers import RETRY_AFTER
 from shopkit.problems import Conflict, Problem, ServiceUnavailable
 
 S = TypeVar("S")
@@ -523,7 +524,7 @@ class StreamBusy(ServiceUnavailable):
     slug, title = "stream-busy", "The resource is busy"
 
     def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail, headers={"Retry-After": "1"})
+        super().__init__(detail, headers={RETRY_AFTER: "1"})
 
 
 Decision = Callable[[S], NewEvent | Awaitable[NewEvent | None] | None]
