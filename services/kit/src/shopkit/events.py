@@ -127,12 +127,6 @@ class Intent:
     at: datetime
 
 
-def utc_now() -> datetime:
-    # BSON dates hold milliseconds: truncate so an event reads back equal to what was appended.
-    now = clock.now()
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 def _as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -253,7 +247,7 @@ class EventStore:
             seq=expected_seq + 1,
             type=type,
             data=data,
-            occurred_at=utc_now(),
+            occurred_at=clock.now(),
         )
         journaled = publish and self.relayed
         # False when an append of the same event id is under way or was interrupted: its intent
@@ -293,7 +287,7 @@ class EventStore:
                 seq=seq,
                 type=wanted.type,
                 data=wanted.data,
-                occurred_at=utc_now(),
+                occurred_at=clock.now(),
             )
             for stream_id, wanted_events in streams.items()
             for seq, wanted in enumerate(wanted_events, start=1)
