@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 import marshmallow
@@ -24,7 +24,7 @@ from shopkit import broker, context, idempotency, logs, mongo, openapi, relay, r
 from shopkit.auth import PRINCIPAL, JwksKeys, KeySource, TokenVerifier, authorize, public
 from shopkit.events import Event, EventStore
 from shopkit.headers import ALLOW, CONTENT_TYPE, REQUEST_ID, RETRY_AFTER
-from shopkit.keys import DB, HTTP, METRICS, REVOCATIONS, SETTINGS, VERIFIER
+from shopkit.keys import DB, HTTP, METRICS, OPENAPI, READINESS, REVOCATIONS, SETTINGS, VERIFIER
 from shopkit.metrics import Metrics
 from shopkit.problems import Problem, ServiceUnavailable, for_status
 from shopkit.settings import KitSettings, SettingsError, load
@@ -33,9 +33,6 @@ log = logging.getLogger("shopkit.http")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 MAX_BODY_BYTES = 1024 * 1024
 SLOW_REQUEST_SECONDS = 1.0
-Readiness = Callable[[web.Application], Awaitable[None]]
-READINESS = web.AppKey("readiness", list[tuple[str, Readiness]])
-OPENAPI = web.AppKey("openapi", dict[str, Any])
 S = TypeVar("S", bound=KitSettings)
 Context = Callable[[web.Application], AsyncIterator[None]]
 BeforePublish = Callable[[web.Application, Event], Awaitable[None]]

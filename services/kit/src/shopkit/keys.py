@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 else:  # AppKey wants a runtime type; the real ones are for the type checker.
     Nats = JetStreamContext = TokenVerifier = Revocations = object
 
+# A readiness check: returns when the resource answers, raises when it does not.
+Readiness = Callable[[web.Application], Awaitable[None]]
+
 SETTINGS = web.AppKey("settings", KitSettings)
 METRICS = web.AppKey("metrics", Metrics)
 DB = web.AppKey("db", AsyncDatabase)
@@ -28,3 +32,5 @@ JETSTREAM = web.AppKey("jetstream", JetStreamContext)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 REVOCATIONS = web.AppKey("revocations", Revocations)
+READINESS = web.AppKey("readiness", list[tuple[str, Readiness]])
+OPENAPI = web.AppKey("openapi", dict[str, Any])

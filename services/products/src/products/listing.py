@@ -15,7 +15,7 @@ from products.catalog import schemas
 from products.catalog.keys import CATALOG
 from products.catalog.routes import PRIVATE, PUBLIC_CACHE, is_staff
 from products.search.errors import SearchUnavailable
-from products.search.service import SEARCH
+from products.search.keys import SEARCH
 from shopkit.auth import public
 from shopkit.headers import CACHE_CONTROL
 from shopkit.pagination import Page

@@ -14,7 +14,8 @@ from products.catalog import schemas
 from products.catalog.keys import CATALOG
 from products.catalog.routes import PRIVATE
 from products.catalog.store import ProductStore
-from products.inventory.service import INVENTORY, Inventory
+from products.inventory.keys import INVENTORY
+from products.inventory.service import Inventory
 from shopkit.auth import public
 from shopkit.headers import CACHE_CONTROL
 from shopkit.schemas import load_query

@@ -13,9 +13,10 @@ from shopkit.keys import DB, NATS
 from shopkit.tasks import background
 from users import accounts, resets
 from users.deps import open_users
-from users.keys import USERS
+from users.keys import AFTER_ANSWER, USERS
 from users.model import User
 from users.openapi import BODIES, QUERIES
+from users.resets import AfterAnswer
 from users.routes import routes
 from users.settings import UsersSettings
 from users.signing import SigningKeys
@@ -43,6 +44,11 @@ def create_app(settings: UsersSettings) -> web.Application:
         yield
         await cache.detach()
 
+    async def after_answer_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[AFTER_ANSWER] = AfterAnswer()
+        yield
+        await app[AFTER_ANSWER].drain()
+
     async def finish_registrations(app: web.Application) -> float | None:
         await app[USERS].history.finish_registrations()
         return None
@@ -52,7 +58,7 @@ def create_app(settings: UsersSettings) -> web.Application:
     app.cleanup_ctx.append(
         background("users-sweeper", lambda app: sweep(app[USERS]), interval=SWEEP_INTERVAL)
     )
-    app.cleanup_ctx.append(resets.after_answer_ctx)
+    app.cleanup_ctx.append(after_answer_ctx)
     app.cleanup_ctx.append(
         background(
             "users-password-resets",

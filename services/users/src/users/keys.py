@@ -5,5 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from users.deps import Users
+from users.resets import AfterAnswer
 
 USERS = web.AppKey("users", Users)
+AFTER_ANSWER = web.AppKey("after_answer", AfterAnswer)

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
-
-from aiohttp import web
 
 from shopkit import clock
 from shopkit.ids import new_id
@@ -83,12 +81,3 @@ class AfterAnswer:
         for task in running:  # its record stays: another instance's retry loop carries it out
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
-
-
-AFTER_ANSWER = web.AppKey("after_answer", AfterAnswer)
-
-
-async def after_answer_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[AFTER_ANSWER] = AfterAnswer()
-    yield
-    await app[AFTER_ANSWER].drain()

@@ -16,7 +16,7 @@ from shopkit.schemas import load_body, load_query, read_json, validate
 from users import accounts, addresses, resets, schemas, tokens
 from users.deps import Users
 from users.errors import AccountDisabled, InvalidClient, SessionNotFound
-from users.keys import USERS
+from users.keys import AFTER_ANSWER, USERS
 from users.model import User
 
 routes = web.RouteTableDef()
@@ -103,7 +103,7 @@ async def password_reset(request: web.Request) -> web.Response:
     users = _users(request)
     request_id, email = await resets.ask(users, body["email"], _client_address(request))
     # Looking the account up and mailing it happen after the answer: its time tells nothing.
-    request.app[resets.AFTER_ANSWER].start(
+    request.app[AFTER_ANSWER].start(
         f"password-reset-{request_id}", resets.carry_out(users, request_id, email)
     )
     return _json({"status": "if the account exists, a reset link is on its way"}, status=202)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from products.inventory.errors import ReservationClosed, ReservationNotFound
-from products.inventory.service import INVENTORY
+from products.inventory.keys import INVENTORY
 from shopkit.events import Event
 from shopkit.inbox import consume
 

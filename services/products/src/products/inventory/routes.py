@@ -10,8 +10,9 @@ from aiohttp import web
 
 from products.inventory import schemas
 from products.inventory.errors import SkuNotFound
+from products.inventory.keys import INVENTORY
 from products.inventory.ledger import movement_json, untracked_json
-from products.inventory.service import INVENTORY, Inventory
+from products.inventory.service import Inventory
 from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import principal, requires
 from shopkit.headers import CACHE_CONTROL, IDEMPOTENCY_KEY, LOCATION

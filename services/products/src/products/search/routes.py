@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from products.search.keys import SEARCH
 from products.search.schemas import autocomplete_params, search_params
-from products.search.service import SEARCH
 from shopkit.auth import public
 from shopkit.headers import CACHE_CONTROL
 
