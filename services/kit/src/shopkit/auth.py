@@ -21,7 +21,6 @@ from shopkit.headers import AUTHORIZATION
 from shopkit.problems import Forbidden, ServiceUnavailable, Unauthorized
 
 ALGORITHMS = ["ES256"]
-ROLES = ("customer", "staff", "admin", "service")
 STAFF_ROLES = ("staff", "admin")
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[web.StreamResponse]])
 _ACCESS_ATTR = "__shop_access__"
@@ -38,10 +37,6 @@ class Principal:
 
     def has_any(self, *roles: str) -> bool:
         return not self.roles.isdisjoint(roles)
-
-    @property
-    def is_service(self) -> bool:
-        return "service" in self.roles
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -85,19 +85,6 @@ class Address:
         }
 
 
-ADDRESS_FIELDS = (
-    "label",
-    "recipient",
-    "line1",
-    "line2",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-    "phone",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Session:
     """One refresh-token family: a login on one device, until it is revoked or expires."""
@@ -128,7 +115,6 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
         return {
