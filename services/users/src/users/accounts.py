@@ -120,10 +120,10 @@ async def register(
 async def verify_email(users: Users, token: str) -> User:
     token_hash = hashlib.sha256(token.encode()).hexdigest()
     link = await users.store.verification(token_hash)
-    if link is None or link["expires_at"] <= clock.now():
+    if link is None or link.expires_at <= clock.now():
         raise InvalidToken("the verification link is invalid or has expired")
-    user = await users.store.reload(link["user_id"])
-    email = link["email"]
+    user = await users.store.reload(link.user_id)
+    email = link.email
     # Only the link for the email the account waits for: the one it registered with (until
     # verified) or the latest it asked to move to; a link to an email given up on is dead.
     awaited = (
@@ -131,7 +131,7 @@ async def verify_email(users: Users, token: str) -> User:
     )
     if email != awaited:
         raise InvalidToken("the verification link is invalid or has expired")
-    if not await users.store.use_token(token_hash, link["expires_at"]):
+    if not await users.store.use_token(token_hash, link.expires_at):
         raise InvalidToken("the verification link was already used")
     try:
         # The login part only: the profile's pending email, once it is the login, shows as none.
@@ -224,11 +224,11 @@ async def request_password_reset(users: Users, email: str, request_id: str) -> N
 async def confirm_password_reset(users: Users, token: str, new: str) -> None:
     token_hash = hashlib.sha256(token.encode()).hexdigest()
     record = await users.store.reset_token(token_hash)
-    if record is None or record["expires_at"] <= clock.now():
+    if record is None or record.expires_at <= clock.now():
         raise InvalidToken("the reset link is invalid or has expired")
-    if not await users.store.use_token(token_hash, record["expires_at"]):
+    if not await users.store.use_token(token_hash, record.expires_at):
         raise InvalidToken("the reset link was already used")
-    user = await get(users, record["user_id"])
+    user = await get(users, record.user_id)
     await _set_password(users, user, new, keep_session=None)
 
 

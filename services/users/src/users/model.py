@@ -111,6 +111,43 @@ class Session:
 
 
 @dataclass(frozen=True, slots=True)
+class VerificationLink:
+    """A stored email-verification link: whose, for which email, until when."""
+
+    user_id: str
+    email: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ResetLink:
+    """A stored password-reset link: whose, until when."""
+
+    user_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRegistration:
+    """A registration begun and not done: its account's events, when it began, whether the
+    account was inserted."""
+
+    user_id: str
+    events: list[dict[str, Any]]
+    at: datetime
+    has_account: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PendingResetRequest:
+    """A password reset request answered and not yet carried out."""
+
+    id: str
+    email: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TokenPair:
     access_token: str
     refresh_token: str

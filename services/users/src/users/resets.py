@@ -46,11 +46,11 @@ async def retry_stale(users: Users) -> float | None:
     """One pass of the retry loop: carry out what is left, or drop what is too old to matter."""
     now = clock.now()
     for request in await users.store.unfinished_reset_requests(now - RETRY_AFTER):
-        if request["at"] < now - GIVE_UP_AFTER:
-            log.warning("dropping password reset request %s, unsent for too long", request["_id"])
-            await users.store.reset_request_done(request["_id"])
+        if request.at < now - GIVE_UP_AFTER:
+            log.warning("dropping password reset request %s, unsent for too long", request.id)
+            await users.store.reset_request_done(request.id)
         else:
-            await carry_out(users, request["_id"], request["email"])
+            await carry_out(users, request.id, request.email)
     return None
 
 
