@@ -12,7 +12,7 @@ from shopkit.cache import Cache
 from shopkit.keys import DB, NATS
 from shopkit.tasks import background
 from users import accounts, resets
-from users.deps import open_users
+from users.deps import open_collaborators
 from users.keys import AFTER_ANSWER, USERS
 from users.model import User
 from users.openapi import BODIES, QUERIES
@@ -39,7 +39,7 @@ def create_app(settings: UsersSettings) -> web.Application:
         db = app[DB]
         cache: Cache[User] = Cache("users", ttl=30.0)
         await cache.attach(app[NATS], settings.service_name)
-        app[USERS] = await open_users(db, settings, signing, cache)
+        app[USERS] = await open_collaborators(db, settings, signing, cache)
         await accounts.ensure_admin(app[USERS])
         yield
         await cache.detach()

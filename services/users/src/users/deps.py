@@ -21,7 +21,9 @@ from users.throttle import LoginThrottle, PasswordGuessThrottle, ResetThrottle
 
 
 @dataclass(frozen=True, slots=True)
-class Users:
+class Collaborators:
+    """What the use cases of the users service work with: its settings, stores, keys, throttles."""
+
     settings: UsersSettings
     store: UserStore
     hasher: Hasher
@@ -33,12 +35,12 @@ class Users:
     history: History
 
 
-async def open_users(
+async def open_collaborators(
     db: AsyncDatabase[Any],
     settings: UsersSettings,
     keys: SigningKeys,
     cache: Cache[User] | None = None,
-) -> Users:
+) -> Collaborators:
     """The collaborators on `db`, with every index they query by."""
     store = UserStore(db, cache)
     events = EventStore(db)
@@ -60,7 +62,7 @@ async def open_users(
     await store.ensure_indexes()
     await events.ensure_indexes()
     await families.ensure_indexes()
-    return Users(
+    return Collaborators(
         settings=settings,
         store=store,
         hasher=Hasher(settings.password_pepper.value, settings.password_hash_cost),

@@ -14,7 +14,7 @@ from shopkit.pagination import Page
 from shopkit.problems import Unauthorized
 from shopkit.schemas import load_body, load_query, read_json, validate
 from users import accounts, addresses, resets, schemas, tokens
-from users.deps import Users
+from users.deps import Collaborators
 from users.errors import AccountDisabled, InvalidClient, SessionNotFound
 from users.keys import AFTER_ANSWER, USERS
 from users.model import User
@@ -23,7 +23,7 @@ routes = web.RouteTableDef()
 NO_STORE = {CACHE_CONTROL: "no-store"}
 
 
-def _users(request: web.Request) -> Users:
+def _users(request: web.Request) -> Collaborators:
     return request.app[USERS]
 
 
