@@ -29,6 +29,8 @@ from shopkit.metrics import Metrics
 from shopkit.problems import Problem, ServiceUnavailable, for_status
 from shopkit.settings import KitSettings, SettingsError, load
 
+__all__ = ["Api", "BeforePublish", "Context", "build_app", "main"]
+
 log = logging.getLogger("shopkit.http")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 MAX_BODY_BYTES = 1024 * 1024

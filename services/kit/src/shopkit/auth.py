@@ -20,6 +20,23 @@ from joserfc.jwk import KeySet
 from shopkit.headers import AUTHORIZATION
 from shopkit.problems import Forbidden, ServiceUnavailable, Unauthorized
 
+__all__ = [
+    "PRINCIPAL",
+    "PUBLIC",
+    "STAFF_ROLES",
+    "JwksKeys",
+    "KeySource",
+    "Principal",
+    "RevocationList",
+    "StaticKeys",
+    "TokenVerifier",
+    "authorize",
+    "optional_principal",
+    "principal",
+    "public",
+    "requires",
+]
+
 ALGORITHMS = ["ES256"]
 STAFF_ROLES = ("staff", "admin")
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[web.StreamResponse]])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+__all__ = ["now", "rfc3339"]
+
 
 def now() -> datetime:
     """The current UTC time, to the millisecond: BSON dates hold milliseconds, so a stored moment

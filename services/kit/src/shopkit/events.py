@@ -59,6 +59,27 @@ from shopkit import clock
 from shopkit.headers import RETRY_AFTER
 from shopkit.problems import Conflict, Problem, ServiceUnavailable
 
+__all__ = [
+    "DEFAULT_COLLECTION",
+    "RETRY",
+    "CatchUp",
+    "ConcurrencyConflict",
+    "Decision",
+    "Event",
+    "EventIdReused",
+    "EventStore",
+    "Intent",
+    "NewEvent",
+    "Outcome",
+    "RetryPolicy",
+    "StreamBusy",
+    "append_at_end",
+    "decide",
+    "decode",
+    "encode",
+    "slot",
+]
+
 S = TypeVar("S")
 DEFAULT_COLLECTION = "events"
 # The slot's seq is zero-padded to a fixed width, so a slot names one (stream, seq) whatever the

@@ -20,6 +20,8 @@ from shopkit.headers import AUTHORIZATION, IDEMPOTENCY_KEY, REQUEST_ID
 from shopkit.metrics import Metrics
 from shopkit.problems import BadGateway, GatewayTimeout, Problem, ServiceUnavailable
 
+__all__ = ["BreakerState", "CircuitBreaker", "ServiceClient", "UpstreamResponse"]
+
 log = logging.getLogger("shopkit.upstream")
 Clock = Callable[[], float]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})

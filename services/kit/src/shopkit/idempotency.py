@@ -41,6 +41,16 @@ from shopkit.keys import DB
 from shopkit.problems import BadRequest, Conflict, Problem, ValidationFailed
 from shopkit.tasks import background
 
+__all__ = [
+    "COLLECTION",
+    "IdempotencyKeyReused",
+    "RequestInFlight",
+    "ensure_indexes",
+    "idempotent",
+    "purge_expired",
+    "sweeper",
+]
+
 log = logging.getLogger("shopkit.idempotency")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -27,6 +27,17 @@ from shopkit.tasks import background
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
+__all__ = [
+    "DEAD_LETTERS",
+    "INBOX_COLLECTION",
+    "RETENTION",
+    "Consumer",
+    "Handler",
+    "consume",
+    "dead_letter_subject",
+    "subject_matches",
+]
+
 log = logging.getLogger("shopkit.inbox")
 Handler = Callable[[Event], Awaitable[None]]
 INBOX_COLLECTION = "inbox"

@@ -1,4 +1,4 @@
-"""Typed app state shared by every service (one AppKey per resource) and the request keys."""
+"""Typed app state shared by every service: one AppKey per resource (the caller is auth.PRINCIPAL)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,20 @@ if TYPE_CHECKING:
     from shopkit.revocations import Revocations
 else:  # AppKey wants a runtime type; the real ones are for the type checker.
     Nats = JetStreamContext = TokenVerifier = Revocations = object
+
+__all__ = [
+    "DB",
+    "HTTP",
+    "JETSTREAM",
+    "METRICS",
+    "NATS",
+    "OPENAPI",
+    "READINESS",
+    "REVOCATIONS",
+    "SETTINGS",
+    "VERIFIER",
+    "Readiness",
+]
 
 # A readiness check: returns when the resource answers, raises when it does not.
 Readiness = Callable[[web.Application], Awaitable[None]]

@@ -10,6 +10,28 @@ from aiohttp import web
 
 from shopkit.headers import RETRY_AFTER, WWW_AUTHENTICATE
 
+__all__ = [
+    "PROBLEM_JSON",
+    "TYPE_BASE",
+    "BadGateway",
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "GatewayTimeout",
+    "MalformedJson",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "Problem",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "ValidationFailed",
+    "for_status",
+]
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://shop.local/problems/"
 

@@ -26,6 +26,8 @@ from shopkit.tasks import background
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
+__all__ = ["LEASES_COLLECTION", "Lease", "Relay", "relay_ctx"]
+
 log = logging.getLogger("shopkit.relay")
 Hook = Callable[[Event], Awaitable[None]]
 LEASES_COLLECTION = "leases"

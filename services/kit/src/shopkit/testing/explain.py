@@ -20,6 +20,8 @@ from typing import Any
 
 from shopkit.testing import peers
 
+__all__ = ["KIT_READ_WHOLE", "ExplainedMongo", "Scan"]
+
 # Everything the cluster runs is planned without sequential scans and logged with its plan.
 SETTINGS = {
     "enable_seqscan": "off",

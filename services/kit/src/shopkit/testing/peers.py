@@ -20,6 +20,21 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
+__all__ = [
+    "FERRETDB_DATABASE",
+    "Backend",
+    "Peer",
+    "PeerFailed",
+    "Postgres",
+    "backend",
+    "free_port",
+    "mongo",
+    "nats",
+    "opensearch",
+    "stop_group",
+    "stop_signal",
+]
+
 BACKEND_VARIABLE = "FERRETDB_BACKEND"
 POSTGRES_USER = "postgres"
 FERRETDB_DATABASE = "ferretdb"

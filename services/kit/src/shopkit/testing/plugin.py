@@ -26,6 +26,23 @@ from shopkit import mongo
 from shopkit.testing import peers
 from shopkit.testing.explain import ExplainedMongo
 
+__all__ = [
+    "database_name",
+    "database_names",
+    "db",
+    "explained_mongo",
+    "mongo_client",
+    "mongo_peers",
+    "mongo_url",
+    "nats_client",
+    "nats_url",
+    "opensearch_url",
+    "peers_dir",
+    "postgres",
+    "serve",
+    "service_env",
+]
+
 
 @pytest.fixture(scope="session")
 def peers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -14,6 +14,8 @@ from joserfc.jwk import ECKey, KeySet
 from shopkit.auth import KeySource, StaticKeys
 from shopkit.headers import AUTHORIZATION
 
+__all__ = ["TokenFactory"]
+
 
 class TokenFactory:
     """Signs tokens the way the users service does, so a service under test verifies real JWTs."""
