@@ -115,10 +115,14 @@ from $name.schemas import NoteSchema
 from shopkit.auth import principal
 from shopkit.idempotency import idempotent
 from shopkit.ids import new_id
+from shopkit.openapi import IDEMPOTENCY_KEY_REQUIRED, Operation
 from shopkit.schemas import load_body
 
 routes = web.RouteTableDef()
-BODIES = {"add_note": NoteSchema}
+# What the OpenAPI document says of each handler: body, success status, headers.
+OPERATIONS = {
+    "add_note": Operation(body=NoteSchema, statuses=(201,), headers=(IDEMPOTENCY_KEY_REQUIRED,))
+}
 
 
 @routes.post("/api/v1/$name/notes")
@@ -141,7 +145,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from $name.keys import EVENTS, SETTINGS
-from $name.routes import BODIES, routes
+from $name.routes import OPERATIONS, routes
 from $name.settings import ${Title}Settings
 from shopkit.app import Api, build_app
 from shopkit.auth import KeySource
@@ -157,7 +161,7 @@ def create_app(
         settings,
         settings_key=SETTINGS,
         keys=keys,
-        api=Api("$name", bodies=BODIES),
+        api=Api("$name", operations=OPERATIONS),
         idempotency_keys=True,
         outbox=True,
     )

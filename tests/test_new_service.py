@@ -127,10 +127,20 @@ async def test_a_note_added_through_the_gateway_is_published_and_counted(
     finally:
         await subscription.unsubscribe()
 
-    # and the instances' metrics count the request and the published event
-    exposition = ""
-    for instance in instances:
-        async with http.get(f"http://{instance}/metrics") as response:
-            exposition += await response.text()
-    assert re.search(rf'http_requests_total{{[^}}]*route="/api/v1/{NAME}/notes"', exposition)
-    assert f'events_published_total{{service="{NAME}",type="note.added"}} 1.0' in exposition
+    # and the instances' metrics count the request and the published event (the relay counts it
+    # once JetStream acknowledges, which may come after the subscriber already has the message)
+    async def exposition() -> str:
+        text = ""
+        for instance in instances:
+            async with http.get(f"http://{instance}/metrics") as response:
+                text += await response.text()
+        return text
+
+    published = f'events_published_total{{service="{NAME}",type="note.added"}} 1.0'
+    deadline = asyncio.get_running_loop().time() + 10
+    metrics = await exposition()
+    while published not in metrics and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+        metrics = await exposition()
+    assert re.search(rf'http_requests_total{{[^}}]*route="/api/v1/{NAME}/notes"', metrics)
+    assert published in metrics

@@ -24,6 +24,7 @@ from shopkit.auth import public
 from shopkit.events import Event, EventStore
 from shopkit.idempotency import COLLECTION as IDEMPOTENCY_COLLECTION
 from shopkit.keys import DB
+from shopkit.openapi import Operation
 from shopkit.settings import KitSettings, env, load
 
 Serve = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
@@ -65,7 +66,7 @@ async def test_the_openapi_document_describes_routes_added_after_build_app(
     serve: Serve, service_env: dict[str, str]
 ) -> None:
     # given a service that adds a dynamic route which would also match `openapi.json`
-    api = Api("ping", bodies={"add_note": NoteSchema})
+    api = Api("ping", operations={"add_note": Operation(body=NoteSchema, statuses=(201,))})
     app = build_app(settings_for(service_env, "ping"), api=api, events=False)
 
     @public

@@ -83,17 +83,22 @@ async def test_a_reservation_reaches_the_sku_lookup_and_the_metrics(
 async def test_the_openapi_document_describes_the_inventory_routes(client: Client) -> None:
     document = await (await client.get("/api/v1/products/openapi.json")).json()
     paths = document["paths"]
+    internal = (await (await client.get("/internal/products/openapi.json")).json())["paths"]
 
     receipts = paths["/api/v1/inventory/{sku}/receipts"]["post"]
     assert receipts["x-roles"] == ["admin", "staff"]
     assert receipts["requestBody"]["content"]["application/json"]["schema"]
-    assert paths["/internal/inventory/reservations"]["post"]["x-roles"] == ["service"]
+    assert internal["/internal/inventory/reservations"]["post"]["x-roles"] == ["service"]
     for path in (
         "/api/v1/inventory/{sku}",
         "/api/v1/inventory/{sku}/movements",
         "/api/v1/inventory/{sku}/adjustments",
+    ):
+        assert path in paths
+    for path in (
         "/internal/inventory/reservations/{order_id}",
         "/internal/inventory/reservations/{order_id}/release",
         "/internal/inventory/reservations/{order_id}/commit",
     ):
-        assert path in paths
+        assert path in internal
+    assert not [path for path in paths if path.startswith("/internal/")]

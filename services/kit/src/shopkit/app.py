@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import aiohttp
-import marshmallow
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
@@ -24,12 +23,22 @@ from shopkit import broker, context, idempotency, logs, mongo, openapi, relay, r
 from shopkit.auth import PRINCIPAL, JwksKeys, KeySource, TokenVerifier, authorize, public
 from shopkit.events import Event, EventStore
 from shopkit.headers import ALLOW, CONTENT_TYPE, REQUEST_ID, RETRY_AFTER
-from shopkit.keys import DB, HTTP, METRICS, OPENAPI, READINESS, REVOCATIONS, SETTINGS, VERIFIER
+from shopkit.keys import (
+    DB,
+    HTTP,
+    INTERNAL_OPENAPI,
+    METRICS,
+    OPENAPI,
+    READINESS,
+    REVOCATIONS,
+    SETTINGS,
+    VERIFIER,
+)
 from shopkit.metrics import Metrics
 from shopkit.problems import Problem, ServiceUnavailable, for_status
 from shopkit.settings import KitSettings, SettingsError, load
 
-__all__ = ["Api", "BeforePublish", "Context", "build_app", "main"]
+__all__ = ["Api", "BeforePublish", "Context", "build_app", "main", "run"]
 
 log = logging.getLogger("shopkit.http")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
@@ -42,12 +51,12 @@ BeforePublish = Callable[[web.Application, Event], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class Api:
-    """What the kit needs to serve a service's OpenAPI document at /api/v1/<name>/openapi.json:
-    the schema of each handler's JSON body and query string, by handler name."""
+    """What the kit needs to serve a service's OpenAPI documents: the public one at
+    /api/v1/<name>/openapi.json and the one of its /internal/ routes at /internal/<name>/openapi.json
+    (the gateway never routes /internal/); `operations` describes each handler, by name."""
 
     name: str
-    bodies: Mapping[str, type[marshmallow.Schema]] = field(default_factory=dict)
-    queries: Mapping[str, type[marshmallow.Schema]] = field(default_factory=dict)
+    operations: Mapping[str, openapi.Operation] = field(default_factory=dict)
     version: str = "1.0.0"
 
 
@@ -220,16 +229,27 @@ def _serve_openapi(app: web.Application, api: Api) -> None:
     async def openapi_document(request: web.Request) -> web.Response:
         return web.json_response(request.app[OPENAPI])
 
+    @public
+    async def internal_openapi_document(request: web.Request) -> web.Response:
+        return web.json_response(request.app[INTERNAL_OPENAPI])
+
+    operations = {**api.operations, "openapi": openapi.Operation(response={"type": "object"})}
+
     async def describe(app: web.Application) -> None:
         # At startup: every route the service added after build_app is in the table by then.
-        app[OPENAPI] = openapi.document(
-            app, title=api.name, version=api.version, bodies=api.bodies, queries=api.queries
-        )
+        for key, internal in ((OPENAPI, False), (INTERNAL_OPENAPI, True)):
+            app[key] = openapi.document(
+                app, title=api.name, version=api.version, operations=operations, internal=internal
+            )
 
     # The operation keeps the name services gave it; registered first so that no dynamic route of
     # the service (/api/v1/users/{user_id}) takes `openapi.json` for an id.
     openapi_document.__name__ = "openapi"
+    internal_openapi_document.__name__ = "openapi"
     app.router.add_get(f"/api/v1/{api.name}/openapi.json", openapi_document)
+    app.router.add_get(
+        f"{openapi.INTERNAL_PREFIX}{api.name}/openapi.json", internal_openapi_document
+    )
     app.on_startup.append(describe)
 
 

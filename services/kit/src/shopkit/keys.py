@@ -24,6 +24,7 @@ else:  # AppKey wants a runtime type; the real ones are for the type checker.
 __all__ = [
     "DB",
     "HTTP",
+    "INTERNAL_OPENAPI",
     "JETSTREAM",
     "METRICS",
     "NATS",
@@ -48,3 +49,5 @@ VERIFIER = web.AppKey("verifier", TokenVerifier)
 REVOCATIONS = web.AppKey("revocations", Revocations)
 READINESS = web.AppKey("readiness", list[tuple[str, Readiness]])
 OPENAPI = web.AppKey("openapi", dict[str, Any])
+# The document of the routes only other services call (`/internal/`), kept out of the public one.
+INTERNAL_OPENAPI = web.AppKey("internal_openapi", dict[str, Any])

@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import fields, post_load, validate
 
-from shopkit.schemas import Schema
+from shopkit.schemas import Schema, WholeNumber
 
 __all__ = ["Money", "MoneySchema"]
 
@@ -47,7 +47,7 @@ class Money:
 
 
 class MoneySchema(Schema):
-    amount = fields.Integer(required=True, strict=True, validate=validate.Range(0, MAX_AMOUNT))
+    amount = WholeNumber(required=True, validate=validate.Range(0, MAX_AMOUNT))
     currency = fields.String(required=True, validate=validate.Regexp(CURRENCY))
 
     @post_load

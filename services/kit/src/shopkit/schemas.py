@@ -10,6 +10,34 @@ from aiohttp import web
 
 from shopkit.problems import MalformedJson, UnsupportedMediaType, ValidationFailed
 
+# Field metadata key: JSON Schema keywords the OpenAPI document states for a field as they are.
+JSONSCHEMA = "jsonschema"
+
+
+class Boolean(marshmallow.fields.Boolean):
+    """JSON true or false only: not "true", 1 or "yes" (the document says boolean)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class WholeNumber(marshmallow.fields.Integer):
+    """A JSON number without a fraction; JSON Schema counts 2.0 as an integer, so it is one here.
+
+    Never a string or a boolean."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid", input=value)
+        return int(super()._deserialize(value, attr, data, **kwargs))
+
 
 class Schema(marshmallow.Schema):
     """Unknown fields are an error, so a client can never slip in `roles`, ids or stock."""
@@ -58,7 +86,11 @@ def _no_constants(name: str) -> Any:
 async def load_body(
     request: web.Request, schema: marshmallow.Schema, *, partial: bool = False
 ) -> Any:
-    """The validated body: 400 when it is not JSON, 422 with per-field errors when it is invalid."""
+    """The validated body: 400 when it is not JSON, 422 with per-field errors when it is invalid.
+
+    The body is required: an empty one is refused, as the OpenAPI document says (`{}` is a body)."""
+    if not await request.read():
+        raise ValidationFailed("send a JSON body", errors={"_body": ["a JSON body is required"]})
     return validate(schema, await read_json(request), partial=partial)
 
 

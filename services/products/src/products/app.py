@@ -16,7 +16,7 @@ from products.inventory import routes as inventory_routes
 from products.inventory.context import inventory_context
 from products.keys import SETTINGS
 from products.model import Product
-from products.openapi import BODIES, QUERIES
+from products.openapi import OPERATIONS
 from products.search import routes as search_routes
 from products.search.context import search_context
 from products.settings import ProductsSettings
@@ -36,7 +36,7 @@ def create_app(
         settings,
         settings_key=SETTINGS,
         keys=keys,
-        api=Api("products", bodies=BODIES, queries=QUERIES),
+        api=Api("products", operations=OPERATIONS),
         idempotency_keys=True,
         outbox=True,
         before_publish=repair_projection,

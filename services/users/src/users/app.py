@@ -15,7 +15,7 @@ from users import accounts, resets
 from users.deps import open_collaborators
 from users.keys import AFTER_ANSWER, USERS
 from users.model import User
-from users.openapi import BODIES, QUERIES
+from users.openapi import OPERATIONS
 from users.resets import AfterAnswer
 from users.routes import routes
 from users.settings import UsersSettings
@@ -30,7 +30,7 @@ def create_app(settings: UsersSettings) -> web.Application:
     app = build_app(
         settings,
         keys=lambda _: StaticKeys(lambda: signing.public_keys),
-        api=Api("users", bodies=BODIES, queries=QUERIES),
+        api=Api("users", operations=OPERATIONS),
         idempotency_keys=True,
         outbox=True,
     )

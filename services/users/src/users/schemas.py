@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate
 
 from shopkit.pagination import PageQuery
-from shopkit.schemas import Schema
+from shopkit.schemas import Boolean, Schema
 from users.model import Role
 from users.passwords import MAX_LENGTH, MIN_LENGTH, normalise
 
@@ -24,6 +24,11 @@ def Name(**kwargs: Any) -> fields.String:
 
 class Password(fields.String):
     """8 to 256 characters of any script or emoji, counted after NFC normalisation."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # The OpenAPI document states the length the check below enforces.
+        kwargs.setdefault("metadata", {"minLength": MIN_LENGTH, "maxLength": MAX_LENGTH})
+        super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         password = normalise(super()._deserialize(value, attr, data, **kwargs))
@@ -92,8 +97,8 @@ class AddressSchema(Schema):
         validate=validate.Regexp(r"^[A-Z]{2}\Z", error="use an ISO 3166-1 alpha-2 code"),
     )
     phone = fields.String(allow_none=True, validate=PHONE)
-    default_shipping = fields.Boolean()
-    default_billing = fields.Boolean()
+    default_shipping = Boolean()
+    default_billing = Boolean()
 
 
 class UserQuery(PageQuery):
@@ -106,5 +111,5 @@ class AdminUserSchema(Schema):
         fields.String(validate=validate.OneOf([r.value for r in Role])),
         validate=validate.Length(1, 3),
     )
-    disabled = fields.Boolean()
+    disabled = Boolean()
     name = Name()

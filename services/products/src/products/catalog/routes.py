@@ -24,7 +24,6 @@ from shopkit.headers import (
     VARY,
 )
 from shopkit.idempotency import idempotent
-from shopkit.problems import BadRequest
 from shopkit.schemas import load_body
 
 routes = web.RouteTableDef()
@@ -134,9 +133,7 @@ async def get_product(request: web.Request) -> web.Response:
 @requires(*STAFF)
 @idempotent(required=False)
 async def create_product(request: web.Request) -> web.Response:
-    body = await load_body(request, schemas.ProductSchema())
-    if body["status"] == "archived":
-        raise BadRequest("a product cannot be created archived")
+    body = await load_body(request, schemas.NewProductSchema())
     product = await request.app[CATALOG].create(body, actor=principal(request).subject)
     return _written(product, status=201)
 

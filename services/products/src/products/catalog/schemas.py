@@ -10,7 +10,7 @@ from marshmallow import ValidationError, fields, post_load, validate, validates_
 from products.model import AttributeValue, Variant
 from shopkit.money import MoneySchema
 from shopkit.pagination import PageQuery
-from shopkit.schemas import Schema
+from shopkit.schemas import JSONSCHEMA, Boolean, Schema, WholeNumber
 
 SLUG = validate.Regexp(
     r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z", error="lowercase letters, digits and single dashes"
@@ -20,6 +20,22 @@ SKU = validate.Regexp(
 )
 ATTRIBUTE_NAME = validate.Regexp(
     r"^[a-z][a-z0-9_]{0,39}\Z", error="lowercase snake_case, at most 40"
+)
+# What AttributeValueField accepts, for the OpenAPI document.
+ATTRIBUTE_VALUE = {
+    "anyOf": [
+        {"type": "string", "minLength": 1, "maxLength": 200},
+        {"type": "number", "minimum": -(2**53), "maximum": 2**53},
+        {"type": "boolean"},
+    ]
+}
+
+
+# Image URLs: http(s), a host name with a TLD, an optional plain path. The document states this
+# pattern and the service enforces it beside the URL check, so both agree on every string.
+IMAGE_URL = validate.Regexp(
+    r"^https?://([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}(/[A-Za-z0-9._~%/-]*)?\Z",
+    error="an http(s) URL with a host name and a plain path",
 )
 
 
@@ -46,6 +62,13 @@ def Attributes() -> fields.Dict:
         values=AttributeValueField(),
         validate=validate.Length(max=30),
         load_default=dict,
+        metadata={
+            JSONSCHEMA: {
+                "propertyNames": {"pattern": "^[a-z][a-z0-9_]{0,39}$"},
+                "maxProperties": 30,
+                "additionalProperties": ATTRIBUTE_VALUE,
+            }
+        },
     )
 
 
@@ -54,11 +77,11 @@ class VariantSchema(Schema):
     price = fields.Nested(MoneySchema, required=True)
     compare_at_price = fields.Nested(MoneySchema, allow_none=True, load_default=None)
     attributes = Attributes()
-    weight_grams = fields.Integer(
-        strict=True, allow_none=True, load_default=None, validate=validate.Range(0, 10**7)
+    weight_grams = WholeNumber(
+        allow_none=True, load_default=None, validate=validate.Range(0, 10**7)
     )
-    track_stock = fields.Boolean(load_default=True)
-    published = fields.Boolean(load_default=True)
+    track_stock = Boolean(load_default=True)
+    published = Boolean(load_default=True)
 
     @validates_schema
     def compare_at_is_higher(self, data: dict[str, Any], **_: Any) -> None:
@@ -83,7 +106,9 @@ class ProductSchema(Schema):
     category_id = fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 64))
     attributes = Attributes()
     images = fields.List(
-        fields.URL(schemes={"https", "http"}), load_default=list, validate=validate.Length(max=20)
+        fields.URL(schemes={"https", "http"}, validate=IMAGE_URL),
+        load_default=list,
+        validate=validate.Length(max=20),
     )
     status = fields.String(
         load_default="draft", validate=validate.OneOf(["draft", "published", "archived"])
@@ -102,12 +127,18 @@ class ProductSchema(Schema):
             raise ValidationError("all variants of a product share one currency", "variants")
 
 
+class NewProductSchema(ProductSchema):
+    """A product is created as a draft or published, never archived."""
+
+    status = fields.String(load_default="draft", validate=validate.OneOf(["draft", "published"]))
+
+
 class CategorySchema(Schema):
     slug = fields.String(required=True, validate=[validate.Length(1, 120), SLUG])
     name = fields.String(required=True, validate=validate.Length(1, 100))
     parent_id = fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 64))
-    position = fields.Integer(strict=True, load_default=0, validate=validate.Range(0, 10_000))
-    archived = fields.Boolean()
+    position = WholeNumber(load_default=0, validate=validate.Range(0, 10_000))
+    archived = Boolean()
 
 
 class StaffListQuery(PageQuery):
@@ -120,7 +151,8 @@ class CommaList(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
         if not isinstance(value, str):
             raise ValidationError("give SKUs separated by commas")
-        items = [item.strip() for item in value.split(",")]
+        # Spaces around an item are allowed (the document's pattern says so), nothing else.
+        items = [item.strip(" ") for item in value.split(",")]
         if not 1 <= len(items) <= 100:
             raise ValidationError("give 1 to 100 SKUs")
         for item in items:
@@ -128,5 +160,12 @@ class CommaList(fields.Field):
         return list(dict.fromkeys(items))
 
 
+# One SKU of the list, as the document states it (the SKU validator above enforces the same shape).
+_SKU_ITEM = " *[A-Za-z0-9][A-Za-z0-9._-]{0,63} *"
+
+
 class SkuLookupQuery(Schema):
-    skus = CommaList(required=True)
+    skus = CommaList(
+        required=True,
+        metadata={"type": "string", "pattern": f"^{_SKU_ITEM}(,{_SKU_ITEM}){{0,99}}$"},
+    )

@@ -9,7 +9,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, post_load, validate, validates
 
 from shopkit.pagination import CursorField, PageQuery
-from shopkit.schemas import Schema
+from shopkit.schemas import Schema, WholeNumber
 
 MAX_QUANTITY = 1_000_000
 MAX_LINE_QUANTITY = 10_000
@@ -23,16 +23,8 @@ ORDER_ID = validate.Regexp(
 )
 
 
-class Count(fields.Integer):
-    """A whole number given as a JSON number: not a string, not a float, not a boolean."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, **kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        if isinstance(value, bool):
-            raise ValidationError("Not a valid integer.")
-        return int(super()._deserialize(value, attr, data, **kwargs))
+class Count(WholeNumber):
+    """A whole number given as a JSON number: not a string, not a fraction, not a boolean."""
 
 
 def Reason(**kwargs: Any) -> fields.String:
@@ -73,7 +65,11 @@ class ReceiptSchema(Schema):
 
 
 class AdjustmentSchema(Schema):
-    delta = Count(required=True, validate=validate.Range(-MAX_QUANTITY, MAX_QUANTITY))
+    delta = Count(
+        required=True,
+        validate=validate.Range(-MAX_QUANTITY, MAX_QUANTITY),
+        metadata={"not": {"const": 0}},
+    )
     reason = Reason(required=True)
 
     @validates("delta")
@@ -126,13 +122,3 @@ class MovementQuery(PageQuery):
     def a_seq(self, value: Any, **_: Any) -> None:
         if value is not None and value < 1:
             raise ValidationError("not a cursor this API gave out")
-
-
-OPENAPI_BODIES: dict[str, type[Schema]] = {
-    "receive_stock": ReceiptSchema,
-    "adjust_stock": AdjustmentSchema,
-    "reserve_stock": ReservationSchema,
-    "release_reservation": ConclusionSchema,
-    "commit_reservation": ConclusionSchema,
-}
-OPENAPI_QUERIES: dict[str, type[Schema]] = {"stock_movements": MovementQuery}
