@@ -89,6 +89,28 @@ SETTINGS = web.AppKey("$name.settings", ${Title}Settings)
 EVENTS = web.AppKey("$name.events", EventStore)
 '''
 
+EVENTS = '''\
+"""The events the $name service publishes (subject `shop.$name.<type>`) and their payloads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shopkit.events import Payload
+
+
+class NoteEvent(StrEnum):
+    ADDED = "note.added"
+
+
+@dataclass(frozen=True, slots=True)
+class NoteAdded(Payload):
+    id: str
+    text: str
+    author: str
+'''
+
 SCHEMAS = '''\
 """What the $name API accepts."""
 
@@ -110,6 +132,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from $name.events import NoteAdded, NoteEvent
 from $name.keys import EVENTS
 from $name.schemas import NoteSchema
 from shopkit.auth import principal
@@ -130,9 +153,9 @@ OPERATIONS = {
 async def add_note(request: web.Request) -> web.Response:
     """Add a note; the `note.added` event reaches other services through the outbox."""
     body = await load_body(request, NoteSchema())
-    note = {"id": new_id(), "text": body["text"], "author": principal(request).subject}
-    await request.app[EVENTS].append(f"note-{note['id']}", 0, "note.added", note)
-    return web.json_response(note, status=201)
+    note = NoteAdded(id=new_id(), text=body["text"], author=principal(request).subject)
+    await request.app[EVENTS].append(f"note-{note.id}", 0, NoteEvent.ADDED, note.to_json())
+    return web.json_response(note.to_json(), status=201)
 '''
 
 APP = '''\
@@ -224,6 +247,7 @@ FILES = {
     "src/$name/__main__.py": MAIN,
     "src/$name/settings.py": SETTINGS,
     "src/$name/keys.py": KEYS,
+    "src/$name/events.py": EVENTS,
     "src/$name/schemas.py": SCHEMAS,
     "src/$name/routes.py": ROUTES,
     "src/$name/app.py": APP,

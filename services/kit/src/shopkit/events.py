@@ -46,9 +46,9 @@ import json
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from pymongo import ASCENDING, DeleteOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -71,6 +71,7 @@ __all__ = [
     "Intent",
     "NewEvent",
     "Outcome",
+    "Payload",
     "RetryPolicy",
     "StreamBusy",
     "append_at_end",
@@ -124,6 +125,34 @@ class NewEvent:
     type: str
     data: dict[str, Any]
     id: str | None = None
+
+
+class Payload:
+    """One published event type's data, as its publisher defines it in its service's `events.py`.
+
+    Subclass it as a frozen, slotted dataclass whose fields hold JSON values as they travel
+    (timestamps as RFC 3339 strings; lists as tuples). `from_json` reads only the fields the class
+    declares: a publisher may add fields without breaking a consumer, and a consumer may declare a
+    narrower class of its own, with only the fields it needs.
+    """
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The event's `data`."""
+        values = {field.name: getattr(self, field.name) for field in fields(self)}  # type: ignore[arg-type]
+        return {name: list(v) if isinstance(v, tuple) else v for name, v in values.items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        """The payload in an event's `data`; KeyError when a field without a default is missing."""
+        found = {
+            field.name: data[field.name]  # a KeyError for a required field that is missing
+            for field in fields(cls)  # type: ignore[arg-type]
+            if field.name in data or field.default is field.default_factory is MISSING
+        }
+        make: Callable[..., Self] = cls
+        return make(**{name: tuple(v) if isinstance(v, list) else v for name, v in found.items()})
 
 
 @dataclass(frozen=True, slots=True)

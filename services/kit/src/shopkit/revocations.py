@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shopkit import broker, clock
+from shopkit.events import Payload
 from shopkit.keys import JETSTREAM, METRICS, REVOCATIONS, SETTINGS
 
 if TYPE_CHECKING:
@@ -34,7 +36,9 @@ __all__ = [
     "ISSUER",
     "REPLAY_WINDOW",
     "SESSION_REVOKED",
+    "AccessRevoked",
     "Revocations",
+    "SessionRevoked",
     "access_revoked",
     "follow",
     "ready",
@@ -44,6 +48,9 @@ __all__ = [
 log = logging.getLogger("shopkit.revocations")
 # The service that signs access tokens, and so publishes their revocations.
 ISSUER = "users"
+# The two revocation event types. users publishes them, but they are defined here, not in
+# users/events.py: their consumer is every service's verifier, in this kit, which must not import a
+# service; users/events.py refers to them. docs/architecture.md lists them with users' events.
 # A subject's tokens issued up to `issued_before` are refused (account disabled, roles changed).
 ACCESS_REVOKED = "access.revoked"
 # A session's tokens (claim `sid`) are refused (logout, refresh-token reuse, password change).
@@ -57,29 +64,43 @@ REPLAY_WINDOW = timedelta(hours=1)
 CATCH_UP_SECONDS = 10.0
 
 
+@dataclass(frozen=True, slots=True)
+class AccessRevoked(Payload):
+    """`access.revoked`: `user_id`'s tokens issued up to `issued_before` are refused until
+    `expires_at`, when the last of them expires."""
+
+    user_id: str
+    issued_before: str
+    expires_at: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRevoked(Payload):
+    """`session.revoked`: every token of session `session_id` is refused until `expires_at`."""
+
+    session_id: str
+    user_id: str
+    expires_at: str
+    reason: str
+
+
 def access_revoked(
     user_id: str, issued_before: datetime, ttl: int, reason: str
 ) -> tuple[str, dict[str, Any]]:
     """The event (type, data) refusing `user_id`'s tokens issued up to `issued_before`, whose
     lifetime is at most `ttl` seconds."""
-    return ACCESS_REVOKED, {
-        "user_id": user_id,
-        "issued_before": clock.rfc3339(issued_before),
-        "expires_at": clock.rfc3339(issued_before + timedelta(seconds=ttl)),
-        "reason": reason,
-    }
+    expires_at = issued_before + timedelta(seconds=ttl)
+    fact = AccessRevoked(user_id, clock.rfc3339(issued_before), clock.rfc3339(expires_at), reason)
+    return ACCESS_REVOKED, fact.to_json()
 
 
 def session_revoked(
     session_id: str, user_id: str, at: datetime, ttl: int, reason: str
 ) -> tuple[str, dict[str, Any]]:
     """The event (type, data) refusing every token of session `session_id` (revoked at `at`)."""
-    return SESSION_REVOKED, {
-        "session_id": session_id,
-        "user_id": user_id,
-        "expires_at": clock.rfc3339(at + timedelta(seconds=ttl)),
-        "reason": reason,
-    }
+    fact = SessionRevoked(session_id, user_id, clock.rfc3339(at + timedelta(seconds=ttl)), reason)
+    return SESSION_REVOKED, fact.to_json()
 
 
 def _epoch(value: Any) -> float:
@@ -136,11 +157,13 @@ class Revocations:
     def apply(self, event_type: str, data: dict[str, Any]) -> None:
         """Take in one published fact; ValueError (or KeyError) when it is malformed."""
         if event_type == ACCESS_REVOKED:
+            access = AccessRevoked.from_json(data)
             self.revoke_subject(
-                str(data["user_id"]), _epoch(data["issued_before"]), _epoch(data["expires_at"])
+                str(access.user_id), _epoch(access.issued_before), _epoch(access.expires_at)
             )
         elif event_type == SESSION_REVOKED:
-            self.revoke_session(str(data["session_id"]), _epoch(data["expires_at"]))
+            session = SessionRevoked.from_json(data)
+            self.revoke_session(str(session.session_id), _epoch(session.expires_at))
 
     def _purge(self, force: bool = False) -> None:
         now = time.time()

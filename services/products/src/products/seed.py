@@ -20,6 +20,7 @@ from products.catalog.categories import Categories
 from products.catalog.schemas import ProductSchema
 from products.catalog.service import stream as product_stream
 from products.catalog.store import ProductStore
+from products.events import CatalogEvent
 from products.inventory import ledger
 from products.inventory.stock import ledger_stream
 from products.model import Product, ProductStatus
@@ -85,7 +86,9 @@ async def seed_products(
                 },
             )
             products.append(product)
-            streams[product_stream(product.id)] = [NewEvent("product.changed", product.to_json())]
+            streams[product_stream(product.id)] = [
+                NewEvent(CatalogEvent.PRODUCT_CHANGED, product.to_json())
+            ]
             claims.append(("slug", product.slug, product.id))
             for sku, units in item.stock.items():
                 claims.append(("sku", sku, product.id))

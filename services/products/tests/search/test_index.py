@@ -167,12 +167,6 @@ async def test_a_draft_published_later_arrives_with_the_stock_received_before(
     assert item["in_stock"] is True
 
 
-async def test_a_deleted_product_leaves_the_index(search: SearchService) -> None:
-    await apply(search, [event("product.deleted", {"id": GALAXY.id}, 2, f"product-{GALAXY.id}")])
-
-    assert GALAXY.name not in names(await find(search, limit="100"))
-
-
 async def test_the_first_write_to_a_fresh_deployment_creates_the_index(
     engine: AsyncOpenSearch, alias: str
 ) -> None:

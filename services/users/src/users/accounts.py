@@ -21,6 +21,13 @@ from users.errors import (
     InvalidToken,
     UserNotFound,
 )
+from users.events import (
+    EmailVerificationRequested,
+    PasswordChanged,
+    PasswordResetRequested,
+    UserEvent,
+    UserRegistered,
+)
 from users.history import pending
 from users.model import Role, User
 from users.store import EmailTaken
@@ -55,15 +62,9 @@ async def _verification(users: Collaborators, user_id: str, email: str) -> dict[
     token, token_hash = _token()
     expires_at = clock.now() + VERIFICATION_TTL
     await users.store.insert_verification(token_hash, user_id, email, expires_at)
+    requested = EmailVerificationRequested(user_id, email, token, clock.rfc3339(expires_at))
     return pending(
-        f"verify-{token_hash[:24]}",
-        "user.email_verification_requested",
-        {
-            "user_id": user_id,
-            "email": email,
-            "token": token,
-            "expires_at": clock.rfc3339(expires_at),
-        },
+        f"verify-{token_hash[:24]}", UserEvent.EMAIL_VERIFICATION_REQUESTED, requested.to_json()
     )
 
 
@@ -82,13 +83,8 @@ async def register(
     events = [
         pending(
             f"registered-{user_id}",
-            "user.registered",
-            {
-                "user_id": user_id,
-                "email": email,
-                "name": name,
-                "roles": list(roles),
-            },
+            UserEvent.REGISTERED,
+            UserRegistered(user_id, email, name, tuple(roles)).to_json(),
         )
     ]
     profile = {
@@ -190,8 +186,8 @@ async def _set_password(
     await users.history.record(
         user.id,
         f"password-{new_id()}",
-        "user.password_changed",
-        {"user_id": user.id, "email": user.email},
+        UserEvent.PASSWORD_CHANGED,
+        PasswordChanged(user.id, user.email).to_json(),
     )
 
 
@@ -210,16 +206,9 @@ async def request_password_reset(users: Collaborators, email: str, request_id: s
     token_hash = hashlib.sha256(token.encode()).hexdigest()
     expires_at = clock.now() + RESET_TTL
     await users.store.insert_reset_token(token_hash, user.id, expires_at)
+    requested = PasswordResetRequested(user.id, user.email, token, clock.rfc3339(expires_at))
     await users.history.record(
-        user.id,
-        f"reset-{token_hash[:24]}",
-        "user.password_reset_requested",
-        {
-            "user_id": user.id,
-            "email": user.email,
-            "token": token,
-            "expires_at": clock.rfc3339(expires_at),
-        },
+        user.id, f"reset-{token_hash[:24]}", UserEvent.PASSWORD_RESET_REQUESTED, requested.to_json()
     )
 
 

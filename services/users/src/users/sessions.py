@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from shopkit import clock
 from shopkit.events import Decision, Event, EventStore, NewEvent, Outcome, StreamBusy, decide
@@ -42,6 +43,16 @@ def _stream(family_id: str) -> str:
     return f"family-{family_id}"
 
 
+class FamilyEvent(StrEnum):
+    """A family's event types. They stay in its private stream (`token_events`, never relayed):
+    what other services hear of is `session.revoked`, which users appends to the account's stream."""
+
+    ISSUED = "issued"
+    CARRIED_OVER = "carried-over"
+    ROTATED = "rotated"
+    REVOKED = "revoked"
+
+
 @dataclass(frozen=True, slots=True)
 class Family:
     user_id: str = ""
@@ -52,7 +63,7 @@ class Family:
     credentials: str = ""
 
     def apply(self, event: Event) -> Family:
-        if event.type == "issued":
+        if event.type == FamilyEvent.ISSUED:
             return replace(
                 self,
                 user_id=event.data["user_id"],
@@ -60,13 +71,13 @@ class Family:
                 expires_at=datetime.fromisoformat(event.data["expires_at"]),
                 credentials=event.data.get("credentials", ""),
             )
-        if event.type == "carried-over":
+        if event.type == FamilyEvent.CARRIED_OVER:
             return replace(self, credentials=event.data["credentials"])
-        if event.type == "rotated":
+        if event.type == FamilyEvent.ROTATED:
             return replace(
                 self, spent=self.spent | {self.current}, current=event.data["token_hash"]
             )
-        if event.type == "revoked":
+        if event.type == FamilyEvent.REVOKED:
             return replace(self, revoked=True)
         return self
 
@@ -127,7 +138,7 @@ class Families:
         await self._events.append(
             _stream(family_id),
             0,
-            "issued",
+            FamilyEvent.ISSUED,
             {
                 "user_id": user_id,
                 "token_hash": token_hash(token),
@@ -149,7 +160,7 @@ class Families:
         def carry(family: Family) -> NewEvent | None:
             if family.user_id != user_id or family.revoked or family.credentials != old:
                 return None
-            return NewEvent("carried-over", {"credentials": new})
+            return NewEvent(FamilyEvent.CARRIED_OVER, {"credentials": new})
 
         try:
             await self._decide(family_id, carry)
@@ -179,7 +190,7 @@ class Families:
                 raise InvalidRefreshToken()
             if family.credentials != await self._store.credentials_version(family.user_id):
                 raise InvalidRefreshToken("the password changed; log in again")
-            return NewEvent("rotated", {"token_hash": token_hash(fresh)})
+            return NewEvent(FamilyEvent.ROTATED, {"token_hash": token_hash(fresh)})
 
         try:
             rotated = await self._decide(family_id, rotation)
@@ -202,7 +213,7 @@ class Families:
         def revocation(family: Family) -> NewEvent | None:
             if not family.user_id:
                 raise SessionNotFound()
-            return None if family.revoked else NewEvent("revoked", {"reason": reason})
+            return None if family.revoked else NewEvent(FamilyEvent.REVOKED, {"reason": reason})
 
         revoked = await self._decide(family_id, revocation)
         await self._store.revoke_session(family_id, revoked.state.user_id, reason)

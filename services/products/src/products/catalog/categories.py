@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from products.catalog.errors import CategoryCycle, CategoryNotFound, SlugTaken, StaleVersion
+from products.events import CatalogEvent
 from products.model import Category
 from shopkit.events import Event, EventStore, NewEvent, decide
 from shopkit.ids import new_id
@@ -57,7 +58,9 @@ class Tree:
                 )
             seen.add(parent)
             parent = self.categories[parent].parent_id if parent in self.categories else None
-        return NewEvent("category.changed", {**category.to_json(), "version": self.seq + 1})
+        return NewEvent(
+            CatalogEvent.CATEGORY_CHANGED, {**category.to_json(), "version": self.seq + 1}
+        )
 
 
 class Categories:

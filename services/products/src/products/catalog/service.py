@@ -17,6 +17,7 @@ from pymongo.errors import PyMongoError
 from products.catalog.categories import Categories
 from products.catalog.errors import ProductNotFound, SkuTaken, SlugTaken, StaleVersion
 from products.catalog.store import ClaimTaken, ProductStore
+from products.events import CatalogEvent
 from products.model import Product, ProductStatus, Variant
 from shopkit import clock
 from shopkit.events import ConcurrencyConflict, Event, EventStore
@@ -66,7 +67,9 @@ class Catalog:
         taken: list[Claim] = []
         try:
             await self._claim(product, taken)
-            await self._events.append(stream(product_id), 0, "product.changed", product.to_json())
+            await self._events.append(
+                stream(product_id), 0, CatalogEvent.PRODUCT_CHANGED, product.to_json()
+            )
         except BaseException:
             if taken:
                 await self._give_back(product.id, taken, None)
@@ -90,7 +93,7 @@ class Catalog:
         try:
             await self._claim(product, taken)
             await self._events.append(
-                stream(product.id), current.version, "product.changed", product.to_json()
+                stream(product.id), current.version, CatalogEvent.PRODUCT_CHANGED, product.to_json()
             )
         except ConcurrencyConflict:
             head = await self._give_back(product.id, taken, current)
@@ -119,7 +122,7 @@ class Catalog:
         It saves the newest snapshot, never the one being published: a concurrent writer may already
         have moved on, and a projection must not step back to an older version.
         """
-        if isinstance(event, Event) and event.type == "product.changed":
+        if isinstance(event, Event) and event.type == CatalogEvent.PRODUCT_CHANGED:
             newer = await self._events.load(event.stream_id, after_seq=event.seq - 1)
             if newer:
                 await self.store.save(Product.from_json(newer[-1].data))

@@ -8,33 +8,36 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from products.events import OrderClosed, OrderEvent
 from products.inventory.errors import ReservationClosed, ReservationNotFound
 from products.inventory.keys import INVENTORY
+from shopkit import broker
 from shopkit.events import Event
 from shopkit.inbox import consume
 
 log = logging.getLogger("products.inventory")
 
-ORDER_EVENTS = ("order.paid", "order.cancelled", "order.expired")
-
 
 async def on_order_event(app: web.Application, event: Event) -> None:
     """orders' `order.paid` commits the order's stock; `order.cancelled` and `order.expired`
     release it. Both are idempotent, so a redelivered event changes nothing."""
-    order_id = event.data.get("order_id")
+    try:
+        order_id = OrderClosed.from_json(event.data).order_id
+    except KeyError:
+        order_id = None
     if not isinstance(order_id, str) or not order_id:
         log.warning("event %s (%s) names no order; ignored", event.id, event.type)
         return
     inventory = app[INVENTORY]
     try:
-        if event.type == "order.paid":
+        if event.type == OrderEvent.PAID:
             await inventory.commit(order_id, "service:orders", event.type)
         else:
             await inventory.release(order_id, "service:orders", event.type)
     except ReservationNotFound:
         log.info("order %s has no reservation; %s changes no stock", order_id, event.type)
     except ReservationClosed as closed:
-        level = logging.ERROR if event.type == "order.paid" else logging.WARNING
+        level = logging.ERROR if event.type == OrderEvent.PAID else logging.WARNING
         log.log(level, "%s for order %s changed no stock: %s", event.type, order_id, closed.detail)
 
 
@@ -43,6 +46,6 @@ def order_consumer(service_name: str) -> Callable[[web.Application], AsyncIterat
     return consume(
         f"{service_name}-inventory",
         stream="orders",
-        subjects=[f"shop.orders.{name}" for name in ORDER_EVENTS],
+        subjects=[broker.subject("orders", name) for name in OrderEvent],
         handler=on_order_event,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from products.events import Alert, Movement
+from products.events import Alert, Movement, StockMoved
 from products.inventory.errors import (
     InsufficientStock,
     ReservationInProgress,
@@ -112,14 +112,10 @@ def fold_all(ledger: Ledger, seq: int, events: Iterable[Event]) -> tuple[Ledger,
 def _movement(
     kind: Movement, sku: str, after: Ledger, event_id: str | None, **fields: Any
 ) -> NewEvent:
-    data = {
-        "sku": sku,
-        **fields,
-        "on_hand": after.on_hand,
-        "reserved": after.reserved,
-        "available": after.available,
-    }
-    return NewEvent(kind.value, data, id=event_id)
+    moved = StockMoved(
+        sku=sku, on_hand=after.on_hand, reserved=after.reserved, available=after.available, **fields
+    )
+    return NewEvent(kind.value, moved.to_json(), id=event_id)
 
 
 def receive(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from pymongo.errors import PyMongoError
 
-from products.events import Alert
+from products.events import Alert, StockAlerted
 from products.inventory import ledger
 from products.inventory.errors import Shortage
 from products.inventory.ledger import Ledger, StockLevel
@@ -310,16 +310,11 @@ class Stock:
 
     async def _alert(self, sku: str, alert: Alert, decided: Decided) -> None:
         after = decided.state
-        data = {
-            "sku": sku,
-            "on_hand": after.on_hand,
-            "reserved": after.reserved,
-            "available": after.available,
-            "threshold": self._threshold,
-            "ledger_seq": decided.seq,
-        }
+        alerted = StockAlerted(
+            sku, after.on_hand, after.reserved, after.available, self._threshold, decided.seq
+        )
         # Derived from the ledger slot, so a repeated alert for the same movement is stored once.
-        fact = NewEvent(alert.value, data, f"{alert.value}:{sku}:{decided.seq}")
+        fact = NewEvent(alert.value, alerted.to_json(), f"{alert.value}:{sku}:{decided.seq}")
         head = self._alert_heads.get(sku, 0)
         stored = await append_at_end(self._events, alert_stream(sku), fact, after_seq=head)
         # A retried alert returns its stored event, which may lie below the head we know.

@@ -9,15 +9,16 @@ in any order: the index's version and sequence guards (see `index`) make the new
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
 
-from products.events import Movement
+from products.events import CatalogEvent, Movement
 from products.model import Product
 from products.skus import SkuDirectory
 from shopkit import broker
-from shopkit.events import Event
+from shopkit.events import Event, Payload
 from shopkit.inbox import consume
 
 DURABLE = "products-search"
@@ -31,38 +32,39 @@ STOCK_EVENTS = frozenset(movement.value for movement in Movement)
 SkuOwner = Callable[[str], Awaitable[str | None]]
 
 
+@dataclass(frozen=True, slots=True)
+class StockSeen(Payload):
+    """The fields of a movement (`StockMoved`) the index needs."""
+
+    sku: str
+    available: int
+
+
 class IndexWriter(Protocol):
     """The writes the indexer makes (`SearchService` has them)."""
 
     async def index_product(self, product: Product) -> None: ...
-
-    async def delete(self, product_id: str, version: int) -> None: ...
 
     async def update_stock(self, product_id: str, sku: str, available: int, seq: int) -> None: ...
 
 
 def subjects(service: str) -> list[str]:
     return [
-        broker.subject(service, "product.changed"),
-        broker.subject(service, "product.deleted"),
-        broker.subject(service, "stock.>"),
+        broker.subject(service, CatalogEvent.PRODUCT_CHANGED),
+        *(broker.subject(service, movement) for movement in Movement),
     ]
 
 
 async def apply(service: IndexWriter, event: Event, owner_of: SkuOwner) -> None:
     """Apply one event to the index; idempotent, and harmless when older than what is indexed."""
-    if event.type == "product.changed":
+    if event.type == CatalogEvent.PRODUCT_CHANGED:
+        # An archived product is a snapshot too, indexed as a tombstone: products has no deletion.
         await service.index_product(Product.from_json(event.data))
-    elif event.type == "product.deleted":
-        # The product's stream seq is its version, so the deletion outranks every snapshot before it.
-        await service.delete(str(event.data["id"]), event.seq)
     elif event.type in STOCK_EVENTS:
-        sku = str(event.data["sku"])
-        product_id = event.data.get("product_id") or await owner_of(sku)
+        seen = StockSeen.from_json(event.data)
+        product_id = await owner_of(seen.sku)
         if product_id is not None:
-            await service.update_stock(
-                str(product_id), sku, int(event.data["available"]), event.seq
-            )
+            await service.update_stock(product_id, seen.sku, int(seen.available), event.seq)
 
 
 def consumer(

@@ -19,7 +19,7 @@ from opensearchpy import (
 
 from products.model import Product
 from products.search import index, query, schemas
-from products.search.document import indexed, tombstone
+from products.search.document import indexed
 from products.search.errors import SearchUnavailable
 from products.search.query import SearchParams
 from products.search.recent import Recent
@@ -71,9 +71,6 @@ class SearchService:
     async def index_product(self, product: Product) -> None:
         """Index a product snapshot (a tombstone if customers cannot see it) unless a newer one is there."""
         await self._write(product.id, index.product_update(indexed(product)))
-
-    async def delete(self, product_id: str, version: int) -> None:
-        await self._write(product_id, index.product_update(tombstone(product_id, version)))
 
     async def update_stock(self, product_id: str, sku: str, available: int, seq: int) -> None:
         """Record a SKU's availability after its stock event number `seq`, and the product's in_stock."""
