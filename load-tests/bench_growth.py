@@ -41,8 +41,8 @@ from pymongo import AsyncMongoClient
 
 from products import demo
 from products.catalog.categories import Categories
-from products.catalog.service import stream as product_stream
 from products.catalog.store import ProductStore
+from products.catalog.store import stream as product_stream
 from products.inventory import ledger
 from products.inventory.stock import SNAPSHOT_EVERY, ledger_stream
 from products.inventory.store import InventoryStore

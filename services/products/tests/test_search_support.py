@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from multidict import MultiDict
 from opensearchpy import AsyncOpenSearch
 
 from products.model import AttributeValue, Product, ProductStatus, Variant
 from products.search.rebuild import rebuild
+from products.search.schemas import search_params
 from products.search.service import SearchService
 from shopkit.money import Money
 
@@ -190,8 +192,22 @@ async def load(
     stock: Mapping[str, int] = STOCK,
 ) -> SearchService:
     await rebuild(engine, alias, products_of(items), availability_of(stock), grace=0)
-    # No results cache: these tests look at the index right after changing it.
+    await warm(engine, alias)
+    # No results cache: these tests look at the index right after changing it. The service's
+    # own query timeout, so that a query slow on a warm index still fails the test.
     return SearchService(engine, alias, cache_seconds=0)
+
+
+async def warm(engine: AsyncOpenSearch, alias: str) -> None:
+    """Run each kind of query once on a new index, with time to spare.
+
+    A new index's first fuzzy query and facets (loading its terms and ordinals) can outlast the
+    service's 2 s query timeout on a busy node; a deployed index is warm long before customers ask.
+    """
+    patient = SearchService(engine, alias, timeout=30, cache_seconds=0)
+    await patient.search(search_params(MultiDict({"q": "warm up", "sort": "price"})))
+    await patient.search(search_params(MultiDict()))
+    await patient.autocomplete("wa")
 
 
 def names(page: Mapping[str, Any]) -> list[str]:

@@ -21,9 +21,11 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from shopkit import broker, context, idempotency, logs, mongo, openapi, relay, revocations
 from shopkit.auth import PRINCIPAL, JwksKeys, KeySource, TokenVerifier, authorize, public
+from shopkit.commits import AfterCommit
 from shopkit.events import Event, EventStore
 from shopkit.headers import ALLOW, CONTENT_TYPE, REQUEST_ID, RETRY_AFTER
 from shopkit.keys import (
+    AFTER_COMMIT,
     DB,
     HTTP,
     INTERNAL_OPENAPI,
@@ -284,6 +286,8 @@ def build_app(
     if settings_key is not None:
         app[settings_key] = settings
     app[METRICS] = Metrics.create(settings.service_name)
+    # Writes run what follows their commit through it: a committed write never answers 5xx.
+    app[AFTER_COMMIT] = AfterCommit(app[METRICS], settings.service_name)
     app[READINESS] = []
     app.cleanup_ctx.append(http_ctx)
     if database:

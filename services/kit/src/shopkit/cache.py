@@ -22,6 +22,7 @@ __all__ = ["Cache"]
 
 V = TypeVar("V")
 log = logging.getLogger("shopkit.cache")
+FLUSH_SECONDS = 1
 
 
 class Cache(Generic[V]):
@@ -85,7 +86,10 @@ class Cache(Generic[V]):
             return
         try:
             await self._nats.publish(self._subject, key.encode())
-        except nats.errors.Error:
+            # Sent, not buffered, before the write is answered: the client's next read, on any
+            # instance, comes after the broker has passed the invalidation on.
+            await self._nats.flush(timeout=FLUSH_SECONDS)
+        except (nats.errors.Error, TimeoutError):
             log.warning("could not broadcast a cache invalidation; peers expire it by TTL")
 
     def _drop(self, key: str) -> None:

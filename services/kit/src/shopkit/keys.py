@@ -17,11 +17,13 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
     from shopkit.auth import TokenVerifier
+    from shopkit.commits import AfterCommit
     from shopkit.revocations import Revocations
 else:  # AppKey wants a runtime type; the real ones are for the type checker.
-    Nats = JetStreamContext = TokenVerifier = Revocations = object
+    Nats = JetStreamContext = TokenVerifier = Revocations = AfterCommit = object
 
 __all__ = [
+    "AFTER_COMMIT",
     "DB",
     "HTTP",
     "INTERNAL_OPENAPI",
@@ -51,3 +53,4 @@ READINESS = web.AppKey("readiness", list[tuple[str, Readiness]])
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 # The document of the routes only other services call (`/internal/`), kept out of the public one.
 INTERNAL_OPENAPI = web.AppKey("internal_openapi", dict[str, Any])
+AFTER_COMMIT = web.AppKey("after_commit", AfterCommit)

@@ -25,7 +25,7 @@ from shopkit.app import Api, build_app
 from shopkit.auth import KeySource
 from shopkit.cache import Cache
 from shopkit.events import EventStore
-from shopkit.keys import DB, NATS
+from shopkit.keys import AFTER_COMMIT, DB, NATS
 
 
 def create_app(
@@ -50,7 +50,7 @@ def create_app(
         store = ProductStore(db, cache)
         await store.ensure_indexes()
         app[CATEGORIES] = Categories(events)
-        app[CATALOG] = Catalog(store, events, app[CATEGORIES])
+        app[CATALOG] = Catalog(store, events, app[CATEGORIES], app[AFTER_COMMIT])
         yield
         await cache.detach()
 

@@ -18,8 +18,8 @@ from pymongo.errors import BulkWriteError
 from products import demo
 from products.catalog.categories import Categories
 from products.catalog.schemas import ProductSchema
-from products.catalog.service import stream as product_stream
 from products.catalog.store import ProductStore
+from products.catalog.store import stream as product_stream
 from products.events import CatalogEvent
 from products.inventory import ledger
 from products.inventory.stock import ledger_stream

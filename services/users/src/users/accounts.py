@@ -109,7 +109,10 @@ async def register(
         user = await users.store.create_account(profile, parts, events)
     except EmailTaken:
         raise EmailAlreadyRegistered("an account with this email exists") from None
-    await users.history.record_registration(user_id, events)
+    # The account is committed: its events are best-effort here, `finish_registrations` repairs.
+    await users.after_commit(
+        "registration events", users.history.record_registration(user_id, events)
+    )
     return user
 
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from shopkit.app import Api, build_app
 from shopkit.auth import StaticKeys
 from shopkit.cache import Cache
-from shopkit.keys import DB, NATS
+from shopkit.keys import AFTER_COMMIT, DB, NATS
 from shopkit.tasks import background
 from users import accounts, resets
 from users.deps import open_collaborators
@@ -39,7 +39,7 @@ def create_app(settings: UsersSettings) -> web.Application:
         db = app[DB]
         cache: Cache[User] = Cache("users", ttl=30.0)
         await cache.attach(app[NATS], settings.service_name)
-        app[USERS] = await open_collaborators(db, settings, signing, cache)
+        app[USERS] = await open_collaborators(db, settings, signing, cache, app[AFTER_COMMIT])
         await accounts.ensure_admin(app[USERS])
         yield
         await cache.detach()

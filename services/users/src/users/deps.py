@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shopkit import clock, revocations
 from shopkit.cache import Cache
+from shopkit.commits import AfterCommit
 from shopkit.events import EventStore
 from users.history import History
 from users.model import User
@@ -33,6 +34,7 @@ class Collaborators:
     password_guesses: PasswordGuessThrottle
     reset_requests: ResetThrottle
     history: History
+    after_commit: AfterCommit = field(default_factory=AfterCommit)
 
 
 async def open_collaborators(
@@ -40,6 +42,7 @@ async def open_collaborators(
     settings: UsersSettings,
     keys: SigningKeys,
     cache: Cache[User] | None = None,
+    after_commit: AfterCommit | None = None,
 ) -> Collaborators:
     """The collaborators on `db`, with every index they query by."""
     store = UserStore(db, cache)
@@ -84,4 +87,5 @@ async def open_collaborators(
             settings.reset_window,
         ),
         history=history,
+        after_commit=after_commit or AfterCommit(),
     )

@@ -4,6 +4,7 @@ can create a cycle, even when two staff members move categories at the same mome
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,6 @@ from shopkit.events import Event, EventStore, NewEvent, decide
 from shopkit.ids import new_id
 
 STREAM = "category-tree"
-REFRESH_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,22 +64,33 @@ class Tree:
 
 
 class Categories:
+    """The tree, cached per process; every read first catches up with the stream, so a category
+    another instance has just created or changed is found here too (read your own writes)."""
+
     def __init__(self, events: EventStore) -> None:
         self._events = events
         self._tree = Tree()
-        self._refreshed = 0.0
+        self._read_from = -math.inf
         self._lock = asyncio.Lock()
 
-    async def _refresh(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self._refreshed < REFRESH_SECONDS:
-            return
+    async def _refresh(self) -> None:
+        """Catch up with every change committed before this call.
+
+        Cheap: it reads the slots after the cached seq by `_id`, usually one read that finds the
+        next slot free. Callers share it: one whose read started after a caller asked serves that
+        caller too, so a burst of reads costs two reads of the stream, not one each.
+        """
+        asked = time.monotonic()
         async with self._lock:
+            if self._read_from >= asked:
+                return
+            started = time.monotonic()
             newer = await self._events.load(STREAM, after_seq=self._tree.seq)
             self._keep(self._tree.apply_all(newer))
-            self._refreshed = time.monotonic()
+            self._read_from = started
 
     async def _catch_up(self, tree: Tree, seq: int) -> tuple[Tree, int]:
-        await self._refresh(force=True)
+        await self._refresh()
         return self._tree, self._tree.seq
 
     def _keep(self, tree: Tree) -> None:
@@ -139,7 +150,6 @@ class Categories:
     async def update(
         self, category_id: str, changes: dict[str, Any], expected_version: int
     ) -> Category:
-        await self._refresh(force=True)
         current = await self.get(category_id, include_archived=True)
         return await self._change(replace(current, **changes), expected_version=expected_version)
 

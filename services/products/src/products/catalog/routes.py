@@ -109,6 +109,7 @@ async def create_category(request: web.Request) -> web.Response:
 
 @routes.patch("/api/v1/categories/{category_id}")
 @requires(*STAFF)
+@idempotent(required=False)
 async def update_category(request: web.Request) -> web.Response:
     expected = _expected_version(request)
     body = await load_body(request, schemas.CategorySchema(), partial=True)
@@ -140,6 +141,7 @@ async def create_product(request: web.Request) -> web.Response:
 
 @routes.patch("/api/v1/products/{key}")
 @requires(*STAFF)
+@idempotent(required=False)
 async def update_product(request: web.Request) -> web.Response:
     expected = _expected_version(request)
     body = await load_body(request, schemas.ProductSchema(), partial=True)
@@ -151,6 +153,7 @@ async def update_product(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/products/{key}")
 @requires(*STAFF)
+@idempotent(required=False)
 async def archive_product(request: web.Request) -> web.Response:
     """Archive (products are never erased: orders and the ledger still name their SKUs)."""
     expected = _expected_version(request)

@@ -2,8 +2,8 @@
 
 A change appends `product.changed` (the whole product) at the next sequence number, so an `If-Match`
 naming an older version loses at the unique slot and is answered 412. Slugs and SKUs are claimed first
-(unique `_id` inserts); the projection read by clients is written after the append, and the relay
-repairs it before publishing if a crash came in between.
+(unique `_id` inserts); the projection read by clients is written after the append, best-effort
+(`AfterCommit`), and the relay repairs it before publishing if that failed or a crash came between.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from pymongo.errors import PyMongoError
 
 from products.catalog.categories import Categories
 from products.catalog.errors import ProductNotFound, SkuTaken, SlugTaken, StaleVersion
-from products.catalog.store import ClaimTaken, ProductStore
+from products.catalog.store import ClaimTaken, ProductStore, stream
 from products.events import CatalogEvent
 from products.model import Product, ProductStatus, Variant
 from shopkit import clock
+from shopkit.commits import AfterCommit
 from shopkit.events import ConcurrencyConflict, Event, EventStore
 from shopkit.ids import new_id
 
@@ -30,13 +31,16 @@ Claim = tuple[str, str]
 """A slug or SKU claim: ("slug" or "sku", the key)."""
 
 
-def stream(product_id: str) -> str:
-    return f"product-{product_id}"
-
-
 class Catalog:
-    def __init__(self, store: ProductStore, events: EventStore, categories: Categories) -> None:
+    def __init__(
+        self,
+        store: ProductStore,
+        events: EventStore,
+        categories: Categories,
+        after_commit: AfterCommit | None = None,
+    ) -> None:
         self.store, self._events, self._categories = store, events, categories
+        self._after_commit = after_commit or AfterCommit()
 
     # --- reads
 
@@ -74,7 +78,9 @@ class Catalog:
             if taken:
                 await self._give_back(product.id, taken, None)
             raise
-        await self.store.save(product)
+        # Committed: the projection is best-effort (the relay repairs it, and a read of a product
+        # without one falls back to its stream), so the client hears of the commit.
+        await self._after_commit("product projection", self.store.save(product))
         return product
 
     async def update(
@@ -104,13 +110,18 @@ class Catalog:
             if taken:
                 await self._give_back(product.id, taken, current)
             raise
+        # Committed: what follows is best-effort, so the client hears of the commit.
         before = _claims(current)
-        await self._keep(product, [claim for claim in _claims(product) if claim not in before])
+        added = [claim for claim in _claims(product) if claim not in before]
+        await self._after_commit("product claims", self._keep(product, added))
         # A slug the product no longer uses is free for others, unless a newer version took it
         # back; SKUs stay claimed for good, since the stock ledger and past orders name them.
+        # Left claimed if this fails: a blocked slug, never one shared by two products.
         if current.slug != product.slug:
-            await self._give_back(product.id, [("slug", current.slug)], product)
-        await self.store.save(product)
+            await self._after_commit(
+                "old slug release", self._give_back(product.id, [("slug", current.slug)], product)
+            )
+        await self._after_commit("product projection", self.store.save(product))
         return product
 
     async def archive(self, key: str, expected_version: int, actor: str) -> Product:

@@ -19,6 +19,12 @@ from pymongo.errors import DuplicateKeyError
 from products.model import Product, Variant
 from shopkit import clock
 from shopkit.cache import Cache
+from shopkit.events import EventStore
+
+
+def stream(product_id: str) -> str:
+    """The product's event stream: a `product.changed` snapshot per version."""
+    return f"product-{product_id}"
 
 
 class ClaimTaken(Exception):
@@ -33,6 +39,7 @@ class ProductStore:
         self.slugs = db.product_slugs
         self.skus = db.product_skus
         self.cache: Cache[Product] = cache or Cache("products", ttl=0)
+        self._events = EventStore(db)
 
     async def ensure_indexes(self) -> None:
         # Every other query here is an `_id` read. This index serves `scan` on MongoDB, filtered
@@ -93,7 +100,13 @@ class ProductStore:
 
     async def _load(self, product_id: str) -> Product | None:
         doc = await self.products.find_one({"_id": product_id})
-        return Product.from_json(doc["product"]) if doc is not None else None
+        if doc is not None:
+            return Product.from_json(doc["product"])
+        # A product whose creation committed but whose projection is not written yet (it failed
+        # after the commit, and the relay has not repaired it): it was answered 201, so it exists.
+        head = await self._events.head(stream(product_id))
+        event = await self._events.get(stream(product_id), head) if head else None
+        return Product.from_json(event.data) if event is not None else None
 
     async def save(self, product: Product) -> None:
         """Write the projection unless a newer version is already there (projections only move forward)."""
