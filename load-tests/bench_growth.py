@@ -48,12 +48,13 @@ from products.inventory.stock import SNAPSHOT_EVERY, ledger_stream
 from products.inventory.store import InventoryStore
 from products.model import Product, ProductStatus, Variant
 from products.seed import seed_categories
-from shopkit import clock, processes
+from shopkit import clock
 from shopkit.events import Event, EventStore, NewEvent
 from shopkit.ids import new_id
 from shopkit.money import Money
-from shopkit.processes import Peer, PeerFailed, Postgres
 from shopkit.settings import read_env_file
+from shopkit.testing import peers
+from shopkit.testing.peers import Peer, PeerFailed, Postgres
 from users.passwords import Hasher
 from users.signing import SigningKeys
 
@@ -539,19 +540,19 @@ def start_stack(
 
     mongo = [
         started(peer)
-        for peer in processes.mongo(
-            state, processes.free_port(), durable=False, storage=processes.Backend(args.backend)
+        for peer in peers.mongo(
+            state, peers.free_port(), durable=False, storage=peers.Backend(args.backend)
         )
     ]
     cluster = next((peer for peer in mongo if isinstance(peer, Postgres)), None)
     mongo_url = f"mongodb://127.0.0.1:{mongo[-1].port}/"
-    nats = started(processes.nats(state, processes.free_port()))
+    nats = started(peers.nats(state, peers.free_port()))
     # Stock movements are indexed for search off the request path: part of the load, as in
     # production. With --no-search nothing listens on its port: the catalog serves without it,
     # and the indexer retries each movement (cheaper, and noisy logs).
-    search_port = processes.free_port()
+    search_port = peers.free_port()
     if not args.no_search:
-        started(processes.opensearch(state, search_port))
+        started(peers.opensearch(state, search_port))
     common = {
         **env,
         "MONGO_URL": mongo_url,
@@ -566,7 +567,7 @@ def start_stack(
             # Straight to a users instance: the gateway starts after the services it routes to.
             extra["JWKS_URL"] = f"http://{instances['users'][0]}/api/v1/auth/jwks"
         for number in (1, 2):
-            port = processes.free_port()
+            port = peers.free_port()
             peer = started(
                 Peer(
                     name=f"{name}-{number}",
@@ -578,7 +579,7 @@ def start_stack(
                 )
             )
             instances.setdefault(name, []).append(f"127.0.0.1:{peer.port}")
-    nginx = started(gateway.peer(state / "nginx", processes.free_port(), instances))
+    nginx = started(gateway.peer(state / "nginx", peers.free_port(), instances))
     return Stack(
         mongo_url,
         f"http://127.0.0.1:{nginx.port}",
@@ -619,7 +620,7 @@ def table_scans(cluster: Postgres | None) -> dict[str, tuple[int, int]]:
     if cluster is None:
         return {}
     found = {}
-    for line in cluster.sql(processes.FERRETDB_DATABASE, TABLE_SCANS).splitlines():
+    for line in cluster.sql(peers.FERRETDB_DATABASE, TABLE_SCANS).splitlines():
         name, scans, rows = line.split("|")
         found[name] = (int(scans), int(rows))
     return found
@@ -692,9 +693,7 @@ async def grow(
     unmeasured.skus.add(skus)
     if cluster is not None:
         # What autovacuum does shortly after a bulk load, done now so it is not mid-run.
-        await timed(
-            "ANALYZE", asyncio.to_thread(cluster.sql, processes.FERRETDB_DATABASE, "ANALYZE")
-        )
+        await timed("ANALYZE", asyncio.to_thread(cluster.sql, peers.FERRETDB_DATABASE, "ANALYZE"))
     return described, ", ".join(took)
 
 
@@ -845,9 +844,7 @@ def pair(figures: Figures) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument(
-        "--backend", choices=list(processes.Backend), default=processes.Backend.POSTGRESQL
-    )
+    parser.add_argument("--backend", choices=list(peers.Backend), default=peers.Backend.POSTGRESQL)
     parser.add_argument(
         "--events",
         type=lambda text: [int(n) for n in text.replace("_", "").split(",")],

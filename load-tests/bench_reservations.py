@@ -27,9 +27,10 @@ from products.inventory import routes as inventory_routes
 from products.inventory.context import inventory_context
 from products.keys import SETTINGS
 from products.settings import ProductsSettings
-from shopkit import processes, relay
+from shopkit import relay
 from shopkit.app import build_app
 from shopkit.settings import load
+from shopkit.testing.peers import free_port
 from shopkit.testing.tokens import TokenFactory
 
 SKU = "BENCH-TEE"
@@ -59,7 +60,7 @@ async def serve(app: web.Application, stack: AsyncExitStack) -> str:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
-    port = processes.free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return f"http://127.0.0.1:{port}"
 

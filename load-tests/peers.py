@@ -6,7 +6,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from shopkit import processes
+from shopkit.testing import peers
 
 
 def database_and_broker(
@@ -16,12 +16,12 @@ def database_and_broker(
     FERRETDB_BACKEND=sqlite) and NATS started here, stopped when `stack` closes."""
     state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
     if not mongo_url:
-        database = processes.mongo(state, processes.free_port(), durable=False)
+        database = peers.mongo(state, peers.free_port(), durable=False)
         for peer in database:
             stack.callback(peer.start().stop)
         mongo_url = f"mongodb://127.0.0.1:{database[-1].port}/"
     if not nats_url:
-        broker = processes.nats(state, processes.free_port()).start()
+        broker = peers.nats(state, peers.free_port()).start()
         stack.callback(broker.stop)
         nats_url = f"nats://127.0.0.1:{broker.port}"
     return mongo_url, nats_url

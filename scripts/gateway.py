@@ -15,7 +15,7 @@ from pathlib import Path
 import registry
 
 from shopkit import problems
-from shopkit.processes import Peer, PeerFailed
+from shopkit.testing.peers import Peer, PeerFailed
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "nginx" / "shop.conf.template"

@@ -13,9 +13,9 @@ from pathlib import Path
 import gateway
 import registry
 
-from shopkit import processes
-from shopkit.processes import Peer, PeerFailed
 from shopkit.settings import read_env_file
+from shopkit.testing import peers
+from shopkit.testing.peers import Peer, PeerFailed
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
@@ -49,11 +49,9 @@ def service_command(name: str) -> list[str]:
 def parts(env: Mapping[str, str]) -> list[Peer]:
     """Every process of the stack, in start order (each waits for the ones before it)."""
     stack = [
-        *processes.mongo(
-            RUN, MONGO_PORT, postgres_port=POSTGRES_PORT, storage=processes.backend(env)
-        ),
-        processes.nats(RUN, NATS_PORT),
-        processes.opensearch(RUN, SEARCH_PORT),
+        *peers.mongo(RUN, MONGO_PORT, postgres_port=POSTGRES_PORT, storage=peers.backend(env)),
+        peers.nats(RUN, NATS_PORT),
+        peers.opensearch(RUN, SEARCH_PORT),
     ]
     # Each service's instances, one per port in services/registry.toml (nginx balances across them).
     services = registry.load()
@@ -128,7 +126,7 @@ def up() -> None:
     print(f"gateway   http://127.0.0.1:{GATEWAY_PORT}  (API reference: /api/docs)")
     for name, service in registry.load().items():
         print(f"{name:<9} " + "  ".join(f"http://127.0.0.1:{port}" for port in service.ports))
-    storage = processes.backend(env)
+    storage = peers.backend(env)
     where = f"PostgreSQL on :{POSTGRES_PORT}" if storage == "postgresql" else "SQLite in .run"
     print(f"mongodb   mongodb://127.0.0.1:{MONGO_PORT}/  (FerretDB on {where})")
     print(f"nats      nats://127.0.0.1:{NATS_PORT}")
@@ -142,7 +140,7 @@ def down() -> None:
     for name, pid in reversed(list(pids.items())):
         if ours(pid):
             print(f"{name:<12} stopping (pid {pid})", flush=True)
-            processes.stop_group(pid, sig=processes.stop_signal(name))
+            peers.stop_group(pid, sig=peers.stop_signal(name))
         else:
             print(f"{name:<12} was not running")
     PIDS.unlink(missing_ok=True)

@@ -12,8 +12,8 @@ from typing import Protocol
 import aiohttp
 import pytest
 
-from shopkit.processes import Peer, free_port
 from shopkit.settings import read_env_file
+from shopkit.testing.peers import Peer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 # The gateway renderer and the stack live in scripts/, which is not a package.

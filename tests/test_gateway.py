@@ -15,7 +15,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from shopkit import problems
-from shopkit.processes import free_port
+from shopkit.testing.peers import free_port
 
 
 class StartGateway(Protocol):

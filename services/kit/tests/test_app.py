@@ -12,8 +12,9 @@ from aiohttp.test_utils import TestClient
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
-from shopkit.app import READINESS, build_app
+from shopkit.app import build_app
 from shopkit.auth import StaticKeys, principal, public, requires
+from shopkit.keys import READINESS
 from shopkit.problems import PROBLEM_JSON
 from shopkit.schemas import read_json
 from shopkit.settings import KitSettings, load

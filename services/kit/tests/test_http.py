@@ -16,7 +16,7 @@ from shopkit import context
 from shopkit.http import BreakerState, CircuitBreaker, ServiceClient
 from shopkit.metrics import Metrics
 from shopkit.problems import BadGateway, GatewayTimeout, ServiceUnavailable
-from shopkit.processes import free_port
+from shopkit.testing.peers import free_port
 
 Serve = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 

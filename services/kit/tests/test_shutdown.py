@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from shopkit.processes import Peer, free_port
+from shopkit.testing.peers import Peer, free_port
 
 SLOW_APP = """
 import asyncio

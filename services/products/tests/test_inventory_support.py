@@ -19,7 +19,8 @@ from products_support import Roles
 
 from products.inventory import routes as inventory_routes
 from products.inventory.context import inventory_context
-from products.inventory.service import INVENTORY, Inventory
+from products.inventory.keys import INVENTORY
+from products.inventory.service import Inventory
 from products.keys import SETTINGS
 from products.settings import ProductsSettings
 from shopkit import relay

@@ -6,12 +6,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from users_support import ADMIN, Api, Client
+from users_support import ADMIN, Api, Client, generate_key_set
 
 from shopkit.settings import load
 from users.app import create_app
 from users.settings import UsersSettings
-from users.signing import generate_key_set
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from shopkit.events import EventStore
 from shopkit.settings import load
 from shopkit.testing.explain import ExplainedMongo
 from users import accounts, addresses, resets, tokens
-from users.deps import Users, open_users
+from users.deps import Collaborators, open_collaborators
 from users.settings import UsersSettings
 from users.signing import SigningKeys
 
@@ -21,25 +21,25 @@ from users.signing import SigningKeys
 @pytest.fixture
 async def explained_users(
     explained_mongo: ExplainedMongo, database_name: str, users_env: dict[str, str]
-) -> AsyncIterator[Users]:
+) -> AsyncIterator[Collaborators]:
     """The use cases on a database whose every full scan is reported (no background jobs)."""
     client = mongo.client(explained_mongo.url)
     settings = load(UsersSettings, users_env)
     try:
-        yield await open_users(
+        yield await open_collaborators(
             client[database_name], settings, SigningKeys(settings.signing_keys.value)
         )
     finally:
         await client.close()
 
 
-async def _latest_event(users: Users, user_id: str) -> dict[str, Any]:
+async def _latest_event(users: Collaborators, user_id: str) -> dict[str, Any]:
     """The newest event of the account's stream (read slot by slot: `_id` reads)."""
     return (await EventStore(users.store.users.database).load(f"user-{user_id}"))[-1].data
 
 
 async def test_the_hot_paths_read_only_through_indexes(
-    explained_users: Users, explained_mongo: ExplainedMongo, database_name: str
+    explained_users: Collaborators, explained_mongo: ExplainedMongo, database_name: str
 ) -> None:
     users = explained_users
     client = "198.51.100.4"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
-from users_support import Api, Client, eventually
+from users_support import Api, Client, eventually, generate_key_set
 
 from shopkit import clock
 from shopkit.events import ConcurrencyConflict, Event, EventStore
@@ -25,7 +25,6 @@ from users.keys import USERS
 from users.model import TokenPair
 from users.passwords import Hasher
 from users.sessions import Families, Issued
-from users.signing import generate_key_set
 from users.sweeper import sweep
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
+from joserfc.jwk import ECKey
 
 ADMIN = {"email": "root@shop.test", "password": "admin-password-1"}
 Client = TestClient[Any, Any]
@@ -19,6 +21,12 @@ HOME = {
     "postal_code": "SW1Y 4JH",
     "country": "GB",
 }
+
+
+def generate_key_set(kid: str) -> str:
+    """A fresh one-key signing set, in the form SIGNING_KEYS takes."""
+    key = ECKey.generate_key("P-256", parameters={"kid": kid})
+    return json.dumps({"keys": [key.as_dict(private=True)]})
 
 
 async def eventually(read: Callable[[], Awaitable[Any]], attempts: int = 250) -> Any:

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -23,20 +23,29 @@ from shopkit import broker, context, idempotency, logs, mongo, openapi, relay, r
 from shopkit.auth import PRINCIPAL, JwksKeys, KeySource, TokenVerifier, authorize, public
 from shopkit.commits import AfterCommit
 from shopkit.events import Event, EventStore
-from shopkit.keys import AFTER_COMMIT, DB, HTTP, METRICS, REVOCATIONS, SETTINGS, VERIFIER
+from shopkit.headers import ALLOW, CONTENT_TYPE, REQUEST_ID, RETRY_AFTER
+from shopkit.keys import (
+    AFTER_COMMIT,
+    DB,
+    HTTP,
+    INTERNAL_OPENAPI,
+    METRICS,
+    OPENAPI,
+    READINESS,
+    REVOCATIONS,
+    SETTINGS,
+    VERIFIER,
+)
 from shopkit.metrics import Metrics
 from shopkit.problems import Problem, ServiceUnavailable, for_status
 from shopkit.settings import KitSettings, SettingsError, load
 
+__all__ = ["Api", "BeforePublish", "Context", "build_app", "main", "run"]
+
 log = logging.getLogger("shopkit.http")
-REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 MAX_BODY_BYTES = 1024 * 1024
 SLOW_REQUEST_SECONDS = 1.0
-Readiness = Callable[[web.Application], Awaitable[None]]
-READINESS = web.AppKey("readiness", list[tuple[str, Readiness]])
-OPENAPI = web.AppKey("openapi", dict[str, Any])
-INTERNAL_OPENAPI = web.AppKey("internal_openapi", dict[str, Any])
 S = TypeVar("S", bound=KitSettings)
 Context = Callable[[web.Application], AsyncIterator[None]]
 BeforePublish = Callable[[web.Application, Event], Awaitable[None]]
@@ -63,7 +72,7 @@ async def request_context(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Give every request an id (the client's when sane), log it once, and count it by route template."""
-    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    incoming = request.headers.get(REQUEST_ID, "")
     request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
     token = context.request_id.set(request_id)
     user_token = context.user_id.set(None)
@@ -75,7 +84,7 @@ async def request_context(
     try:
         response = await handler(request)
         status = response.status
-        response.headers[REQUEST_ID_HEADER] = request_id
+        response.headers[REQUEST_ID] = request_id
         return response
     finally:
         elapsed = time.perf_counter() - started
@@ -123,7 +132,7 @@ async def problems(
             raise
         response = for_status(error.status, error.reason).response(request.path, request_id)
         if isinstance(error, web.HTTPMethodNotAllowed):
-            response.headers["Allow"] = ",".join(sorted(error.allowed_methods))
+            response.headers[ALLOW] = ",".join(sorted(error.allowed_methods))
         return response
     except asyncio.CancelledError:
         raise
@@ -131,7 +140,7 @@ async def problems(
         # The database is unreachable or overloaded: the client may retry, nothing is wrong with it.
         log.warning("dependency unavailable on %s %s", request.method, request.path, exc_info=True)
         unavailable = ServiceUnavailable("a dependency is busy or unreachable; retry shortly")
-        unavailable.headers["Retry-After"] = "1"
+        unavailable.headers[RETRY_AFTER] = "1"
         return unavailable.response(request.path, request_id)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -171,7 +180,7 @@ async def readyz(request: web.Request) -> web.Response:
 @public
 async def metrics_endpoint(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=body, headers={CONTENT_TYPE: CONTENT_TYPE_LATEST})
 
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:

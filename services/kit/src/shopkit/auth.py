@@ -17,11 +17,27 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from shopkit.headers import AUTHORIZATION
 from shopkit.problems import Forbidden, ServiceUnavailable, Unauthorized
-from shopkit.revocations import Revocations
+
+__all__ = [
+    "PRINCIPAL",
+    "PUBLIC",
+    "STAFF_ROLES",
+    "JwksKeys",
+    "KeySource",
+    "Principal",
+    "RevocationList",
+    "StaticKeys",
+    "TokenVerifier",
+    "authorize",
+    "optional_principal",
+    "principal",
+    "public",
+    "requires",
+]
 
 ALGORITHMS = ["ES256"]
-ROLES = ("customer", "staff", "admin", "service")
 STAFF_ROLES = ("staff", "admin")
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[web.StreamResponse]])
 _ACCESS_ATTR = "__shop_access__"
@@ -39,16 +55,19 @@ class Principal:
     def has_any(self, *roles: str) -> bool:
         return not self.roles.isdisjoint(roles)
 
-    @property
-    def is_service(self) -> bool:
-        return "service" in self.roles
-
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 class KeySource(Protocol):
     async def keys(self, kid: str | None) -> KeySet: ...
+
+
+class RevocationList(Protocol):
+    """What the verifier asks of the revocations in force (`shopkit.revocations.Revocations`);
+    a protocol, so verifying tokens does not depend on how revocations arrive."""
+
+    def refuses(self, subject: str, session_id: str | None, issued_at: float) -> bool: ...
 
 
 class StaticKeys:
@@ -120,7 +139,7 @@ class TokenVerifier:
         leeway: int = 30,
         cache_seconds: float = 60.0,
         cache_size: int = 10_000,
-        revocations: Revocations | None = None,
+        revocations: RevocationList | None = None,
     ) -> None:
         self._keys = keys
         self._revocations = revocations
@@ -219,7 +238,7 @@ def optional_principal(request: web.Request) -> Principal | None:
 
 
 def bearer_token(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
+    header = request.headers.get(AUTHORIZATION, "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None

@@ -13,6 +13,8 @@ from nats.js.api import StreamConfig
 
 from shopkit.keys import JETSTREAM, NATS, SETTINGS
 
+__all__ = ["ensure_stream", "nats_ctx", "ping", "stream_name", "subject"]
+
 log = logging.getLogger("shopkit.broker")
 DEDUPE_WINDOW_SECONDS = 2 * 60 * 60
 

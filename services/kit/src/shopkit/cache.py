@@ -18,6 +18,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+__all__ = ["Cache"]
+
 V = TypeVar("V")
 log = logging.getLogger("shopkit.cache")
 FLUSH_SECONDS = 1

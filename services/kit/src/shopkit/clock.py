@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+__all__ = ["now", "rfc3339"]
+
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    """The current UTC time, to the millisecond: BSON dates hold milliseconds, so a stored moment
+    reads back equal to the one written."""
+    moment = datetime.now(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def rfc3339(moment: datetime) -> str:

@@ -56,7 +56,30 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from shopkit import clock
+from shopkit.headers import RETRY_AFTER
 from shopkit.problems import Conflict, Problem, ServiceUnavailable
+
+__all__ = [
+    "DEFAULT_COLLECTION",
+    "RETRY",
+    "CatchUp",
+    "ConcurrencyConflict",
+    "Decision",
+    "Event",
+    "EventIdReused",
+    "EventStore",
+    "Intent",
+    "NewEvent",
+    "Outcome",
+    "Payload",
+    "RetryPolicy",
+    "StreamBusy",
+    "append_at_end",
+    "decide",
+    "decode",
+    "encode",
+    "slot",
+]
 
 S = TypeVar("S")
 DEFAULT_COLLECTION = "events"
@@ -152,12 +175,6 @@ class Intent:
     stream_id: str
     seq: int
     at: datetime
-
-
-def utc_now() -> datetime:
-    # BSON dates hold milliseconds: truncate so an event reads back equal to what was appended.
-    now = clock.now()
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -280,7 +297,7 @@ class EventStore:
             seq=expected_seq + 1,
             type=type,
             data=data,
-            occurred_at=utc_now(),
+            occurred_at=clock.now(),
         )
         journaled = publish and self.relayed
         # False when an append of the same event id is under way or was interrupted: its intent
@@ -330,7 +347,7 @@ class EventStore:
                 seq=seq,
                 type=wanted.type,
                 data=wanted.data,
-                occurred_at=utc_now(),
+                occurred_at=clock.now(),
             )
             for stream_id, wanted_events in streams.items()
             for seq, wanted in enumerate(wanted_events, start=1)
@@ -565,7 +582,7 @@ class StreamBusy(ServiceUnavailable):
     slug, title = "stream-busy", "The resource is busy"
 
     def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail, headers={"Retry-After": "1"})
+        super().__init__(detail, headers={RETRY_AFTER: "1"})
 
 
 Decision = Callable[[S], NewEvent | Awaitable[NewEvent | None] | None]

@@ -16,13 +16,14 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from shopkit import context
+from shopkit.headers import AUTHORIZATION, IDEMPOTENCY_KEY, REQUEST_ID
 from shopkit.metrics import Metrics
 from shopkit.problems import BadGateway, GatewayTimeout, Problem, ServiceUnavailable
 
+__all__ = ["BreakerState", "CircuitBreaker", "ServiceClient", "UpstreamResponse"]
+
 log = logging.getLogger("shopkit.upstream")
 Clock = Callable[[], float]
-REQUEST_ID_HEADER = "X-Request-ID"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
@@ -217,11 +218,11 @@ class ServiceClient:
         headers = {"Accept": "application/json"}
         request_id = context.request_id.get()
         if request_id:
-            headers[REQUEST_ID_HEADER] = request_id
+            headers[REQUEST_ID] = request_id
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            headers[AUTHORIZATION] = f"Bearer {token}"
         if idempotency_key is not None:
-            headers[IDEMPOTENCY_HEADER] = idempotency_key
+            headers[IDEMPOTENCY_KEY] = idempotency_key
         return headers
 
     def _count(self, outcome: str) -> None:

@@ -27,17 +27,36 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shopkit import clock, context, sweeps
 from shopkit.auth import optional_principal
+from shopkit.headers import (
+    CONTENT_TYPE,
+    ETAG,
+    IDEMPOTENCY_KEY,
+    IDEMPOTENT_REPLAYED,
+    LAST_MODIFIED,
+    LOCATION,
+    RETRY_AFTER,
+    WWW_AUTHENTICATE,
+)
 from shopkit.keys import DB
 from shopkit.problems import BadRequest, Conflict, Problem, ValidationFailed
 from shopkit.tasks import background
 
+__all__ = [
+    "COLLECTION",
+    "IdempotencyKeyReused",
+    "RequestInFlight",
+    "ensure_indexes",
+    "idempotent",
+    "operation_id",
+    "purge_expired",
+    "sweeper",
+]
+
 log = logging.getLogger("shopkit.idempotency")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-HEADER = "Idempotency-Key"
 # The request's record id, for `operation_id`: set once the request holds its claim.
 OPERATION = web.RequestKey("idempotency.operation", str)
-REPLAYED_HEADER = "Idempotent-Replayed"
 COLLECTION = "idempotency"
 # Longer than any handler runs (its calls all time out sooner), so only a crashed claim gets older.
 STALE_AFTER = timedelta(seconds=60)
@@ -47,7 +66,7 @@ IN_FLIGHT, COMPLETED, RELEASED = "in_flight", "completed", "released"
 _VALID_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 # Outcomes a retry would reproduce anyway; 409, 412, 429 and 5xx may change, so they free the key.
 _STORED_CLIENT_ERRORS = frozenset({400, 401, 403, 404, 422})
-_REPLAYED_HEADERS = ("Location", "ETag", "Last-Modified", "WWW-Authenticate")
+_REPLAYED_HEADERS = (LOCATION, ETAG, LAST_MODIFIED, WWW_AUTHENTICATE)
 _CLAIM_ATTEMPTS = 3
 
 
@@ -59,7 +78,7 @@ class RequestInFlight(Conflict):
     slug, title = "request-in-flight", "A request with this idempotency key is in progress"
 
     def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"Retry-After": "1"})
+        kwargs.setdefault("headers", {RETRY_AFTER: "1"})
         super().__init__(detail, **kwargs)
 
 
@@ -69,13 +88,15 @@ def idempotent(required: bool = True) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def guarded(request: web.Request) -> web.StreamResponse:
-            key = request.headers.get(HEADER)
+            key = request.headers.get(IDEMPOTENCY_KEY)
             if key is None:
                 if required:
-                    raise BadRequest(f"this request needs an {HEADER} header")
+                    raise BadRequest(f"this request needs an {IDEMPOTENCY_KEY} header")
                 return await handler(request)
             if not _VALID_KEY.fullmatch(key):
-                raise BadRequest(f"the {HEADER} header must be 1 to 255 visible ASCII characters")
+                raise BadRequest(
+                    f"the {IDEMPOTENCY_KEY} header must be 1 to 255 visible ASCII characters"
+                )
             records: AsyncCollection[Any] = request.app[DB][COLLECTION]
             record_id = _record_id(request, key)
             fingerprint = _fingerprint(request.method, request.raw_path, await request.read())
@@ -183,7 +204,9 @@ async def _claim(
         claims.sort(key=lambda claim: int(claim["generation"]))
         newest = claims[-1]
         if newest["fingerprint"] != fingerprint:
-            raise IdempotencyKeyReused(f"this {HEADER} was already used with a different request")
+            raise IdempotencyKeyReused(
+                f"this {IDEMPOTENCY_KEY} was already used with a different request"
+            )
         if newest["state"] == COMPLETED:
             return _replay(newest)
         if newest["state"] == IN_FLIGHT and now - _aware(newest["claimed_at"]) < STALE_AFTER:
@@ -213,7 +236,7 @@ async def _complete(
         "state": COMPLETED,
         "status": status,
         "body": response.body or b"",
-        "content_type": response.headers.get("Content-Type"),
+        "content_type": response.headers.get(CONTENT_TYPE),
         "headers": {
             name: response.headers[name] for name in _REPLAYED_HEADERS if name in response.headers
         },
@@ -236,9 +259,9 @@ async def _release(records: AsyncCollection[Any], claim_id: str) -> None:
 
 
 def _replay(record: dict[str, Any]) -> web.Response:
-    headers = {**record.get("headers", {}), REPLAYED_HEADER: "true"}
+    headers = {**record.get("headers", {}), IDEMPOTENT_REPLAYED: "true"}
     if record.get("content_type"):
-        headers["Content-Type"] = record["content_type"]
+        headers[CONTENT_TYPE] = record["content_type"]
     return web.Response(status=record["status"], body=record["body"], headers=headers)
 
 

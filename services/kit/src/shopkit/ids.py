@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from bson import ObjectId
 
+__all__ = ["new_id"]
+
 
 def new_id() -> str:
     return str(ObjectId())

@@ -19,13 +19,24 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shopkit import broker, clock, sweeps
-from shopkit.events import Event, decode, utc_now
+from shopkit.events import Event, decode
 from shopkit.keys import DB, JETSTREAM, METRICS, SETTINGS
 from shopkit.metrics import Metrics
 from shopkit.tasks import background
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
+
+__all__ = [
+    "DEAD_LETTERS",
+    "INBOX_COLLECTION",
+    "RETENTION",
+    "Consumer",
+    "Handler",
+    "consume",
+    "dead_letter_subject",
+    "subject_matches",
+]
 
 log = logging.getLogger("shopkit.inbox")
 Handler = Callable[[Event], Awaitable[None]]
@@ -228,14 +239,14 @@ class Consumer:
                         "event_id": event.id,
                         "type": event.type,
                         "state": "claimed",
-                        "claimed_at": utc_now(),
-                        sweeps.FIELD: sweeps.purge_on(utc_now() + RETENTION),
+                        "claimed_at": clock.now(),
+                        sweeps.FIELD: sweeps.purge_on(clock.now() + RETENTION),
                     }
                 )
         # Bounded below ack_wait, so a stuck handler is retried by us, not raced by a redelivery.
         async with asyncio.timeout(self._ack_wait * 0.8):
             await self._handler(event)
-        done_at = utc_now()
+        done_at = clock.now()
         # The purge day again: a record claimed before records carried one gets it here.
         await self._inbox.update_one(
             {"_id": key},

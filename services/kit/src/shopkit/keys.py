@@ -1,8 +1,9 @@
-"""Typed app state shared by every service (one AppKey per resource) and the request keys."""
+"""Typed app state shared by every service: one AppKey per resource (the caller is auth.PRINCIPAL)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -21,6 +22,25 @@ if TYPE_CHECKING:
 else:  # AppKey wants a runtime type; the real ones are for the type checker.
     Nats = JetStreamContext = TokenVerifier = Revocations = AfterCommit = object
 
+__all__ = [
+    "AFTER_COMMIT",
+    "DB",
+    "HTTP",
+    "INTERNAL_OPENAPI",
+    "JETSTREAM",
+    "METRICS",
+    "NATS",
+    "OPENAPI",
+    "READINESS",
+    "REVOCATIONS",
+    "SETTINGS",
+    "VERIFIER",
+    "Readiness",
+]
+
+# A readiness check: returns when the resource answers, raises when it does not.
+Readiness = Callable[[web.Application], Awaitable[None]]
+
 SETTINGS = web.AppKey("settings", KitSettings)
 METRICS = web.AppKey("metrics", Metrics)
 DB = web.AppKey("db", AsyncDatabase)
@@ -29,4 +49,8 @@ JETSTREAM = web.AppKey("jetstream", JetStreamContext)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 REVOCATIONS = web.AppKey("revocations", Revocations)
+READINESS = web.AppKey("readiness", list[tuple[str, Readiness]])
+OPENAPI = web.AppKey("openapi", dict[str, Any])
+# The document of the routes only other services call (`/internal/`), kept out of the public one.
+INTERNAL_OPENAPI = web.AppKey("internal_openapi", dict[str, Any])
 AFTER_COMMIT = web.AppKey("after_commit", AfterCommit)

@@ -9,6 +9,8 @@ import ecs_logging
 
 from shopkit import context
 
+__all__ = ["configure"]
+
 
 class _ContextFilter(logging.Filter):
     def __init__(self, service: str) -> None:

@@ -10,6 +10,8 @@ from marshmallow import fields, post_load, validate
 
 from shopkit.schemas import Schema, WholeNumber
 
+__all__ = ["Money", "MoneySchema"]
+
 CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 MAX_AMOUNT = 10**12
 

@@ -9,6 +9,8 @@ from pymongo import AsyncMongoClient
 
 from shopkit.keys import DB, SETTINGS
 
+__all__ = ["client", "mongo_ctx", "ping"]
+
 
 def client(url: str) -> AsyncMongoClient:  # type: ignore[type-arg]
     # timeoutMS bounds every operation (client-side operation timeout), so no call can hang.

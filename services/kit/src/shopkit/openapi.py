@@ -11,6 +11,7 @@ from aiohttp import web
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from shopkit import headers
 from shopkit.auth import PUBLIC
 from shopkit.schemas import JSONSCHEMA
 
@@ -73,24 +74,26 @@ class Header:
 # Any visible ASCII, as the kit's idempotency guard accepts (`shopkit.idempotency._VALID_KEY`).
 _IDEMPOTENCY_KEY_SCHEMA = {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"}
 IDEMPOTENCY_KEY = Header(
-    "Idempotency-Key", "Repeats with the same key replay the first answer", _IDEMPOTENCY_KEY_SCHEMA
+    headers.IDEMPOTENCY_KEY,
+    "Repeats with the same key replay the first answer",
+    _IDEMPOTENCY_KEY_SCHEMA,
 )
 IDEMPOTENCY_KEY_REQUIRED = Header(
-    "Idempotency-Key",
+    headers.IDEMPOTENCY_KEY,
     "Required: repeats with the same key replay the first answer",
     _IDEMPOTENCY_KEY_SCHEMA,
     required=True,
 )
 IF_MATCH = Header(
-    "If-Match",
+    headers.IF_MATCH,
     'The ETag read before writing, such as "v7": 428 without it, 412 once stale',
     {"type": "string", "pattern": '^(W/)?"v[0-9]{1,15}"$'},
     required=True,
 )
-IF_NONE_MATCH = Header("If-None-Match", "ETags the client holds: 304 when one is current")
-ETAG = Header("ETag", "The version of the resource, for If-Match and If-None-Match")
-LOCATION = Header("Location", "Where the created resource lives")
-RETRY_AFTER = Header("Retry-After", "Seconds to wait before retrying", {"type": "string"})
+IF_NONE_MATCH = Header(headers.IF_NONE_MATCH, "ETags the client holds: 304 when one is current")
+ETAG = Header(headers.ETAG, "The version of the resource, for If-Match and If-None-Match")
+LOCATION = Header(headers.LOCATION, "Where the created resource lives")
+RETRY_AFTER = Header(headers.RETRY_AFTER, "Seconds to wait before retrying", {"type": "string"})
 
 
 # A schema class, or an instance when the document needs `partial=True` or `exclude=...`.

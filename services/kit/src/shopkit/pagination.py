@@ -14,6 +14,8 @@ from marshmallow import ValidationError, fields, validate
 
 from shopkit.schemas import Schema
 
+__all__ = ["MAX_LIMIT", "CursorField", "Page", "PageQuery", "encode_cursor"]
+
 MAX_LIMIT = 100
 # A cursor is ours only if it is short, shallow and holds numbers that MongoDB and the search engine
 # store (64-bit integers, finite floats): anything else would fail there and answer 500.

@@ -8,6 +8,30 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from shopkit.headers import RETRY_AFTER, WWW_AUTHENTICATE
+
+__all__ = [
+    "PROBLEM_JSON",
+    "TYPE_BASE",
+    "BadGateway",
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "GatewayTimeout",
+    "MalformedJson",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "Problem",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "ValidationFailed",
+    "for_status",
+]
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://shop.local/problems/"
 
@@ -69,7 +93,7 @@ class Unauthorized(Problem):
     status, slug, title = 401, "unauthorized", "Authentication required"
 
     def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="shop"'})
+        kwargs.setdefault("headers", {WWW_AUTHENTICATE: 'Bearer realm="shop"'})
         super().__init__(detail, **kwargs)
 
 
@@ -149,7 +173,7 @@ class TooManyRequests(Problem):
     status, slug, title = 429, "too-many-requests", "Too many requests"
 
     def __init__(self, retry_after: int, detail: str | None = None) -> None:
-        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+        super().__init__(detail, headers={RETRY_AFTER: str(max(1, retry_after))})
 
 
 class BadGateway(Problem):

@@ -17,14 +17,16 @@ from aiohttp import web
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from shopkit import broker
-from shopkit.events import DEFAULT_COLLECTION, Event, EventStore, Intent, encode, utc_now
+from shopkit import broker, clock
+from shopkit.events import DEFAULT_COLLECTION, Event, EventStore, Intent, encode
 from shopkit.keys import DB, JETSTREAM, METRICS, SETTINGS
 from shopkit.metrics import Metrics
 from shopkit.tasks import background
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
+
+__all__ = ["LEASES_COLLECTION", "Lease", "Relay", "relay_ctx"]
 
 log = logging.getLogger("shopkit.relay")
 Hook = Callable[[Event], Awaitable[None]]
@@ -56,7 +58,7 @@ class Lease:
 
     async def acquire(self) -> bool:
         """Take the lease if free or expired, renew it if ours; False while another holds it."""
-        now = utc_now()
+        now = clock.now()
         current = await self._collection.find_one({"_id": self._name})
         if current is None:
             return await self._insert()
@@ -85,7 +87,7 @@ class Lease:
             "_id": self._name,
             "holder": self._holder,
             "token": uuid.uuid4().hex,
-            "expires_at": utc_now() + self._ttl,
+            "expires_at": clock.now() + self._ttl,
         }
         try:
             await self._collection.insert_one(lease)
@@ -230,7 +232,7 @@ class Relay:
     async def _recover_interrupted(self, intents: list[Intent]) -> list[Intent]:
         """Finish the appends whose intent outlived the grace period (their appender crashed),
         and give back the others, still under way."""
-        now = utc_now()
+        now = clock.now()
         appending = []
         for intent in intents:
             if now - intent.at < self._grace:
@@ -257,7 +259,7 @@ class Relay:
     def _report_lag(self, oldest: datetime | None) -> None:
         if self._metrics is None:
             return
-        lag = (utc_now() - oldest).total_seconds() if oldest is not None else 0.0
+        lag = (clock.now() - oldest).total_seconds() if oldest is not None else 0.0
         self._metrics.outbox_lag.set(max(lag, 0.0))
 
 

@@ -193,7 +193,7 @@ async def _subscribe(
     await broker.ensure_stream(js, ISSUER)
     config = ConsumerConfig(
         deliver_policy=DeliverPolicy.BY_START_TIME,
-        opt_start_time=datetime.now(UTC) - REPLAY_WINDOW,
+        opt_start_time=clock.now() - REPLAY_WINDOW,
     )
     subscription = await js.subscribe(
         SUBJECTS,

@@ -10,6 +10,17 @@ from aiohttp import web
 
 from shopkit.problems import MalformedJson, UnsupportedMediaType, ValidationFailed
 
+__all__ = [
+    "JSONSCHEMA",
+    "Boolean",
+    "Schema",
+    "WholeNumber",
+    "load_body",
+    "load_query",
+    "read_json",
+    "validate",
+]
+
 # Field metadata key: JSON Schema keywords the OpenAPI document states for a field as they are.
 JSONSCHEMA = "jsonschema"
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+__all__ = ["KitSettings", "Secret", "SettingsError", "env", "env_names", "load", "read_env_file"]
+
 T = TypeVar("T")
 LOCAL = "local"
 _MISSING: Any = dataclasses.MISSING

@@ -23,6 +23,8 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+__all__ = ["FIELD", "due", "ensure_index", "past_days", "purge", "purge_on"]
+
 FIELD = "purge_on"
 WINDOW_DAYS = 30
 

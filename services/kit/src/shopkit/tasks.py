@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+__all__ = ["background"]
+
 log = logging.getLogger("shopkit.tasks")
 
 

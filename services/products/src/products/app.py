@@ -18,7 +18,7 @@ from products.keys import SETTINGS
 from products.model import Product
 from products.openapi import OPERATIONS
 from products.search import routes as search_routes
-from products.search.service import search_context
+from products.search.context import search_context
 from products.settings import ProductsSettings
 from products.skus import SkuDirectory
 from shopkit.app import Api, build_app

@@ -15,8 +15,9 @@ from products.catalog import schemas
 from products.catalog.keys import CATALOG
 from products.catalog.routes import PRIVATE, PUBLIC_CACHE, is_staff
 from products.search.errors import SearchUnavailable
-from products.search.service import SEARCH
+from products.search.keys import SEARCH
 from shopkit.auth import public
+from shopkit.headers import CACHE_CONTROL
 from shopkit.pagination import Page
 from shopkit.schemas import load_query
 
@@ -28,7 +29,7 @@ routes = web.RouteTableDef()
 async def list_all(request: web.Request) -> web.Response:
     page = await list_products(request, staff=is_staff(request))
     return web.json_response(
-        page, headers={"Cache-Control": PRIVATE if is_staff(request) else PUBLIC_CACHE}
+        page, headers={CACHE_CONTROL: PRIVATE if is_staff(request) else PUBLIC_CACHE}
     )
 
 

@@ -14,8 +14,10 @@ from products.catalog import schemas
 from products.catalog.keys import CATALOG
 from products.catalog.routes import PRIVATE
 from products.catalog.store import ProductStore
-from products.inventory.service import INVENTORY, Inventory
+from products.inventory.keys import INVENTORY
+from products.inventory.service import Inventory
 from shopkit.auth import public
+from shopkit.headers import CACHE_CONTROL
 from shopkit.schemas import load_query
 
 routes = web.RouteTableDef()
@@ -27,7 +29,7 @@ async def lookup_skus(request: web.Request) -> web.Response:
     """Current price, title and availability of up to 100 SKUs in one call (carts and orders use it)."""
     skus = load_query(request, schemas.SkuLookupQuery())["skus"]
     found = await lookup(request.app[CATALOG].store, request.app[INVENTORY], skus)
-    return web.json_response(found, headers={"Cache-Control": PRIVATE})
+    return web.json_response(found, headers={CACHE_CONTROL: PRIVATE})
 
 
 async def lookup(store: ProductStore, inventory: Inventory, skus: list[str]) -> dict[str, Any]:

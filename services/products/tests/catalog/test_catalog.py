@@ -306,7 +306,7 @@ async def test_two_moves_that_would_make_a_cycle_together_cannot_both_succeed(
 async def test_an_unfiltered_list_still_answers_when_the_search_engine_is_down(
     start_products: Any, roles: Roles
 ) -> None:
-    from shopkit.processes import free_port
+    from shopkit.testing.peers import free_port
 
     # given a catalog whose search engine cannot be reached
     client = await start_products(OPENSEARCH_URL=f"http://127.0.0.1:{free_port()}")

@@ -13,12 +13,13 @@ from opensearchpy import AsyncOpenSearch
 from test_search_support import VISIBLE, drop, load, new_alias
 
 from products.search import routes
-from products.search.service import SEARCH, SearchService, make_client
+from products.search.keys import SEARCH
+from products.search.service import SearchService, make_client
 from products.settings import ProductsSettings
 from shopkit.app import build_app
 from shopkit.pagination import encode_cursor
-from shopkit.processes import free_port
 from shopkit.settings import Secret
+from shopkit.testing.peers import free_port
 
 Client = TestClient[Any, Any]
 Serve = Callable[[web.Application], Awaitable[Client]]

@@ -31,7 +31,7 @@ from products.search.rebuild import rebuild
 from products.search.schemas import search_params
 from products.search.service import SearchService, make_client
 from shopkit.events import Event
-from shopkit.processes import free_port
+from shopkit.testing.peers import free_port
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from products_support import Client, Roles, product
 
 from products.reindex import rebuild_from_environment
 from products.search import index
-from products.search.service import SEARCH
+from products.search.keys import SEARCH
 
 FRESH_WITHIN = 5.0
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from shopkit import clock, revocations
 from shopkit.ids import new_id
-from users.deps import Users
+from users.deps import Collaborators
 from users.errors import (
     CannotChangeOwnAccess,
     EmailAlreadyRegistered,
@@ -54,7 +54,7 @@ def _token() -> tuple[str, str]:
     return token, hashlib.sha256(token.encode()).hexdigest()
 
 
-async def _verification(users: Users, user_id: str, email: str) -> dict[str, Any]:
+async def _verification(users: Collaborators, user_id: str, email: str) -> dict[str, Any]:
     """Store a verification link for `email`; the event that asks notifications to mail it.
 
     Stored before the account knows of it: a crash in between leaves a link that expires unused.
@@ -69,7 +69,7 @@ async def _verification(users: Users, user_id: str, email: str) -> dict[str, Any
 
 
 async def register(
-    users: Users,
+    users: Collaborators,
     *,
     email: str,
     name: str,
@@ -116,13 +116,13 @@ async def register(
     return user
 
 
-async def verify_email(users: Users, token: str) -> User:
+async def verify_email(users: Collaborators, token: str) -> User:
     token_hash = hashlib.sha256(token.encode()).hexdigest()
     link = await users.store.verification(token_hash)
-    if link is None or link["expires_at"] <= clock.now():
+    if link is None or link.expires_at <= clock.now():
         raise InvalidToken("the verification link is invalid or has expired")
-    user = await users.store.reload(link["user_id"])
-    email = link["email"]
+    user = await users.store.reload(link.user_id)
+    email = link.email
     # Only the link for the email the account waits for: the one it registered with (until
     # verified) or the latest it asked to move to; a link to an email given up on is dead.
     awaited = (
@@ -130,7 +130,7 @@ async def verify_email(users: Users, token: str) -> User:
     )
     if email != awaited:
         raise InvalidToken("the verification link is invalid or has expired")
-    if not await users.store.use_token(token_hash, link["expires_at"]):
+    if not await users.store.use_token(token_hash, link.expires_at):
         raise InvalidToken("the verification link was already used")
     try:
         # The login part only: the profile's pending email, once it is the login, shows as none.
@@ -139,14 +139,14 @@ async def verify_email(users: Users, token: str) -> User:
         raise EmailAlreadyRegistered("another account took this email meanwhile") from None
 
 
-async def get(users: Users, user_id: str) -> User:
+async def get(users: Collaborators, user_id: str) -> User:
     user = await users.store.get(user_id)
     if user is None:
         raise UserNotFound()
     return user
 
 
-async def update_profile(users: Users, user: User, changes: dict[str, Any]) -> User:
+async def update_profile(users: Collaborators, user: User, changes: dict[str, Any]) -> User:
     email = changes.pop("email", None)
     if email is not None:
         email = normalise_email(email)
@@ -164,7 +164,7 @@ async def update_profile(users: Users, user: User, changes: dict[str, Any]) -> U
 
 
 async def change_password(
-    users: Users, user: User, current: str, new: str, session: str | None
+    users: Collaborators, user: User, current: str, new: str, session: str | None
 ) -> None:
     attempt = await users.password_guesses.attempt(user.id)
     if not await users.hasher.verify(current, user.password_hash):
@@ -173,7 +173,9 @@ async def change_password(
     await _set_password(users, user, new, keep_session=session)
 
 
-async def _set_password(users: Users, user: User, new: str, keep_session: str | None) -> None:
+async def _set_password(
+    users: Collaborators, user: User, new: str, keep_session: str | None
+) -> None:
     # The new version first: from then on every session opened under the old one is dead (even
     # if what follows never runs), but for the one carried over; revoking them keeps the list true.
     version = new_id()
@@ -192,7 +194,7 @@ async def _set_password(users: Users, user: User, new: str, keep_session: str | 
     )
 
 
-async def request_password_reset(users: Users, email: str, request_id: str) -> None:
+async def request_password_reset(users: Collaborators, email: str, request_id: str) -> None:
     """Mail a reset link if the account of `email` (normalised) exists and is enabled.
 
     Carrying out one request again mails no second link: its token derives from the request (and
@@ -213,18 +215,20 @@ async def request_password_reset(users: Users, email: str, request_id: str) -> N
     )
 
 
-async def confirm_password_reset(users: Users, token: str, new: str) -> None:
+async def confirm_password_reset(users: Collaborators, token: str, new: str) -> None:
     token_hash = hashlib.sha256(token.encode()).hexdigest()
     record = await users.store.reset_token(token_hash)
-    if record is None or record["expires_at"] <= clock.now():
+    if record is None or record.expires_at <= clock.now():
         raise InvalidToken("the reset link is invalid or has expired")
-    if not await users.store.use_token(token_hash, record["expires_at"]):
+    if not await users.store.use_token(token_hash, record.expires_at):
         raise InvalidToken("the reset link was already used")
-    user = await get(users, record["user_id"])
+    user = await get(users, record.user_id)
     await _set_password(users, user, new, keep_session=None)
 
 
-async def admin_update(users: Users, actor: str, user_id: str, changes: dict[str, Any]) -> User:
+async def admin_update(
+    users: Collaborators, actor: str, user_id: str, changes: dict[str, Any]
+) -> User:
     user = await get(users, user_id)
     if user.id == actor and ("roles" in changes or "disabled" in changes):
         # Otherwise the last admin could remove the platform's only way back in.
@@ -240,7 +244,7 @@ async def admin_update(users: Users, actor: str, user_id: str, changes: dict[str
     return updated
 
 
-async def _revoke_access(users: Users, user_id: str, reason: str) -> None:
+async def _revoke_access(users: Collaborators, user_id: str, reason: str) -> None:
     """Have every service refuse the account's access tokens issued so far.
 
     After the write: a token issued from then on carries the new roles (or is never issued). On
@@ -253,7 +257,7 @@ async def _revoke_access(users: Users, user_id: str, reason: str) -> None:
     await users.history.record(user_id, f"access-revoked-{new_id()}", kind, data)
 
 
-async def ensure_admin(users: Users) -> None:
+async def ensure_admin(users: Collaborators) -> None:
     """Create the first admin from the environment; running it again (or on two instances) is harmless."""
     settings = users.settings
     if not settings.admin_email or not settings.admin_password.value:

@@ -6,7 +6,7 @@ from typing import Any
 
 from shopkit import clock
 from shopkit.ids import new_id
-from users.deps import Users
+from users.deps import Collaborators
 from users.errors import AddressNotFound, TooManyAddresses
 from users.model import Address, User
 
@@ -17,7 +17,9 @@ _DEFAULT_FLAGS = {
 }
 
 
-async def _apply_defaults(users: Users, user: User, address_id: str, flags: dict[str, Any]) -> User:
+async def _apply_defaults(
+    users: Collaborators, user: User, address_id: str, flags: dict[str, Any]
+) -> User:
     changed = False
     for flag, kind in _DEFAULT_FLAGS.items():
         wanted = flags.get(flag)
@@ -31,7 +33,7 @@ async def _apply_defaults(users: Users, user: User, address_id: str, flags: dict
     return await users.store.reload(user.id) if changed else user
 
 
-async def add(users: Users, user: User, fields: dict[str, Any]) -> tuple[Address, User]:
+async def add(users: Collaborators, user: User, fields: dict[str, Any]) -> tuple[Address, User]:
     flags = {flag: fields.pop(flag, None) for flag in _DEFAULT_FLAGS}
     address = await users.store.insert_address(
         {"_id": new_id(), "user_id": user.id, "created_at": clock.now(), **fields}, MAX_ADDRESSES
@@ -45,7 +47,7 @@ async def add(users: Users, user: User, fields: dict[str, Any]) -> tuple[Address
     return address, await _apply_defaults(users, user, address.id, flags)
 
 
-async def get(users: Users, user: User, address_id: str) -> Address:
+async def get(users: Collaborators, user: User, address_id: str) -> Address:
     address = await users.store.address(user.id, address_id)
     if address is None:
         raise AddressNotFound()
@@ -53,7 +55,7 @@ async def get(users: Users, user: User, address_id: str) -> Address:
 
 
 async def update(
-    users: Users, user: User, address_id: str, fields: dict[str, Any]
+    users: Collaborators, user: User, address_id: str, fields: dict[str, Any]
 ) -> tuple[Address, User]:
     flags = {flag: fields.pop(flag, None) for flag in _DEFAULT_FLAGS}
     address = await users.store.update_address(user.id, address_id, fields)
@@ -62,7 +64,7 @@ async def update(
     return address, await _apply_defaults(users, user, address.id, flags)
 
 
-async def delete(users: Users, user: User, address_id: str) -> None:
+async def delete(users: Collaborators, user: User, address_id: str) -> None:
     if not await users.store.delete_address(user.id, address_id):
         raise AddressNotFound()
     await _apply_defaults(users, user, address_id, dict.fromkeys(_DEFAULT_FLAGS, False))

@@ -12,10 +12,11 @@ from shopkit.cache import Cache
 from shopkit.keys import AFTER_COMMIT, DB, NATS
 from shopkit.tasks import background
 from users import accounts, resets
-from users.deps import open_users
-from users.keys import USERS
+from users.deps import open_collaborators
+from users.keys import AFTER_ANSWER, USERS
 from users.model import User
 from users.openapi import OPERATIONS
+from users.resets import AfterAnswer
 from users.routes import routes
 from users.settings import UsersSettings
 from users.signing import SigningKeys
@@ -38,10 +39,15 @@ def create_app(settings: UsersSettings) -> web.Application:
         db = app[DB]
         cache: Cache[User] = Cache("users", ttl=30.0)
         await cache.attach(app[NATS], settings.service_name)
-        app[USERS] = await open_users(db, settings, signing, cache, app[AFTER_COMMIT])
+        app[USERS] = await open_collaborators(db, settings, signing, cache, app[AFTER_COMMIT])
         await accounts.ensure_admin(app[USERS])
         yield
         await cache.detach()
+
+    async def after_answer_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[AFTER_ANSWER] = AfterAnswer()
+        yield
+        await app[AFTER_ANSWER].drain()
 
     async def finish_registrations(app: web.Application) -> float | None:
         await app[USERS].history.finish_registrations()
@@ -52,7 +58,7 @@ def create_app(settings: UsersSettings) -> web.Application:
     app.cleanup_ctx.append(
         background("users-sweeper", lambda app: sweep(app[USERS]), interval=SWEEP_INTERVAL)
     )
-    app.cleanup_ctx.append(resets.after_answer_ctx)
+    app.cleanup_ctx.append(after_answer_ctx)
     app.cleanup_ctx.append(
         background(
             "users-password-resets",

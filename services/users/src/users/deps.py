@@ -22,7 +22,9 @@ from users.throttle import LoginThrottle, PasswordGuessThrottle, ResetThrottle
 
 
 @dataclass(frozen=True, slots=True)
-class Users:
+class Collaborators:
+    """What the use cases of the users service work with: its settings, stores, keys, throttles."""
+
     settings: UsersSettings
     store: UserStore
     hasher: Hasher
@@ -35,13 +37,13 @@ class Users:
     after_commit: AfterCommit = field(default_factory=AfterCommit)
 
 
-async def open_users(
+async def open_collaborators(
     db: AsyncDatabase[Any],
     settings: UsersSettings,
     keys: SigningKeys,
     cache: Cache[User] | None = None,
     after_commit: AfterCommit | None = None,
-) -> Users:
+) -> Collaborators:
     """The collaborators on `db`, with every index they query by."""
     store = UserStore(db, cache)
     events = EventStore(db)
@@ -63,7 +65,7 @@ async def open_users(
     await store.ensure_indexes()
     await events.ensure_indexes()
     await families.ensure_indexes()
-    return Users(
+    return Collaborators(
         settings=settings,
         store=store,
         hasher=Hasher(settings.password_pepper.value, settings.password_hash_cost),

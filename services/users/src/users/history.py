@@ -55,10 +55,8 @@ class History:
     async def finish_registrations(self) -> None:
         """Finish the registrations a crash left behind, or undo those that never had an account."""
         now = clock.now()
-        async for registration, has_account in self._store.unfinished_registrations(
-            now - FINISH_AFTER
-        ):
-            if has_account:
-                await self.record_registration(registration["_id"], registration["events"])
-            elif registration["at"] < now - ABANDON_AFTER:
-                await self._store.abandon_registration(registration["_id"])
+        async for registration in self._store.unfinished_registrations(now - FINISH_AFTER):
+            if registration.has_account:
+                await self.record_registration(registration.user_id, registration.events)
+            elif registration.at < now - ABANDON_AFTER:
+                await self._store.abandon_registration(registration.user_id)

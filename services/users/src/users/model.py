@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -85,19 +85,6 @@ class Address:
         }
 
 
-ADDRESS_FIELDS = (
-    "label",
-    "recipient",
-    "line1",
-    "line2",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-    "phone",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Session:
     """One refresh-token family: a login on one device, until it is revoked or expires."""
@@ -124,11 +111,47 @@ class Session:
 
 
 @dataclass(frozen=True, slots=True)
+class VerificationLink:
+    """A stored email-verification link: whose, for which email, until when."""
+
+    user_id: str
+    email: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ResetLink:
+    """A stored password-reset link: whose, until when."""
+
+    user_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRegistration:
+    """A registration begun and not done: its account's events, when it began, whether the
+    account was inserted."""
+
+    user_id: str
+    events: list[dict[str, Any]]
+    at: datetime
+    has_account: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PendingResetRequest:
+    """A password reset request answered and not yet carried out."""
+
+    id: str
+    email: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
         return {

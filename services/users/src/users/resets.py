@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
-
-from aiohttp import web
 
 from shopkit import clock
 from shopkit.ids import new_id
 from users import accounts
-from users.deps import Users
+from users.deps import Collaborators
 
 log = logging.getLogger("users.resets")
 # A request still recorded this long after it was answered failed, or its instance died.
@@ -30,7 +28,7 @@ GIVE_UP_AFTER = accounts.RESET_TTL
 DRAIN_TIMEOUT = 5.0
 
 
-async def ask(users: Users, email: str, client: str) -> tuple[str, str]:
+async def ask(users: Collaborators, email: str, client: str) -> tuple[str, str]:
     """Throttle and record a request; its id and the normalised email, for `carry_out`."""
     email = accounts.normalise_email(email)
     await users.reset_requests.attempt(email, client)
@@ -39,20 +37,20 @@ async def ask(users: Users, email: str, client: str) -> tuple[str, str]:
     return request_id, email
 
 
-async def carry_out(users: Users, request_id: str, email: str) -> None:
+async def carry_out(users: Collaborators, request_id: str, email: str) -> None:
     await accounts.request_password_reset(users, email, request_id)
     await users.store.reset_request_done(request_id)
 
 
-async def retry_stale(users: Users) -> float | None:
+async def retry_stale(users: Collaborators) -> float | None:
     """One pass of the retry loop: carry out what is left, or drop what is too old to matter."""
     now = clock.now()
     for request in await users.store.unfinished_reset_requests(now - RETRY_AFTER):
-        if request["at"] < now - GIVE_UP_AFTER:
-            log.warning("dropping password reset request %s, unsent for too long", request["_id"])
-            await users.store.reset_request_done(request["_id"])
+        if request.at < now - GIVE_UP_AFTER:
+            log.warning("dropping password reset request %s, unsent for too long", request.id)
+            await users.store.reset_request_done(request.id)
         else:
-            await carry_out(users, request["_id"], request["email"])
+            await carry_out(users, request.id, request.email)
     return None
 
 
@@ -83,12 +81,3 @@ class AfterAnswer:
         for task in running:  # its record stays: another instance's retry loop carries it out
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
-
-
-AFTER_ANSWER = web.AppKey("after_answer", AfterAnswer)
-
-
-async def after_answer_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[AFTER_ANSWER] = AfterAnswer()
-    yield
-    await app[AFTER_ANSWER].drain()

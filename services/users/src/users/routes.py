@@ -8,27 +8,28 @@ from typing import Any
 from aiohttp import web
 
 from shopkit.auth import principal, public, requires
+from shopkit.headers import AUTHORIZATION, CACHE_CONTROL, LOCATION, REAL_IP
 from shopkit.idempotency import idempotent
 from shopkit.pagination import Page
 from shopkit.problems import Unauthorized
 from shopkit.schemas import load_body, load_query, read_json, validate
 from users import accounts, addresses, resets, schemas, tokens
-from users.deps import Users
+from users.deps import Collaborators
 from users.errors import AccountDisabled, InvalidClient, SessionNotFound
-from users.keys import USERS
+from users.keys import AFTER_ANSWER, USERS
 from users.model import User
 
 routes = web.RouteTableDef()
-NO_STORE = {"Cache-Control": "no-store"}
+NO_STORE = {CACHE_CONTROL: "no-store"}
 
 
-def _users(request: web.Request) -> Users:
+def _users(request: web.Request) -> Collaborators:
     return request.app[USERS]
 
 
 def _client_address(request: web.Request) -> str:
     # nginx sets X-Real-IP to the connecting address; services are only reachable through it.
-    return request.headers.get("X-Real-IP") or request.remote or "unknown"
+    return request.headers.get(REAL_IP) or request.remote or "unknown"
 
 
 async def _me(request: web.Request) -> User:
@@ -54,7 +55,7 @@ async def register(request: web.Request) -> web.Response:
     body = await load_body(request, schemas.RegisterSchema())
     user = await accounts.register(_users(request), **body)
     response = _json(user.public(), status=201)
-    response.headers["Location"] = "/api/v1/users/me"
+    response.headers[LOCATION] = "/api/v1/users/me"
     return response
 
 
@@ -102,7 +103,7 @@ async def password_reset(request: web.Request) -> web.Response:
     users = _users(request)
     request_id, email = await resets.ask(users, body["email"], _client_address(request))
     # Looking the account up and mailing it happen after the answer: its time tells nothing.
-    request.app[resets.AFTER_ANSWER].start(
+    request.app[AFTER_ANSWER].start(
         f"password-reset-{request_id}", resets.carry_out(users, request_id, email)
     )
     return _json({"status": "if the account exists, a reset link is on its way"}, status=202)
@@ -120,12 +121,12 @@ async def password_reset_confirm(request: web.Request) -> web.Response:
 @public
 async def jwks(request: web.Request) -> web.Response:
     return web.json_response(
-        _users(request).keys.jwks(), headers={"Cache-Control": "public, max-age=300"}
+        _users(request).keys.jwks(), headers={CACHE_CONTROL: "public, max-age=300"}
     )
 
 
 def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
-    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, encoded = request.headers.get(AUTHORIZATION, "").partition(" ")
     if scheme.lower() != "basic":
         return None
     try:
@@ -208,7 +209,7 @@ async def add_address(request: web.Request) -> web.Response:
     body = await load_body(request, schemas.AddressSchema())
     address, user = await addresses.add(_users(request), await _me(request), body)
     response = _json(address.public(user), status=201)
-    response.headers["Location"] = f"/api/v1/users/me/addresses/{address.id}"
+    response.headers[LOCATION] = f"/api/v1/users/me/addresses/{address.id}"
     return response
 
 

@@ -62,9 +62,3 @@ class SigningKeys:
         }
         header = {"alg": ALGORITHM, "kid": self._active.kid, "typ": "JWT"}
         return jwt.encode(header, claims, self._active, algorithms=[ALGORITHM])
-
-
-def generate_key_set(kid: str) -> str:
-    """A fresh one-key set, for `.env` files and tests."""
-    key = ECKey.generate_key("P-256", parameters={"kid": kid})
-    return json.dumps({"keys": [key.as_dict(private=True)]})

@@ -22,7 +22,15 @@ from pymongo.errors import DuplicateKeyError
 
 from shopkit import clock, sweeps
 from shopkit.cache import Cache
-from users.model import Address, Session, User
+from users.model import (
+    Address,
+    PendingRegistration,
+    PendingResetRequest,
+    ResetLink,
+    Session,
+    User,
+    VerificationLink,
+)
 
 _USER_FIELDS = {f.name for f in fields(User)}
 _ADDRESS_FIELDS = {f.name for f in fields(Address)}
@@ -162,14 +170,15 @@ class UserStore:
 
     async def unfinished_registrations(
         self, older_than: datetime
-    ) -> AsyncIterator[tuple[dict[str, Any], bool]]:
+    ) -> AsyncIterator[PendingRegistration]:
         """Registrations begun before `older_than` and not done, with whether their account exists.
 
         Reads the collection whole: it holds only registrations under way, or left by a crash.
         """
         left = [doc async for doc in self.registrations.find() if doc["at"] < older_than]
         for doc in left:
-            yield doc, await self.users.find_one({"_id": doc["_id"]}, {"_id": 1}) is not None
+            has_account = await self.users.find_one({"_id": doc["_id"]}, {"_id": 1}) is not None
+            yield PendingRegistration(doc["_id"], doc["events"], doc["at"], has_account)
 
     async def abandon_registration(self, user_id: str) -> None:
         """Undo a registration that died before its account was inserted: free its email."""
@@ -319,8 +328,11 @@ class UserStore:
             }
         )
 
-    async def verification(self, token_hash: str) -> dict[str, Any] | None:
-        return await self.verifications.find_one({"_id": token_hash})
+    async def verification(self, token_hash: str) -> VerificationLink | None:
+        doc = await self.verifications.find_one({"_id": token_hash})
+        if doc is None:
+            return None
+        return VerificationLink(doc["user_id"], doc["email"], doc["expires_at"])
 
     async def insert_reset_token(self, token_hash: str, user_id: str, expires_at: datetime) -> None:
         """Store a reset link; the same link again is a no-op (the first one stands)."""
@@ -335,8 +347,9 @@ class UserStore:
                 }
             )
 
-    async def reset_token(self, token_hash: str) -> dict[str, Any] | None:
-        return await self.reset_tokens.find_one({"_id": token_hash})
+    async def reset_token(self, token_hash: str) -> ResetLink | None:
+        doc = await self.reset_tokens.find_one({"_id": token_hash})
+        return None if doc is None else ResetLink(doc["user_id"], doc["expires_at"])
 
     async def use_token(self, token_hash: str, expires_at: datetime) -> bool:
         """Use the link that expires at `expires_at`, once: an insert under a unique id is the only
@@ -361,12 +374,16 @@ class UserStore:
     async def reset_request_done(self, request_id: str) -> None:
         await self.reset_requests.delete_one({"_id": request_id})
 
-    async def unfinished_reset_requests(self, older_than: datetime) -> list[dict[str, Any]]:
+    async def unfinished_reset_requests(self, older_than: datetime) -> list[PendingResetRequest]:
         """Requests recorded before `older_than` and not carried out.
 
         Reads the collection whole: it holds only requests under way, or left by a failure.
         """
-        return [doc async for doc in self.reset_requests.find() if doc["at"] < older_than]
+        return [
+            PendingResetRequest(doc["_id"], doc["email"], doc["at"])
+            async for doc in self.reset_requests.find()
+            if doc["at"] < older_than
+        ]
 
     async def purge(self, now: datetime) -> None:
         """Forget the links, their uses and the login failures whose day has passed."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from shopkit import clock
-from users.deps import Users
+from users.deps import Collaborators
 
 INTERVAL = 300.0
 
 
-async def sweep(users: Users) -> float | None:
+async def sweep(users: Collaborators) -> float | None:
     """One pass: each purge deletes by its indexed day, so a pass costs what it forgets."""
     now = clock.now()
     await users.store.purge(now)

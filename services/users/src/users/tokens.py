@@ -6,13 +6,13 @@ import hmac
 import time
 
 from users.accounts import normalise_email
-from users.deps import Users
+from users.deps import Collaborators
 from users.errors import AccountDisabled, InvalidClient, InvalidCredentials, InvalidRefreshToken
 from users.model import TokenPair, User
 from users.sessions import Issued
 
 
-def _pair(users: Users, user: User, issued: Issued, read_at: float) -> TokenPair:
+def _pair(users: Collaborators, user: User, issued: Issued, read_at: float) -> TokenPair:
     """The tokens for `user` as read at `read_at`, which the access token names as its `iat`.
 
     Not the signing time: a revocation (a disable, a role removed) refuses every token issued up
@@ -33,7 +33,7 @@ def _pair(users: Users, user: User, issued: Issued, read_at: float) -> TokenPair
 
 
 async def login(
-    users: Users, email: str, password: str, *, client: str, user_agent: str | None
+    users: Collaborators, email: str, password: str, *, client: str, user_agent: str | None
 ) -> TokenPair:
     email = normalise_email(email)
     attempt = await users.throttle.attempt(email, client)
@@ -52,7 +52,7 @@ async def login(
     return _pair(users, user, issued, read_at)
 
 
-async def refresh(users: Users, refresh_token: str) -> TokenPair:
+async def refresh(users: Collaborators, refresh_token: str) -> TokenPair:
     issued = await users.families.rotate(refresh_token)
     read_at = time.time()
     # Past the cache: the roles and the disabled flag as they are now, not as cached 30 s ago.
@@ -63,13 +63,15 @@ async def refresh(users: Users, refresh_token: str) -> TokenPair:
     return _pair(users, user, issued, read_at)
 
 
-async def logout(users: Users, refresh_token: str) -> None:
+async def logout(users: Collaborators, refresh_token: str) -> None:
     """Whoever holds a refresh token may end its session (and only that one)."""
     family_id, _ = await users.families.owner(refresh_token)
     await users.families.revoke(family_id, reason="logout")
 
 
-def client_credentials(users: Users, client_id: str, client_secret: str) -> dict[str, object]:
+def client_credentials(
+    users: Collaborators, client_id: str, client_secret: str
+) -> dict[str, object]:
     expected = users.settings.clients().get(client_id)
     # compare_digest against a dummy keeps timing flat for unknown client ids.
     if not hmac.compare_digest((expected or "\0").encode(), client_secret.encode()) or not expected:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from shopkit.settings import env_names
 
+__all__ = ["settings_read", "undocumented"]
+
 _DIRECT_READ = re.compile(
     r"""(?:environ(?:\.get)?\(|environ\[|getenv\()\s*["']([A-Z][A-Z0-9_]*)["']"""
 )

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shopkit import processes
+from shopkit.testing import peers
+
+__all__ = ["KIT_READ_WHOLE", "ExplainedMongo", "Scan"]
 
 # Everything the cluster runs is planned without sequential scans and logged with its plan.
 SETTINGS = {
@@ -59,14 +61,14 @@ class ExplainedMongo:
     """The FerretDB and PostgreSQL pair; `url` for the app under test, `scans` afterwards."""
 
     def __init__(self, state_dir: Path) -> None:
-        cluster, self.ferretdb = processes.mongo(
+        cluster, self.ferretdb = peers.mongo(
             state_dir,
-            processes.free_port(),
+            peers.free_port(),
             durable=False,
-            storage=processes.Backend.POSTGRESQL,
+            storage=peers.Backend.POSTGRESQL,
             settings=SETTINGS,
         )
-        assert isinstance(cluster, processes.Postgres)
+        assert isinstance(cluster, peers.Postgres)
         self.cluster = cluster
 
     @property
@@ -109,7 +111,7 @@ class ExplainedMongo:
         """The plans logged so far: up to a marker statement run now, since the logging collector
         writes behind the statements (reading sooner could miss the last ones)."""
         marker = f"shop-explain-marker-{uuid.uuid4().hex}"
-        self.cluster.sql(processes.FERRETDB_DATABASE, f"SELECT '{marker}'")
+        self.cluster.sql(peers.FERRETDB_DATABASE, f"SELECT '{marker}'")
         log = self.cluster.data / "log" / "plans.json"
         deadline = time.monotonic() + 10
         while marker not in (text := log.read_text(errors="replace")):

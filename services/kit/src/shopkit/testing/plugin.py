@@ -22,9 +22,26 @@ from nats.aio.client import Client as NatsClient
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shopkit import mongo, processes
-from shopkit.processes import Backend
+from shopkit import mongo
+from shopkit.testing import peers
 from shopkit.testing.explain import ExplainedMongo
+
+__all__ = [
+    "database_name",
+    "database_names",
+    "db",
+    "explained_mongo",
+    "mongo_client",
+    "mongo_peers",
+    "mongo_url",
+    "nats_client",
+    "nats_url",
+    "opensearch_url",
+    "peers_dir",
+    "postgres",
+    "serve",
+    "service_env",
+]
 
 
 @pytest.fixture(scope="session")
@@ -33,15 +50,15 @@ def peers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mongo_peers(peers_dir: Path) -> Iterator[list[processes.Peer]]:
+def mongo_peers(peers_dir: Path) -> Iterator[list[peers.Peer]]:
     """The processes behind `mongo_url` (none when SHOP_TEST_MONGO_URL names a server)."""
     if os.environ.get("SHOP_TEST_MONGO_URL"):
         yield []
         return
-    peers = processes.mongo(peers_dir, processes.free_port(), durable=False)
-    started: list[processes.Peer] = []
+    cluster = peers.mongo(peers_dir, peers.free_port(), durable=False)
+    started: list[peers.Peer] = []
     try:
-        for peer in peers:
+        for peer in cluster:
             started.append(peer.start())
         yield started
     finally:
@@ -50,15 +67,15 @@ def mongo_peers(peers_dir: Path) -> Iterator[list[processes.Peer]]:
 
 
 @pytest.fixture(scope="session")
-def mongo_url(mongo_peers: list[processes.Peer]) -> str:
+def mongo_url(mongo_peers: list[peers.Peer]) -> str:
     given = os.environ.get("SHOP_TEST_MONGO_URL")
     return given or f"mongodb://127.0.0.1:{mongo_peers[-1].port}/"
 
 
 @pytest.fixture(scope="session")
-def postgres(mongo_peers: list[processes.Peer]) -> processes.Postgres | None:
+def postgres(mongo_peers: list[peers.Peer]) -> peers.Postgres | None:
     """The PostgreSQL cluster under FerretDB, when this run started one."""
-    clusters = [peer for peer in mongo_peers if isinstance(peer, processes.Postgres)]
+    clusters = [peer for peer in mongo_peers if isinstance(peer, peers.Postgres)]
     return clusters[0] if clusters else None
 
 
@@ -68,7 +85,7 @@ def nats_url(peers_dir: Path) -> Iterator[str]:
     if given:
         yield given
         return
-    peer = processes.nats(peers_dir, processes.free_port()).start()
+    peer = peers.nats(peers_dir, peers.free_port()).start()
     try:
         yield f"nats://127.0.0.1:{peer.port}"
     finally:
@@ -82,7 +99,7 @@ def opensearch_url(peers_dir: Path) -> Iterator[str]:
     if given:
         yield given
         return
-    peer = processes.opensearch(peers_dir, processes.free_port()).start(timeout=180)
+    peer = peers.opensearch(peers_dir, peers.free_port()).start(timeout=180)
     try:
         yield f"http://127.0.0.1:{peer.port}"
     finally:
@@ -172,7 +189,7 @@ async def serve() -> AsyncIterator[Callable[[web.Application], Awaitable[TestCli
 @pytest.fixture(scope="session")
 def explained_mongo(peers_dir: Path) -> Iterator[ExplainedMongo]:
     """A FerretDB whose PostgreSQL reports every full scan (see shopkit.testing.explain)."""
-    if os.environ.get("SHOP_TEST_MONGO_URL") or processes.backend() is not Backend.POSTGRESQL:
+    if os.environ.get("SHOP_TEST_MONGO_URL") or peers.backend() is not peers.Backend.POSTGRESQL:
         pytest.skip("the scan check reads PostgreSQL's plans: it needs FerretDB on PostgreSQL")
     server = ExplainedMongo(peers_dir / "explained").start()
     try:

@@ -12,6 +12,9 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
 from shopkit.auth import KeySource, StaticKeys
+from shopkit.headers import AUTHORIZATION
+
+__all__ = ["TokenFactory"]
 
 
 class TokenFactory:
@@ -40,4 +43,4 @@ class TokenFactory:
         return jwt.encode({"alg": "ES256", "kid": self._key.kid}, payload, self._key)
 
     def header(self, subject: str, *roles: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.mint(subject, *roles)}"}
+        return {AUTHORIZATION: f"Bearer {self.mint(subject, *roles)}"}

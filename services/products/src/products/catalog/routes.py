@@ -14,6 +14,15 @@ from products.catalog.keys import CATALOG, CATEGORIES
 from products.model import Product
 from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import optional_principal, principal, public, requires
+from shopkit.headers import (
+    AUTHORIZATION,
+    CACHE_CONTROL,
+    ETAG,
+    IF_MATCH,
+    IF_NONE_MATCH,
+    LOCATION,
+    VARY,
+)
 from shopkit.idempotency import idempotent, operation_id
 from shopkit.schemas import load_body
 
@@ -29,7 +38,7 @@ def is_staff(request: web.Request) -> bool:
 
 def _expected_version(request: web.Request) -> int:
     """The version an `If-Match: "v7"` names; writes without one are refused (428)."""
-    header = request.headers.get("If-Match")
+    header = request.headers.get(IF_MATCH)
     if header is None:
         raise PreconditionRequired("send If-Match with the ETag you read")
     match = re.fullmatch(r'(?:W/)?"v([0-9]{1,15})"', header.strip())
@@ -41,11 +50,11 @@ def _expected_version(request: web.Request) -> int:
 def _cached(request: web.Request, body: Any, etag: str, staff: bool) -> web.Response:
     """A cacheable read: ETag always, 304 when the client already has this version."""
     headers = {
-        "ETag": etag,
-        "Cache-Control": PRIVATE if staff else PUBLIC_CACHE,
-        "Vary": "Authorization",
+        ETAG: etag,
+        CACHE_CONTROL: PRIVATE if staff else PUBLIC_CACHE,
+        VARY: AUTHORIZATION,
     }
-    if etag in {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}:
+    if etag in {tag.strip() for tag in request.headers.get(IF_NONE_MATCH, "").split(",")}:
         return web.Response(status=304, headers=headers)
     return web.json_response(body, headers=headers)
 
@@ -54,7 +63,7 @@ def _written(product: Product, status: int = 200) -> web.Response:
     return web.json_response(
         product.public(staff=True),
         status=status,
-        headers={"ETag": product.etag, "Location": f"/api/v1/products/{product.id}"},
+        headers={ETAG: product.etag, LOCATION: f"/api/v1/products/{product.id}"},
     )
 
 
@@ -92,8 +101,8 @@ async def create_category(request: web.Request) -> web.Response:
         category.to_json(),
         status=201,
         headers={
-            "ETag": f'"v{tree.version(category.id)}"',
-            "Location": f"/api/v1/categories/{category.id}",
+            ETAG: f'"v{tree.version(category.id)}"',
+            LOCATION: f"/api/v1/categories/{category.id}",
         },
     )
 
@@ -106,9 +115,7 @@ async def update_category(request: web.Request) -> web.Response:
     body = await load_body(request, schemas.CategorySchema(), partial=True)
     tree = request.app[CATEGORIES]
     category = await tree.update(request.match_info["category_id"], body, expected)
-    return web.json_response(
-        category.to_json(), headers={"ETag": f'"v{tree.version(category.id)}"'}
-    )
+    return web.json_response(category.to_json(), headers={ETAG: f'"v{tree.version(category.id)}"'})
 
 
 # --- products (fixed paths are registered before /{key} so they are not taken for a product:

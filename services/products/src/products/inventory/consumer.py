@@ -10,7 +10,7 @@ from aiohttp import web
 
 from products.events import OrderClosed, OrderEvent
 from products.inventory.errors import ReservationClosed, ReservationNotFound
-from products.inventory.service import INVENTORY
+from products.inventory.keys import INVENTORY
 from shopkit import broker
 from shopkit.events import Event
 from shopkit.inbox import consume

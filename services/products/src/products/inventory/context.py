@@ -10,9 +10,10 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from products.inventory.consumer import order_consumer
+from products.inventory.keys import INVENTORY
 from products.inventory.metrics import InventoryMetrics
 from products.inventory.reservations import RESERVATIONS_COLLECTION
-from products.inventory.service import INVENTORY, Inventory
+from products.inventory.service import Inventory
 from products.inventory.store import InventoryStore
 from products.inventory.sweeper import SWEEP_BATCH, SWEEP_INTERVAL
 from products.keys import SETTINGS

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shopkit.headers import RETRY_AFTER
 from shopkit.problems import Conflict, NotFound, ValidationFailed
 
 
@@ -59,7 +60,7 @@ class ReservationInProgress(Conflict):
     slug, title = "reservation-in-progress", "The reservation of this order is being made"
 
     def __init__(self, detail: str | None = None, retry_after: int = 1) -> None:
-        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+        super().__init__(detail, headers={RETRY_AFTER: str(retry_after)})
 
 
 class ReservationClosed(Conflict):

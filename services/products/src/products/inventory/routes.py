@@ -10,16 +10,18 @@ from aiohttp import web
 
 from products.inventory import schemas
 from products.inventory.errors import SkuNotFound
+from products.inventory.keys import INVENTORY
 from products.inventory.ledger import movement_json, untracked_json
-from products.inventory.service import INVENTORY, Inventory
+from products.inventory.service import Inventory
 from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import principal, requires
-from shopkit.idempotency import HEADER, idempotent
+from shopkit.headers import CACHE_CONTROL, IDEMPOTENCY_KEY, LOCATION
+from shopkit.idempotency import idempotent
 from shopkit.pagination import encode_cursor
 from shopkit.schemas import load_body, load_query, read_json, validate
 
 routes = web.RouteTableDef()
-NO_STORE = {"Cache-Control": "no-store"}
+NO_STORE = {CACHE_CONTROL: "no-store"}
 
 
 def _inventory(request: web.Request) -> Inventory:
@@ -40,7 +42,7 @@ def _sku(request: web.Request) -> str:
 def _request_key(request: web.Request) -> str | None:
     """The caller's Idempotency-Key, scoped to the caller: it names the ledger event of the request,
     so a retry whose first answer was lost records the movement once."""
-    key = request.headers.get(HEADER)
+    key = request.headers.get(IDEMPOTENCY_KEY)
     if key is None:
         return None
     material = json.dumps([principal(request).subject, key])
@@ -127,7 +129,7 @@ async def reserve_stock(request: web.Request) -> web.Response:
     return _json(
         reservation.to_json(),
         status=201 if made else 200,
-        headers={"Location": _reservation_path(reservation.order_id)},
+        headers={LOCATION: _reservation_path(reservation.order_id)},
     )
 
 

@@ -16,8 +16,6 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
-from aiohttp import web
-
 from products.inventory import ledger
 from products.inventory.errors import SkuNotFound, StockNotTracked, UnknownSkus
 from products.inventory.ledger import StockLevel
@@ -154,6 +152,3 @@ class Inventory:
         if unknown:
             raise UnknownSkus("some lines name SKUs no product has", errors={"lines": unknown})
         return {sku: bool(tracked) for sku, tracked in found.items()}
-
-
-INVENTORY = web.AppKey("inventory", Inventory)

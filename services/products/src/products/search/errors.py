@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shopkit.headers import RETRY_AFTER
 from shopkit.problems import ServiceUnavailable
 
 RETRY_AFTER_SECONDS = 5
@@ -15,7 +16,7 @@ class SearchUnavailable(ServiceUnavailable):
     slug, title = "search-unavailable", "Search is unavailable"
 
     def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        kwargs.setdefault("headers", {RETRY_AFTER: str(RETRY_AFTER_SECONDS)})
         super().__init__(detail, **kwargs)
 
 

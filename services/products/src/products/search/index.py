@@ -14,10 +14,11 @@ race on one document; with these guards the newest state wins whatever the order
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from opensearchpy import AsyncOpenSearch, RequestError
+
+from shopkit import clock
 
 NEXT_SUFFIX = "-next"
 # A longer keyword is kept in _source but not indexed: past Lucene's term limit a whole document
@@ -144,7 +145,7 @@ def next_alias(alias: str) -> str:
 
 
 def new_index_name(alias: str) -> str:
-    return f"{alias}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
+    return f"{alias}-{clock.now():%Y%m%d%H%M%S%f}"
 
 
 def product_update(doc: Mapping[str, Any], seed: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from products.search.keys import SEARCH
 from products.search.schemas import autocomplete_params, search_params
-from products.search.service import SEARCH
 from shopkit.auth import public
+from shopkit.headers import CACHE_CONTROL
 
 routes = web.RouteTableDef()
 # Results change within seconds of a product change; a short shared cache still absorbs bursts.
-CACHE = {"Cache-Control": "public, max-age=5"}
+CACHE = {CACHE_CONTROL: "public, max-age=5"}
 
 
 @routes.get("/api/v1/search")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from aiohttp import web
 from multidict import MultiMapping
 from opensearchpy import (
     AsyncOpenSearch,
@@ -18,14 +17,12 @@ from opensearchpy import (
     TransportError,
 )
 
-from products.keys import SETTINGS
 from products.model import Product
-from products.search import index, indexer, query, schemas
+from products.search import index, query, schemas
 from products.search.document import indexed
 from products.search.errors import SearchUnavailable
 from products.search.query import SearchParams
 from products.search.recent import Recent
-from products.skus import SkuDirectory
 from shopkit.problems import ValidationFailed
 
 log = logging.getLogger("products.search")
@@ -193,37 +190,3 @@ class SearchService:
 def _missing(item: Mapping[str, Any]) -> bool:
     error = item.get("error")
     return isinstance(error, dict) and error.get("type") == "index_not_found_exception"
-
-
-SEARCH = web.AppKey("search", SearchService)
-
-
-def search_context(
-    skus: Callable[[web.Application], SkuDirectory],
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup_ctx entry: the engine client and the indexer for the app's life, a down engine never
-    stopping the service; `skus(app)` names the product of a SKU whose stock moved."""
-
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        settings = app[SETTINGS]
-        # The client logs every request at INFO and every failure with a traceback; the request log
-        # and our 503 problems already say it, and an outage must not flood the logs.
-        logging.getLogger("opensearch").setLevel(logging.ERROR)
-        client = make_client(settings.opensearch_url)
-        service = SearchService(client, settings.search_index)
-        app[SEARCH] = service
-        try:
-            try:
-                # Bounded: an engine that hangs must not hold the whole service's startup.
-                async with asyncio.timeout(STARTUP_SECONDS):
-                    await service.ensure_index()
-            except (SearchUnavailable, TimeoutError):
-                log.warning(
-                    "search engine unreachable at startup; indexing will catch up when it is back"
-                )
-            async for _ in indexer.consumer(service, settings.service_name, skus(app))(app):
-                yield
-        finally:
-            await client.close()
-
-    return context

@@ -20,6 +20,21 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
+__all__ = [
+    "FERRETDB_DATABASE",
+    "Backend",
+    "Peer",
+    "PeerFailed",
+    "Postgres",
+    "backend",
+    "free_port",
+    "mongo",
+    "nats",
+    "opensearch",
+    "stop_group",
+    "stop_signal",
+]
+
 BACKEND_VARIABLE = "FERRETDB_BACKEND"
 POSTGRES_USER = "postgres"
 FERRETDB_DATABASE = "ferretdb"
@@ -349,7 +364,7 @@ class Postgres(Peer):
         query = f"SELECT 1 FROM pg_database WHERE datname = '{FERRETDB_DATABASE}'"  # noqa: S608
         if not self.sql("postgres", query).strip():
             self.sql("postgres", f"CREATE DATABASE {FERRETDB_DATABASE}")
-        twins = resources.files("shopkit").joinpath("sql/gin_twins.sql").read_text()
+        twins = resources.files("shopkit.testing").joinpath("sql/gin_twins.sql").read_text()
         self.sql(FERRETDB_DATABASE, twins)
 
     def stop(self, grace: float = 25.0) -> None:

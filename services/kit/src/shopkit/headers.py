@@ -1,0 +1,43 @@
+"""The HTTP header names the platform reads or writes, each spelled once."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "ALLOW",
+    "AUTHORIZATION",
+    "CACHE_CONTROL",
+    "CONTENT_TYPE",
+    "ETAG",
+    "IDEMPOTENCY_KEY",
+    "IDEMPOTENT_REPLAYED",
+    "IF_MATCH",
+    "IF_NONE_MATCH",
+    "LAST_MODIFIED",
+    "LOCATION",
+    "REAL_IP",
+    "REQUEST_ID",
+    "RETRY_AFTER",
+    "VARY",
+    "WWW_AUTHENTICATE",
+]
+
+ALLOW: Final = "Allow"
+AUTHORIZATION: Final = "Authorization"
+CACHE_CONTROL: Final = "Cache-Control"
+CONTENT_TYPE: Final = "Content-Type"
+ETAG: Final = "ETag"
+IF_MATCH: Final = "If-Match"
+IF_NONE_MATCH: Final = "If-None-Match"
+LAST_MODIFIED: Final = "Last-Modified"
+LOCATION: Final = "Location"
+RETRY_AFTER: Final = "Retry-After"
+VARY: Final = "Vary"
+WWW_AUTHENTICATE: Final = "WWW-Authenticate"
+# The platform's own: a client's retry key, the mark on a replayed answer, the id a request's log
+# lines share, and the client address nginx passes on.
+IDEMPOTENCY_KEY: Final = "Idempotency-Key"
+IDEMPOTENT_REPLAYED: Final = "Idempotent-Replayed"
+REQUEST_ID: Final = "X-Request-ID"
+REAL_IP: Final = "X-Real-IP"
