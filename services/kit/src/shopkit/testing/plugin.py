@@ -8,9 +8,12 @@ loopback ports in a temporary folder (FERRETDB_BACKEND=sqlite runs FerretDB on S
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,42 @@ __all__ = [
     "serve",
     "service_env",
 ]
+
+
+# How long a test's setup, call and teardown may take together when it sets no timeout of its own.
+DEFAULT_TEST_LIMIT = 300.0
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """End the run, printing every thread's stack, when one test outlasts twice its timeout.
+
+    pytest-timeout and pytest's faulthandler_timeout both disarm as soon as a test fails (their
+    `pytest_exception_interact` hooks), so a teardown that hangs after a failure (a task left
+    running, a client whose pool deadlocked) would otherwise stall the run until CI's limit.
+    """
+    marker = item.get_closest_marker("timeout")
+    try:
+        limit = float(marker.args[0] if marker and marker.args else item.config.getini("timeout"))
+    except (TypeError, ValueError):  # no pytest-timeout, or no timeout set
+        limit = DEFAULT_TEST_LIMIT
+    watchdog = threading.Timer(2 * limit if limit > 0 else DEFAULT_TEST_LIMIT, abort, [item])
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        return (yield)
+    finally:
+        watchdog.cancel()
+
+
+def abort(item: pytest.Item) -> None:
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.suspend_global_capture(in_=True)
+    print(f"\n{item.nodeid} outlasted twice its timeout; every thread's stack:", file=sys.stderr)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    os._exit(1)
 
 
 @pytest.fixture(scope="session")
