@@ -17,6 +17,8 @@ from pymongo.errors import ExecutionTimeout
 
 from products.catalog.keys import CATALOG
 from products.model import Product
+from shopkit import idempotency
+from shopkit.keys import DB
 
 
 def projection_times_out(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,3 +166,26 @@ async def test_a_creation_committed_unanswered_is_answered_on_retry_not_refused(
     assert retried.status == 201, await retried.text()
     listed = await second.get("/api/v1/products/iphone-15")
     assert (await listed.json())["id"] == (await retried.json())["id"]
+
+
+async def test_a_key_reused_on_another_request_after_its_record_is_purged_makes_a_new_write(
+    pair: tuple[Client, Client], roles: Roles
+) -> None:
+    # given a product created with a key whose record has since been purged
+    first, _ = pair
+    headers = {**roles.staff, "Idempotency-Key": "reused-1"}
+    created = await first.post("/api/v1/products", json=product(), headers=headers)
+    assert created.status == 201, await created.text()
+    await first.server.app[DB][idempotency.COLLECTION].delete_many({})
+
+    # when the same key comes with another product
+    other = product(slug="other-phone", name="Other phone")
+    other["variants"] = [
+        {**variant, "sku": f"OTHER-{n}"} for n, variant in enumerate(other["variants"])
+    ]
+    again = await first.post("/api/v1/products", json=other, headers=headers)
+
+    # then that product is created, not the first one replayed
+    assert again.status == 201, await again.text()
+    assert (await again.json())["id"] != (await created.json())["id"]
+    assert (await first.get("/api/v1/products/other-phone")).status == 200
