@@ -189,3 +189,23 @@ async def test_a_key_reused_on_another_request_after_its_record_is_purged_makes_
     assert again.status == 201, await again.text()
     assert (await again.json())["id"] != (await created.json())["id"]
     assert (await first.get("/api/v1/products/other-phone")).status == 200
+
+
+async def test_the_relays_repair_claims_again_the_keys_a_failed_follow_up_left_unclaimed(
+    pair: tuple[Client, Client], roles: Roles
+) -> None:
+    # given a product whose SKU claim went missing after its commit (a twin gave it back and the
+    # writer's own re-claim failed)
+    first, _ = pair
+    created = await (
+        await first.post("/api/v1/products", json=product(), headers=roles.staff)
+    ).json()
+    catalog = first.server.app[CATALOG]
+    await catalog.store.release_claim("sku", "IP15-128-BLK", created["id"])
+
+    # when the relay repairs before publishing the product's change
+    events = await catalog._events.load(f"product-{created['id']}")
+    await catalog.repair(events[-1])
+
+    # then the product owns its SKU again
+    assert await catalog.store.product_id_for_sku("IP15-128-BLK") == created["id"]
