@@ -17,6 +17,10 @@ from shopkit.events import Event, EventStore, NewEvent, decide
 from shopkit.ids import new_id
 
 STREAM = "category-tree"
+# How old the cached tree may be for a read that finds what it looks for: lists and hits of the
+# storefront cost no database read in between. A miss always catches up first, so a category
+# another instance has just created is found at once; a change shows within this time.
+FRESH_FOR = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +68,9 @@ class Tree:
 
 
 class Categories:
-    """The tree, cached per process; every read first catches up with the stream, so a category
-    another instance has just created or changed is found here too (read your own writes)."""
+    """The tree, cached per process: a read that misses catches up with the stream first, so a
+    category another instance has just created is found here too (read your own writes); others
+    serve a tree at most FRESH_FOR seconds old."""
 
     def __init__(self, events: EventStore) -> None:
         self._events = events
@@ -73,14 +78,16 @@ class Categories:
         self._read_from = -math.inf
         self._lock = asyncio.Lock()
 
-    async def _refresh(self) -> None:
-        """Catch up with every change committed before this call.
+    async def _refresh(self, max_age: float = 0.0) -> None:
+        """Catch up with every change committed before this call (or `max_age` seconds earlier).
 
         Cheap: it reads the slots after the cached seq by `_id`, usually one read that finds the
         next slot free. Callers share it: one whose read started after a caller asked serves that
         caller too, so a burst of reads costs two reads of the stream, not one each.
         """
-        asked = time.monotonic()
+        asked = time.monotonic() - max_age
+        if self._read_from >= asked:
+            return
         async with self._lock:
             if self._read_from >= asked:
                 return
@@ -99,14 +106,16 @@ class Categories:
             self._tree = tree
 
     async def all(self, *, include_archived: bool = False) -> list[Category]:
-        await self._refresh()
+        await self._refresh(FRESH_FOR)
         found = [
             c for c in self._tree.categories.values() if include_archived or not self._hidden(c)
         ]
         return sorted(found, key=lambda c: (c.parent_id or "", c.position, c.name))
 
     async def get(self, category_id: str, *, include_archived: bool = False) -> Category:
-        await self._refresh()
+        await self._refresh(FRESH_FOR)
+        if category_id not in self._tree.categories:
+            await self._refresh()
         category = self._tree.categories.get(category_id)
         if category is None or (self._hidden(category) and not include_archived):
             raise CategoryNotFound()
@@ -121,7 +130,9 @@ class Categories:
 
     async def path(self, category_id: str) -> tuple[str, ...]:
         """The category and its ancestors, root first."""
-        await self._refresh()
+        await self._refresh(FRESH_FOR)
+        if category_id not in self._tree.categories:
+            await self._refresh()
         tree = self._tree.categories
         path: list[str] = []
         current: str | None = category_id
