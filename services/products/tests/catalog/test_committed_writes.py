@@ -209,3 +209,28 @@ async def test_the_relays_repair_claims_again_the_keys_a_failed_follow_up_left_u
 
     # then the product owns its SKU again
     assert await catalog.store.product_id_for_sku("IP15-128-BLK") == created["id"]
+
+
+async def test_a_category_change_committed_unanswered_is_answered_on_retry_not_412(
+    pair: tuple[Client, Client], roles: Roles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a category, and an instance that will lose the answer of its next change
+    first, second = pair
+    created = await first.post(
+        "/api/v1/categories", json={"slug": "bags", "name": "Bags"}, headers=roles.staff
+    )
+    category_id = (await created.json())["id"]
+    answers_lost(first, monkeypatch)
+    headers = {**roles.staff, "If-Match": created.headers["ETag"], "Idempotency-Key": "bags-1"}
+
+    # when the rename commits but its client hears 503
+    url = f"/api/v1/categories/{category_id}"
+    lost = await first.patch(url, json={"name": "Luggage"}, headers=headers)
+    assert lost.status == 503, await lost.text()
+
+    # then the retry on the other instance answers the rename, and the tree holds it once
+    retried = await second.patch(url, json={"name": "Luggage"}, headers=headers)
+    assert retried.status == 200, await retried.text()
+    assert (await retried.json())["name"] == "Luggage"
+    listed = await (await second.get("/api/v1/categories")).json()
+    assert [c["name"] for c in listed["items"] if c["id"] == category_id] == ["Luggage"]

@@ -38,12 +38,14 @@ class Tree:
         # One copy for a whole read, not one per event: a cold instance folds the full history.
         categories, versions, seq = dict(self.categories), dict(self.versions), self.seq
         for event in events:
-            category = Category(**{k: v for k, v in event.data.items() if k != "version"})
+            category = _category(event)
             categories[category.id], versions[category.id] = category, event.seq
             seq = event.seq
         return Tree(categories, versions, seq)
 
-    def change(self, category: Category, expected_version: int | None) -> NewEvent:
+    def change(
+        self, category: Category, expected_version: int | None, event_id: str | None = None
+    ) -> NewEvent:
         """The event that makes the change, or why the tree refuses it."""
         if expected_version is not None and self.versions.get(category.id, 0) != expected_version:
             raise StaleVersion(
@@ -63,7 +65,9 @@ class Tree:
             seen.add(parent)
             parent = self.categories[parent].parent_id if parent in self.categories else None
         return NewEvent(
-            CatalogEvent.CATEGORY_CHANGED, {**category.to_json(), "version": self.seq + 1}
+            CatalogEvent.CATEGORY_CHANGED,
+            {**category.to_json(), "version": self.seq + 1},
+            id=event_id,
         )
 
 
@@ -152,19 +156,31 @@ class Categories:
             current = tree.get(current.parent_id) if current.parent_id else None
         return False
 
-    async def create(self, fields: dict[str, Any]) -> Category:
+    async def create(self, fields: dict[str, Any], operation: str | None = None) -> Category:
+        """`operation` (see `idempotency.operation_id`) names the creation's event: a retry whose
+        first attempt committed unanswered answers that category, not a second one."""
+        if operation is not None and (landed := await self._events.find(operation)):
+            await self._refresh()
+            return _category(landed)
         category = Category(
             id=new_id(), archived=False, position=fields.pop("position", 0), **fields
         )
-        return await self._change(category, expected_version=None)
+        return await self._change(category, None, operation)
 
     async def update(
-        self, category_id: str, changes: dict[str, Any], expected_version: int
+        self,
+        category_id: str,
+        changes: dict[str, Any],
+        expected_version: int,
+        operation: str | None = None,
     ) -> Category:
+        """`operation` names the change's event: its retry answers the change, not 412."""
         current = await self.get(category_id, include_archived=True)
-        return await self._change(replace(current, **changes), expected_version=expected_version)
+        return await self._change(replace(current, **changes), expected_version, operation)
 
-    async def _change(self, category: Category, expected_version: int | None) -> Category:
+    async def _change(
+        self, category: Category, expected_version: int | None, operation: str | None
+    ) -> Category:
         # Decided against the cached tree first: the append proves it current, and a refusal
         # (or a lost race) refreshes the cache and decides again against the newer tree.
         changed = await decide(
@@ -172,9 +188,15 @@ class Categories:
             STREAM,
             self._tree,
             Tree.apply,
-            lambda tree: tree.change(category, expected_version),
+            lambda tree: tree.change(category, expected_version, operation),
             after_seq=self._tree.seq,
             catch_up=self._catch_up,
+            event_id=operation,
         )
         self._keep(changed.state)
-        return category
+        return _category(changed.event) if changed.event is not None else category
+
+
+def _category(event: Event) -> Category:
+    """The category a `category.changed` event carries (its `version` is the tree's seq)."""
+    return Category(**{k: v for k, v in event.data.items() if k != "version"})
