@@ -239,3 +239,9 @@ async def test_a_session_ended_by_a_request_that_dies_midway_is_still_refused_ev
     # then the revocation was broadcast first: another service refuses the session's token
     peer = await start_peer()
     assert await refused(peer, "/whoami", auth)
+    # and the session cannot come back: its refresh token is refused once the instance recovers
+    monkeypatch.undo()
+    refreshed = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert refreshed.status == 401, await refreshed.text()

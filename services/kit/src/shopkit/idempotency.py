@@ -55,7 +55,7 @@ __all__ = [
 log = logging.getLogger("shopkit.idempotency")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# The request's record id, for `operation_id`: set once the request holds its claim.
+# The request's identity, for `operation_id`: set once the request holds its claim.
 OPERATION = web.RequestKey("idempotency.operation", str)
 COLLECTION = "idempotency"
 # Longer than any handler runs (its calls all time out sooner), so only a crashed claim gets older.
@@ -103,7 +103,9 @@ def idempotent(required: bool = True) -> Callable[[Handler], Handler]:
             claim = await _claim(records, record_id, fingerprint)
             if isinstance(claim, web.Response):
                 return claim
-            request[OPERATION] = record_id
+            # The request itself (caller, route, key, and its method, path and body): a retry
+            # derives it again; a reused key on another request, after its record is purged, never.
+            request[OPERATION] = f"{record_id}:{fingerprint}"
             try:
                 response = await handler(request)
             except Problem as problem:
@@ -154,10 +156,10 @@ def operation_id(request: web.Request, *parts: object) -> str | None:
     commit instead of tripping over it (a 412, a taken SKU). `parts` (the `If-Match` version, say)
     keep apart ids that a reused key must not meet once its record is purged.
     """
-    record_id = request.get(OPERATION)
-    if record_id is None:
+    identity = request.get(OPERATION)
+    if identity is None:
         return None
-    return hashlib.sha256(json.dumps([record_id, *map(str, parts)]).encode()).hexdigest()[:32]
+    return hashlib.sha256(json.dumps([identity, *map(str, parts)]).encode()).hexdigest()[:32]
 
 
 def _record_id(request: web.Request, key: str) -> str:

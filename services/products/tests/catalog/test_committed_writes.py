@@ -17,6 +17,8 @@ from pymongo.errors import ExecutionTimeout
 
 from products.catalog.keys import CATALOG
 from products.model import Product
+from shopkit import idempotency
+from shopkit.keys import DB
 
 
 def projection_times_out(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,3 +166,71 @@ async def test_a_creation_committed_unanswered_is_answered_on_retry_not_refused(
     assert retried.status == 201, await retried.text()
     listed = await second.get("/api/v1/products/iphone-15")
     assert (await listed.json())["id"] == (await retried.json())["id"]
+
+
+async def test_a_key_reused_on_another_request_after_its_record_is_purged_makes_a_new_write(
+    pair: tuple[Client, Client], roles: Roles
+) -> None:
+    # given a product created with a key whose record has since been purged
+    first, _ = pair
+    headers = {**roles.staff, "Idempotency-Key": "reused-1"}
+    created = await first.post("/api/v1/products", json=product(), headers=headers)
+    assert created.status == 201, await created.text()
+    await first.server.app[DB][idempotency.COLLECTION].delete_many({})
+
+    # when the same key comes with another product
+    other = product(slug="other-phone", name="Other phone")
+    other["variants"] = [
+        {**variant, "sku": f"OTHER-{n}"} for n, variant in enumerate(other["variants"])
+    ]
+    again = await first.post("/api/v1/products", json=other, headers=headers)
+
+    # then that product is created, not the first one replayed
+    assert again.status == 201, await again.text()
+    assert (await again.json())["id"] != (await created.json())["id"]
+    assert (await first.get("/api/v1/products/other-phone")).status == 200
+
+
+async def test_the_relays_repair_claims_again_the_keys_a_failed_follow_up_left_unclaimed(
+    pair: tuple[Client, Client], roles: Roles
+) -> None:
+    # given a product whose SKU claim went missing after its commit (a twin gave it back and the
+    # writer's own re-claim failed)
+    first, _ = pair
+    created = await (
+        await first.post("/api/v1/products", json=product(), headers=roles.staff)
+    ).json()
+    catalog = first.server.app[CATALOG]
+    await catalog.store.release_claim("sku", "IP15-128-BLK", created["id"])
+
+    # when the relay repairs before publishing the product's change
+    events = await catalog._events.load(f"product-{created['id']}")
+    await catalog.repair(events[-1])
+
+    # then the product owns its SKU again
+    assert await catalog.store.product_id_for_sku("IP15-128-BLK") == created["id"]
+
+
+async def test_a_category_change_committed_unanswered_is_answered_on_retry_not_412(
+    pair: tuple[Client, Client], roles: Roles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a category, and an instance that will lose the answer of its next change
+    first, second = pair
+    created = await first.post(
+        "/api/v1/categories", json={"slug": "bags", "name": "Bags"}, headers=roles.staff
+    )
+    category_id = (await created.json())["id"]
+    answers_lost(first, monkeypatch)
+    headers = {**roles.staff, "If-Match": created.headers["ETag"], "Idempotency-Key": "bags-1"}
+
+    # when the rename commits but its client hears 503
+    url = f"/api/v1/categories/{category_id}"
+    lost = await first.patch(url, json={"name": "Luggage"}, headers=headers)
+    assert lost.status == 503, await lost.text()
+
+    # then the retry on the other instance answers the rename, and the tree holds it once
+    retried = await second.patch(url, json={"name": "Luggage"}, headers=headers)
+    assert retried.status == 200, await retried.text()
+    assert (await retried.json())["name"] == "Luggage"
+    listed = await (await second.get("/api/v1/categories")).json()
+    assert [c["name"] for c in listed["items"] if c["id"] == category_id] == ["Luggage"]

@@ -11,7 +11,7 @@ from shopkit import clock, revocations
 from shopkit.cache import Cache
 from shopkit.commits import AfterCommit
 from shopkit.events import EventStore
-from users.history import History
+from users.history import History, session_revoked_id
 from users.model import User
 from users.passwords import Hasher
 from users.sessions import Families
@@ -54,7 +54,7 @@ async def open_collaborators(
         kind, data = revocations.session_revoked(
             session_id, user_id, clock.now(), settings.access_token_ttl, reason
         )
-        await history.record(user_id, f"session-revoked-{session_id}", kind, data)
+        await history.record(user_id, session_revoked_id(session_id), kind, data)
 
     families = Families(
         EventStore(db, collection="token_events"),

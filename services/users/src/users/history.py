@@ -25,9 +25,18 @@ def pending(event_id: str, event_type: str, data: dict[str, Any]) -> dict[str, A
     return {"id": event_id, "type": event_type, "data": data}
 
 
+def session_revoked_id(session_id: str) -> str:
+    """The id of a session's revocation fact: one per session, however often it is revoked."""
+    return f"session-revoked-{session_id}"
+
+
 class History:
     def __init__(self, events: EventStore, store: UserStore) -> None:
         self._events, self._store = events, store
+
+    async def session_revoked(self, session_id: str) -> bool:
+        """Whether the session's revocation was recorded (one read by the unique event id)."""
+        return await self._events.find(session_revoked_id(session_id)) is not None
 
     async def record(
         self,

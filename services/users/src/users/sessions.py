@@ -89,7 +89,7 @@ class Issued:
     refresh_token: str
 
 
-# Told of every revoked session (id, user id, reason), after its revocation is stored.
+# Told of every revoked session (id, user id, reason), before the family records its revocation.
 Revoked = Callable[[str, str, str], Awaitable[None]]
 
 

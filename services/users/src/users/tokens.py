@@ -54,6 +54,11 @@ async def login(
 
 async def refresh(users: Collaborators, refresh_token: str) -> TokenPair:
     issued = await users.families.rotate(refresh_token)
+    if await users.history.session_revoked(issued.family_id):
+        # Its revocation was broadcast but the request died before the family recorded it:
+        # finish it here, or the session would outlive the broadcast.
+        await users.families.revoke(issued.family_id, reason="revoked")
+        raise InvalidRefreshToken()
     read_at = time.time()
     # Past the cache: the roles and the disabled flag as they are now, not as cached 30 s ago.
     user = await users.store.fresh(issued.user_id)

@@ -96,7 +96,7 @@ async def create_category(request: web.Request) -> web.Response:
     body = await load_body(request, schemas.CategorySchema())
     body.pop("archived", None)
     tree = request.app[CATEGORIES]
-    category = await tree.create(body)
+    category = await tree.create(body, operation_id(request))
     return web.json_response(
         category.to_json(),
         status=201,
@@ -114,7 +114,9 @@ async def update_category(request: web.Request) -> web.Response:
     expected = _expected_version(request)
     body = await load_body(request, schemas.CategorySchema(), partial=True)
     tree = request.app[CATEGORIES]
-    category = await tree.update(request.match_info["category_id"], body, expected)
+    category = await tree.update(
+        request.match_info["category_id"], body, expected, operation_id(request, expected)
+    )
     return web.json_response(category.to_json(), headers={ETAG: f'"v{tree.version(category.id)}"'})
 
 

@@ -163,7 +163,11 @@ class Catalog:
         if isinstance(event, Event) and event.type == CatalogEvent.PRODUCT_CHANGED:
             newer = await self._events.load(event.stream_id, after_seq=event.seq - 1)
             if newer:
-                await self.store.save(Product.from_json(newer[-1].data))
+                head = Product.from_json(newer[-1].data)
+                # The keys the head uses, claimed again: the writer's own re-claim (`_keep`) runs
+                # after the commit and may have failed; a claim already held costs one insert.
+                await self._keep(head, _claims(head))
+                await self.store.save(head)
 
     async def _category_path(self, category_id: str | None) -> tuple[str, ...]:
         if category_id is None:

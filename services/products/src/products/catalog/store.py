@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -104,6 +105,9 @@ class ProductStore:
             return Product.from_json(doc["product"])
         # A product whose creation committed but whose projection is not written yet (it failed
         # after the commit, and the relay has not repaired it): it was answered 201, so it exists.
+        # Only for what can be a product id: a slug or a stranger's guess costs no stream read.
+        if not ObjectId.is_valid(product_id):
+            return None
         head = await self._events.head(stream(product_id))
         event = await self._events.get(stream(product_id), head) if head else None
         return Product.from_json(event.data) if event is not None else None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from aiohttp import web
@@ -15,8 +13,8 @@ from products.inventory.ledger import movement_json, untracked_json
 from products.inventory.service import Inventory
 from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import principal, requires
-from shopkit.headers import CACHE_CONTROL, IDEMPOTENCY_KEY, LOCATION
-from shopkit.idempotency import idempotent
+from shopkit.headers import CACHE_CONTROL, LOCATION
+from shopkit.idempotency import idempotent, operation_id
 from shopkit.pagination import encode_cursor
 from shopkit.schemas import load_body, load_query, read_json, validate
 
@@ -40,13 +38,9 @@ def _sku(request: web.Request) -> str:
 
 
 def _request_key(request: web.Request) -> str | None:
-    """The caller's Idempotency-Key, scoped to the caller: it names the ledger event of the request,
-    so a retry whose first answer was lost records the movement once."""
-    key = request.headers.get(IDEMPOTENCY_KEY)
-    if key is None:
-        return None
-    material = json.dumps([principal(request).subject, key])
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
+    """Names the ledger event of the request (from its Idempotency-Key, caller, path and body), so a
+    retry whose first answer was lost records the movement once, and a reused key never meets it."""
+    return operation_id(request)
 
 
 async def _conclusion(request: web.Request) -> schemas.Conclusion:
