@@ -24,6 +24,7 @@ from shopkit.events import (
     encode,
 )
 from shopkit.problems import Conflict
+from shopkit.testing.faults import LAND_THEN_TIME_OUT, TIME_OUT, LosesAnswers
 
 
 class LimitReached(Conflict):
@@ -571,28 +572,9 @@ def test_a_body_that_is_not_an_event_is_a_value_error() -> None:
         decode(b"not json")
 
 
-class _LosesAnswers:
-    """The events collection, but its next inserts land and time out, or just time out: a
-    database too slow to answer at that line, which no real peer provokes on demand."""
-
-    def __init__(self, collection: Any, script: list[str]) -> None:
-        self._collection, self._script = collection, script
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._collection, name)
-
-    async def insert_one(self, document: Any, *args: Any, **kwargs: Any) -> Any:
-        step = self._script.pop(0) if self._script else "answer"
-        if step != "time out":
-            result = await self._collection.insert_one(document, *args, **kwargs)
-            if step == "answer":
-                return result
-        raise ExecutionTimeout("operation exceeded time limit", 50)
-
-
 async def test_an_append_whose_answer_is_lost_is_answered_as_committed(store: EventStore) -> None:
     # given an events collection whose next insert lands but its answer is lost
-    store.collection = _LosesAnswers(store.collection, ["land, then time out"])
+    store.collection = LosesAnswers(store.collection, [LAND_THEN_TIME_OUT])
 
     # when an event is appended (its id chosen by the store)
     event = await store.append("lost-1", 0, "counter.incremented", {"by": 1})
@@ -604,7 +586,7 @@ async def test_an_append_whose_answer_is_lost_is_answered_as_committed(store: Ev
 
 async def test_an_append_that_times_out_twice_is_unanswered(store: EventStore) -> None:
     # given an events collection that times out twice without writing
-    store.collection = _LosesAnswers(store.collection, ["time out", "time out"])
+    store.collection = LosesAnswers(store.collection, [TIME_OUT, TIME_OUT])
 
     # when an event is appended, then the timeout reaches the caller, and nothing was stored
     with pytest.raises(ExecutionTimeout):

@@ -19,6 +19,7 @@ from products.catalog.keys import CATALOG
 from products.model import Product
 from shopkit import idempotency
 from shopkit.keys import DB
+from shopkit.testing.faults import LAND_THEN_TIME_OUT, TIME_OUT, LosesAnswers
 
 
 def projection_times_out(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,22 +107,8 @@ def answers_lost(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """The next product event of this instance lands but its answer is lost, and the store's own
     retry times out too: the client hears 503 of a write that committed."""
     events = client.server.app[CATALOG]._events
-    real = events.collection
-    script = ["land, then time out", "time out"]
-
-    class LosesAnswers:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(real, name)
-
-        async def insert_one(self, document: Any, *args: Any, **kwargs: Any) -> Any:
-            step = script.pop(0) if script else "answer"
-            if step != "time out":
-                result = await real.insert_one(document, *args, **kwargs)
-                if step == "answer":
-                    return result
-            raise ExecutionTimeout("operation exceeded time limit", 50)
-
-    monkeypatch.setattr(events, "collection", LosesAnswers())
+    lossy = LosesAnswers(events.collection, [LAND_THEN_TIME_OUT, TIME_OUT])
+    monkeypatch.setattr(events, "collection", lossy)
 
 
 async def test_a_change_committed_unanswered_is_answered_on_retry_not_412(
