@@ -52,6 +52,14 @@ def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
+async def disable(api: Api, user_id: str, admin: dict[str, str] | None = None) -> None:
+    """An admin disables the account."""
+    headers = admin if admin is not None else await api.admin()
+    await api.call(
+        "PATCH", f"/api/v1/users/{user_id}", 200, headers=headers, json={"disabled": True}
+    )
+
+
 async def refused(client: Client, path: str, auth: dict[str, str]) -> bool:
     """Whether `client` answers 401 to `auth` on `path` before the deadline (polling)."""
     deadline = time.monotonic() + DEADLINE
@@ -74,13 +82,7 @@ async def test_a_disabled_accounts_token_is_refused_by_another_service_within_se
     assert (await peer.get("/whoami", headers=auth)).status == 200
 
     # when an admin disables the account
-    await api.call(
-        "PATCH",
-        f"/api/v1/users/{user['id']}",
-        200,
-        headers=await api.admin(),
-        json={"disabled": True},
-    )
+    await disable(api, user["id"])
 
     # then the other service refuses the still unexpired token, and says why
     assert await refused(peer, "/whoami", auth)
@@ -147,13 +149,7 @@ async def test_a_service_started_after_a_revocation_refuses_the_token_at_once(
     user = await api.register("restart@example.com")
     auth = bearer(await api.login("restart@example.com"))
     running = await start_peer()
-    await api.call(
-        "PATCH",
-        f"/api/v1/users/{user['id']}",
-        200,
-        headers=await api.admin(),
-        json={"disabled": True},
-    )
+    await disable(api, user["id"])
     assert await refused(running, "/whoami", auth)
 
     # when a service instance starts afterwards (a restart, a new replica)
@@ -198,13 +194,7 @@ async def test_a_login_racing_a_disable_gets_a_token_the_disable_covers(
     await asyncio.wait_for(read.wait(), DEADLINE)
 
     # when an admin disables the account meanwhile, and the login then finishes
-    await api.call(
-        "PATCH",
-        f"/api/v1/users/{user['id']}",
-        200,
-        headers=admin,
-        json={"disabled": True},
-    )
+    await disable(api, user["id"], admin)
     release.set()
     auth = bearer(await login)
 
