@@ -39,11 +39,18 @@ class Figures:
 HEADER = f"{'endpoint':44} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'failed':>8}"
 
 
-def run(path: str, connections: int, duration: int, headers: list[str] | None = None) -> Figures:
+def run(
+    path: str,
+    connections: int,
+    duration: int,
+    headers: list[str] | None = None,
+    lua: str = "",
+) -> Figures:
+    """`lua` may define wrk's `request` (or `init`) to vary what each request sends."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: run ./task install")
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(REPORT)
+        script.write(lua + REPORT)
         script.flush()
         # One wrk thread: on two cores, a second one would take CPU from what we measure.
         command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", script.name]

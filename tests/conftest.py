@@ -131,6 +131,29 @@ def products_instances(
 
 
 @pytest.fixture(scope="session")
+def carts_instances(
+    services: dict[str, registry.Service],
+    mongo_url: str,
+    nats_url: str,
+    users_instances: list[str],
+    products_instances: list[str],
+    database_names: set[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[list[str]]:
+    env = {
+        "MONGO_URL": mongo_url,
+        "NATS_URL": nats_url,
+        "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
+        "PRODUCTS_URL": f"http://{products_instances[0]}",
+        # Every test client is 127.0.0.1: the per-address quota of guest carts is tested beside
+        # the service, not here.
+        "GUEST_CARTS_PER_MINUTE": "100000",
+    }
+    logs = tmp_path_factory.mktemp("carts")
+    yield from run_instances("carts", env, logs, database_names, services["carts"].instances)
+
+
+@pytest.fixture(scope="session")
 def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartGateway]:
     """Start an nginx gateway for the given upstreams, routed as the registry says unless `routes`;
     answers its base URL. All stop at the end."""
@@ -155,9 +178,12 @@ def gateway(
     start_gateway: StartGateway,
     users_instances: list[str],
     products_instances: list[str],
+    carts_instances: list[str],
 ) -> str:
     """The shop's gateway with two instances of each service behind it: the base URL clients use."""
-    return start_gateway({"users": users_instances, "products": products_instances})
+    return start_gateway(
+        {"users": users_instances, "products": products_instances, "carts": carts_instances}
+    )
 
 
 @pytest.fixture

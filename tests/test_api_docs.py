@@ -64,7 +64,7 @@ async def documented_operations(http: aiohttp.ClientSession, gateway: str, name:
 async def test_the_api_reference_lists_every_services_operations_and_runs_a_search(
     gateway: str, http: aiohttp.ClientSession
 ) -> None:
-    # given the gateway in front of users and products
+    # given the gateway in front of every service
     # when a browser opens /api/docs, shows each service, and tries out a search
     result = await run_browser(gateway, "products", "GET", "/api/v1/search")
 
@@ -74,8 +74,8 @@ async def test_the_api_reference_lists_every_services_operations_and_runs_a_sear
     assert result["page_errors"] == []
     assert result["console_errors"] == []
     # and its dropdown offers each service, listing exactly the operations its document declares
-    assert result["dropdown"] == ["users", "products"]
-    for name in ("users", "products"):
+    assert result["dropdown"] == ["users", "products", "carts"]
+    for name in ("users", "products", "carts"):
         listed = result["services"][name]
         assert len(listed) == len(set(listed)), listed
         assert set(listed) == await documented_operations(http, gateway, name)
@@ -103,6 +103,7 @@ async def test_the_api_reference_offers_each_routed_services_document(
     assert config["urls"] == [
         {"name": "users", "url": "/api/v1/users/openapi.json"},
         {"name": "products", "url": "/api/v1/products/openapi.json"},
+        {"name": "carts", "url": "/api/v1/carts/openapi.json"},
     ]
 
 

@@ -83,7 +83,7 @@ def schemathesis(gateway: str, service: str, token: str, report: Path) -> tuple[
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("service", ["users", "products"])
+@pytest.mark.parametrize("service", ["users", "products", "carts"])
 def test_the_api_does_what_its_document_says(
     gateway: str, admin_token: str, service: str, tmp_path: Path
 ) -> None:

@@ -90,3 +90,41 @@ async def test_get_or_load_reads_a_missing_entry_again_next_time() -> None:
 
     assert await cache.get_or_load("a", load) is None
     assert await cache.get_or_load("a", load) == "created"
+
+
+async def test_an_invalidation_of_one_key_does_not_stop_another_key_from_filling() -> None:
+    cache: Cache[str] = Cache("things", ttl=60)
+    epoch = cache.epoch()  # a reader starts reading "a"
+
+    await cache.invalidate("b")  # meanwhile a writer changes another key
+    cache.put("a", "value", epoch)
+
+    assert cache.get("a") == "value"
+
+
+async def test_a_writer_keeps_its_new_value_and_other_instances_drop_theirs(nats_url: str) -> None:
+    import nats
+
+    service = "cache" + uuid.uuid4().hex[:8]
+    writer_connection, reader_connection = (
+        await nats.connect(nats_url),
+        await nats.connect(nats_url),
+    )
+    writer: Cache[str] = Cache("things", ttl=60)
+    reader: Cache[str] = Cache("things", ttl=60)
+    await writer.attach(writer_connection, service)
+    await reader.attach(reader_connection, service)
+    await reader_connection.flush()
+    try:
+        reader.put("a", "old", reader.epoch())
+
+        await writer.replace("a", "new")
+
+        await _eventually(lambda: reader.get("a") is None)
+        await asyncio.sleep(0.05)  # the writer's own broadcast has come back by now
+        assert writer.get("a") == "new"
+    finally:
+        await writer.detach()
+        await reader.detach()
+        await writer_connection.close()
+        await reader_connection.close()

@@ -21,6 +21,32 @@ def test_a_document_may_go_from_the_utc_day_after_its_moment() -> None:
     assert sweeps.past_days(NOW, 3) == ["2026-11-30", "2026-12-01", "2026-12-02"]
 
 
+def test_a_document_due_within_hours_may_go_from_the_utc_hour_after_its_moment() -> None:
+    assert sweeps.purge_on(NOW + timedelta(hours=5), hourly=True) == "2026-12-03T15"
+    assert sweeps.past_hours(NOW, 3) == ["2026-12-03T07", "2026-12-03T08", "2026-12-03T09"]
+
+
+async def test_the_documents_due_by_the_hour_are_yielded_after_the_days(
+    db: AsyncDatabase[Any],
+) -> None:
+    things = db.things
+    await sweeps.ensure_index(things)
+    await things.insert_many(
+        [
+            {
+                "_id": "last-hour",
+                sweeps.FIELD: sweeps.purge_on(NOW - timedelta(hours=1), hourly=True),
+            },
+            {"_id": "this-hour", sweeps.FIELD: sweeps.purge_on(NOW, hourly=True)},
+            {"_id": "yesterday", sweeps.FIELD: sweeps.purge_on(NOW - timedelta(days=1))},
+        ]
+    )
+
+    due = [document["_id"] async for document in sweeps.due(things, NOW, hours=2)]
+
+    assert due == ["yesterday", "last-hour"]
+
+
 async def test_a_purge_deletes_the_past_days_and_keeps_today_and_the_future(
     db: AsyncDatabase[Any],
 ) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "principal",
     "public",
     "requires",
+    "signed_in_or_not",
 ]
 
 ALGORITHMS = ["ES256"]
@@ -42,6 +43,7 @@ STAFF_ROLES = ("staff", "admin")
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[web.StreamResponse]])
 _ACCESS_ATTR = "__shop_access__"
 PUBLIC = "public"
+SIGNED_IN_OR_NOT = "signed_in_or_not"
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +217,14 @@ def public(handler: Handler) -> Handler:
     return handler
 
 
+def signed_in_or_not(handler: Handler) -> Handler:
+    """Mark a handler as serving guests and signed-in callers alike, each their own resource (a
+    cart): without a token the caller is a guest; a token that fails is a 401, never a silent
+    guest, so a client whose token expired does not find itself writing to another resource."""
+    setattr(handler, _ACCESS_ATTR, SIGNED_IN_OR_NOT)
+    return handler
+
+
 def requires(*roles: str) -> Callable[[Handler], Handler]:
     """Mark a handler as reachable only by a principal holding one of `roles`."""
 
@@ -257,6 +267,8 @@ async def authorize(request: web.Request, verifier: TokenVerifier) -> Principal 
         except (Unauthorized, ServiceUnavailable):
             return None
     found = await verifier.verify(token) if token else None
+    if found is None and access == SIGNED_IN_OR_NOT:
+        return None
     if found is None:
         raise Unauthorized()
     if isinstance(access, frozenset) and not found.has_any(*access):

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 
 import nats
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
-from nats.js.api import StreamConfig
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy, StreamConfig
 
 from shopkit.keys import JETSTREAM, NATS, SETTINGS
 
-__all__ = ["ensure_stream", "nats_ctx", "ping", "stream_name", "subject"]
+__all__ = ["ensure_stream", "follow", "nats_ctx", "ping", "stream_name", "subject"]
 
 log = logging.getLogger("shopkit.broker")
 DEDUPE_WINDOW_SECONDS = 2 * 60 * 60
@@ -38,6 +40,40 @@ async def ensure_stream(js: nats.js.JetStreamContext, service: str) -> None:
         await js.add_stream(config)
     except nats.js.errors.BadRequestError:
         await js.update_stream(config)
+
+
+async def follow(
+    js: nats.js.JetStreamContext,
+    publisher: str,
+    subject: str,
+    received: Callable[[Msg], Awaitable[None]],
+    *,
+    since: datetime | None = None,
+) -> nats.js.JetStreamContext.PushSubscription:
+    """Feed `received` every message on `subject` (wildcards allowed) of `publisher`'s stream, from `since` (else from
+    now on), in this process only: for state each instance keeps in memory (revocations, caches).
+
+    An ordered consumer: ephemeral, in memory, recreated by the client after a gap or a reconnect,
+    resuming after the last message it got, so none is skipped while the connection lives.
+    """
+    # The publisher's stream may not exist yet; the same config it makes.
+    await ensure_stream(js, publisher)
+    if since is None:
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+    else:
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since)
+    subscription = await js.subscribe(
+        subject,
+        stream=stream_name(publisher),
+        cb=received,
+        ordered_consumer=True,
+        idle_heartbeat=5.0,
+        config=config,
+    )
+    # nats-py recreates the consumer from this same config, by start sequence but with the start
+    # time left in it, which the server refuses (a BadRequestError, and the feed would stop).
+    config.opt_start_time = None
+    return subscription
 
 
 async def connect(url: str, name: str) -> NatsClient:

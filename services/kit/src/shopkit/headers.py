@@ -8,6 +8,7 @@ __all__ = [
     "ALLOW",
     "AUTHORIZATION",
     "CACHE_CONTROL",
+    "CART_TOKEN",
     "CONTENT_TYPE",
     "ETAG",
     "IDEMPOTENCY_KEY",
@@ -36,8 +37,10 @@ RETRY_AFTER: Final = "Retry-After"
 VARY: Final = "Vary"
 WWW_AUTHENTICATE: Final = "WWW-Authenticate"
 # The platform's own: a client's retry key, the mark on a replayed answer, the id a request's log
-# lines share, and the client address nginx passes on.
+# lines share, the client address nginx passes on, and a guest's cart.
 IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 IDEMPOTENT_REPLAYED: Final = "Idempotent-Replayed"
 REQUEST_ID: Final = "X-Request-ID"
 REAL_IP: Final = "X-Real-IP"
+# A guest's cart, which has no account to belong to.
+CART_TOKEN: Final = "X-Cart-Token"

@@ -49,6 +49,7 @@ __all__ = [
     "idempotent",
     "operation_id",
     "purge_expired",
+    "retry_id",
     "sweeper",
 ]
 
@@ -159,6 +160,27 @@ def operation_id(request: web.Request, *parts: object) -> str | None:
     identity = request.get(OPERATION)
     if identity is None:
         return None
+    return hashlib.sha256(json.dumps([identity, *map(str, parts)]).encode()).hexdigest()[:32]
+
+
+async def retry_id(request: web.Request, *parts: object) -> str | None:
+    """`operation_id` without the stored answer of `idempotent`: the id a retry of this request
+    (same caller, route, Idempotency-Key, method, path and body) derives again; None without a key.
+
+    For writes idempotent through the event they append, where a record per request would cost
+    more than the write itself (adding to a cart): the retry finds the event its first attempt
+    committed (`decide(event_id=...)`) and answers the resource as it is now. `parts` scope the
+    id further (the resource written, for callers without an account).
+    """
+    if request.get(OPERATION) is not None:
+        return operation_id(request, *parts)
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is None:
+        return None
+    if not _VALID_KEY.fullmatch(key):
+        raise BadRequest(f"the {IDEMPOTENCY_KEY} header must be 1 to 255 visible ASCII characters")
+    fingerprint = _fingerprint(request.method, request.raw_path, await request.read())
+    identity = f"{_record_id(request, key)}:{fingerprint}"
     return hashlib.sha256(json.dumps([identity, *map(str, parts)]).encode()).hexdigest()[:32]
 
 

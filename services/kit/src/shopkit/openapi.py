@@ -12,7 +12,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from shopkit import headers
-from shopkit.auth import PUBLIC
+from shopkit.auth import PUBLIC, SIGNED_IN_OR_NOT
 from shopkit.schemas import JSONSCHEMA
 
 __all__ = [
@@ -167,8 +167,9 @@ def _errors(operation: Operation, access: object, has_path_parameters: bool) -> 
     if any(h.name == IDEMPOTENCY_KEY.name for h in operation.headers):
         # A malformed or missing key is 400; a key reused with another body is 422; in flight, 409.
         errors |= {400, 409, 422}
-    if any(h.name == IF_MATCH.name for h in operation.headers):
-        errors |= {412, 428}
+    for header in operation.headers:
+        if header.name == IF_MATCH.name:
+            errors |= {412, 428} if header.required else {412}
     if has_path_parameters:
         errors.add(404)
     return errors
@@ -247,8 +248,8 @@ def document(
             "summary": (handler.__doc__ or name.replace("_", " ")).strip().splitlines()[0],
             "responses": _responses(described, _errors(described, access, bool(path_parameters))),
         }
-        if access == PUBLIC:
-            # A token is optional: staff see more on some public reads.
+        if access in (PUBLIC, SIGNED_IN_OR_NOT):
+            # A token is optional: staff see more on some public reads; a guest has a cart too.
             operation["security"] = [{}, {"bearer": []}]
         else:
             operation["security"] = [{"bearer": []}]

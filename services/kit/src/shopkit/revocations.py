@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import nats.errors
 from aiohttp import web
 from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shopkit import broker, clock
 from shopkit.events import Payload
@@ -189,25 +188,9 @@ async def _subscribe(
         if message.metadata.num_pending == 0:
             revocations.caught_up.set()
 
-    # The issuer's stream may not exist yet (nothing to replay then); the same config it makes.
-    await broker.ensure_stream(js, ISSUER)
-    config = ConsumerConfig(
-        deliver_policy=DeliverPolicy.BY_START_TIME,
-        opt_start_time=clock.now() - REPLAY_WINDOW,
+    subscription = await broker.follow(
+        js, ISSUER, SUBJECTS, received, since=clock.now() - REPLAY_WINDOW
     )
-    subscription = await js.subscribe(
-        SUBJECTS,
-        stream=broker.stream_name(ISSUER),
-        cb=received,
-        # Ordered: an ephemeral consumer in memory that the client recreates after a gap or a
-        # reconnect, resuming after the last message it got: no revocation is skipped.
-        ordered_consumer=True,
-        idle_heartbeat=5.0,
-        config=config,
-    )
-    # nats-py recreates the consumer from this same config, by start sequence but with the start
-    # time left in it, which the server refuses (a BadRequestError, and the feed would stop).
-    config.opt_start_time = None
     info = await subscription.consumer_info()
     if info.num_pending == 0 and (info.delivered is None or info.delivered.consumer_seq == 0):
         revocations.caught_up.set()  # nothing to replay

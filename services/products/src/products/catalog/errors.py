@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from shopkit.problems import Conflict, NotFound, PreconditionFailed, Problem, ValidationFailed
+from shopkit.problems import Conflict, NotFound, ValidationFailed
+from shopkit.versions import StaleVersion
+
+__all__ = [
+    "CategoryCycle",
+    "CategoryNotFound",
+    "ProductNotFound",
+    "SkuTaken",
+    "SlugTaken",
+    "StaleVersion",
+]
 
 
 class ProductNotFound(NotFound):
@@ -19,14 +29,6 @@ class SlugTaken(Conflict):
 
 class SkuTaken(Conflict):
     slug, title = "sku-taken", "SKU already in use"
-
-
-class StaleVersion(PreconditionFailed):
-    slug, title = "stale-version", "The resource changed since you read it"
-
-
-class PreconditionRequired(Problem):
-    status, slug, title = 428, "precondition-required", "If-Match required"
 
 
 class CategoryCycle(ValidationFailed):

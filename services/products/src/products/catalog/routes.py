@@ -3,13 +3,11 @@ and `products.lookup`, which read search and inventory too)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiohttp import web
 
 from products.catalog import schemas
-from products.catalog.errors import PreconditionRequired, StaleVersion
 from products.catalog.keys import CATALOG, CATEGORIES
 from products.model import Product
 from shopkit.auth import STAFF_ROLES as STAFF
@@ -18,13 +16,13 @@ from shopkit.headers import (
     AUTHORIZATION,
     CACHE_CONTROL,
     ETAG,
-    IF_MATCH,
     IF_NONE_MATCH,
     LOCATION,
     VARY,
 )
 from shopkit.idempotency import idempotent, operation_id
 from shopkit.schemas import load_body
+from shopkit.versions import if_match
 
 routes = web.RouteTableDef()
 PUBLIC_CACHE = "public, max-age=30"
@@ -38,13 +36,9 @@ def is_staff(request: web.Request) -> bool:
 
 def _expected_version(request: web.Request) -> int:
     """The version an `If-Match: "v7"` names; writes without one are refused (428)."""
-    header = request.headers.get(IF_MATCH)
-    if header is None:
-        raise PreconditionRequired("send If-Match with the ETag you read")
-    match = re.fullmatch(r'(?:W/)?"v([0-9]{1,15})"', header.strip())
-    if match is None:
-        raise StaleVersion("If-Match does not name a version of this resource")
-    return int(match.group(1))
+    version = if_match(request, required=True)
+    assert version is not None
+    return version
 
 
 def _cached(request: web.Request, body: Any, etag: str, staff: bool) -> web.Response:
