@@ -100,12 +100,17 @@ NGINX_CODES = {431: (494,)}
 PROBLEM_PREFIX = "/_gateway/problem/"
 
 
-def _upstreams_block(upstreams: Mapping[str, Sequence[str]]) -> str:
+def _upstreams_block(
+    upstreams: Mapping[str, Sequence[str]], affinities: Mapping[str, str | None]
+) -> str:
     blocks = []
     for name, servers in upstreams.items():
         if not servers:
             raise ValueError(f"upstream {name} has no servers")
         lines = [f"    upstream {name} {{"]
+        if affinities.get(name):
+            # Consistent: adding or losing an instance moves only that instance's share.
+            lines.append(f"        hash {affinities[name]} consistent;")
         lines += [f"        server {server} max_fails=1 fail_timeout=5s;" for server in servers]
         # Idle connections close before aiohttp's 75 s keepalive does, so nginx never reuses a
         # connection the service is closing.
@@ -208,12 +213,14 @@ def render(
 ) -> str:
     """The config for a gateway on 127.0.0.1:`listen_port`; routes to unknown upstreams skipped.
     `routes` default to the registry's (services/registry.toml)."""
+    services = registry.load()
     if routes is None:
-        routes = routes_for(registry.load())
+        routes = routes_for(services)
+    affinities = {name: service.affinity for name, service in services.items()}
     values = {
         "listen_port": str(listen_port),
         "state_dir": str(state_dir.resolve()),
-        "upstreams": _upstreams_block(upstreams),
+        "upstreams": _upstreams_block(upstreams, affinities),
         "routes": _routes_block(routes, upstreams) + _trailing_slash_guards(routes),
         "problems": _problems_block(),
         "docs_dir": str(DOCS_DIR),

@@ -15,7 +15,9 @@ REGISTRY = ROOT / "services" / "registry.toml"
 # lower-case letters and digits keep it valid in each of them.
 NAME = re.compile(r"^[a-z][a-z0-9]{1,30}$")
 PREFIX = re.compile(r"^[a-z][a-z0-9-]*$")
-_KEYS = {"ports", "prefixes", "limited"}
+_KEYS = {"ports", "prefixes", "limited", "affinity"}
+# nginx variables only (`$http_authorization$http_x_cart_token`): the key requests are hashed on.
+AFFINITY = re.compile(r"^(\$[a-z_]+)+$")
 
 
 class RegistryError(ValueError):
@@ -28,6 +30,7 @@ class Service:
     ports: tuple[int, ...]
     prefixes: tuple[str, ...]
     limited: Mapping[str, str]
+    affinity: str | None = None
 
     @property
     def instances(self) -> int:
@@ -54,7 +57,10 @@ def _service(name: str, table: Any) -> Service:
         isinstance(path, str) and isinstance(zone, str) for path, zone in limited.items()
     ):
         raise RegistryError(f"{name}: limited maps an exact path to a limit_req zone")
-    return Service(name, tuple(ports), tuple(prefixes), dict(limited))
+    affinity = table.get("affinity")
+    if affinity is not None and not (isinstance(affinity, str) and AFFINITY.match(affinity)):
+        raise RegistryError(f"{name}: affinity is nginx variables, such as $http_authorization")
+    return Service(name, tuple(ports), tuple(prefixes), dict(limited), affinity)
 
 
 def parse(text: str) -> dict[str, Service]:

@@ -18,6 +18,18 @@ def test_the_shops_registry_loads_and_routes_every_service() -> None:
     assert all(service.instances >= 1 for service in services.values())
 
 
+def test_a_service_with_affinity_is_balanced_by_a_consistent_hash_of_its_key(
+    tmp_path: Path,
+) -> None:
+    import gateway
+
+    config = gateway.render(8080, {"carts": ["127.0.0.1:1", "127.0.0.1:2"]}, tmp_path)
+
+    upstream = config[config.index("upstream carts {") :]
+    upstream = upstream[: upstream.index("}")]
+    assert "hash $http_authorization$http_x_cart_token consistent;" in upstream
+
+
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
@@ -26,6 +38,7 @@ def test_the_shops_registry_loads_and_routes_every_service() -> None:
         ("[a1]\nports = [1]\nreplicas = 3\n", "unknown keys"),
         ("[a1]\nports = []\n", "ports must be"),
         ("[Users]\nports = [1]\n", "lower-case"),
+        ('[a1]\nports = [1]\naffinity = "$remote_addr; deny all"\n', "affinity is nginx variables"),
     ],
 )
 def test_an_impossible_registry_is_refused_naming_the_service(text: str, complaint: str) -> None:

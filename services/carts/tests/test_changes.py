@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from carts import changes
-from carts.errors import LineLimit
+from carts.errors import LineLimit, PricesUnavailable
 from carts.model import MAX_LINES, Cart, CartEvent
 from carts.pricing import Quote
 from shopkit import clock
@@ -70,3 +70,10 @@ def test_a_paid_order_takes_out_only_what_it_ordered() -> None:
     after = _apply(cart, changes.paid("o-1", [OrderLine("S0", 2), OrderLine("GONE", 1)])(cart))
 
     assert [(line.sku, line.quantity) for line in after.lines] == [("S0", 1), ("S1", 1)]
+
+
+def test_raising_a_line_that_shrank_meanwhile_without_a_live_price_is_a_503_not_a_crash() -> None:
+    cart = _cart_of(1)  # S0 holds 1: the route, which saw 5, fetched no price to lower it to 3
+
+    with pytest.raises(PricesUnavailable):
+        changes.change("S0", 3, None, expected=None, event_id=None)(cart)

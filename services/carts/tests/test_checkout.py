@@ -140,3 +140,21 @@ async def test_orders_releases_its_hold(shop: Shop, catalog: Catalog) -> None:
 
     assert released.status == twice.status == 204
     assert (await shop.cart(guest))["checkout"] is None
+
+
+async def test_a_guest_cart_held_for_an_order_is_not_merged_away(
+    shop: Shop, catalog: Catalog
+) -> None:
+    await catalog.add({"MUG-1": 1250})
+    guest = await shop.guest("MUG-1", 2)
+    cart_id = (await shop.cart(guest))["id"]
+    orders = shop.user("service:orders", "service")
+    await shop.call("POST", _checkout(cart_id), headers=orders, json={"order_id": "o-1"})
+
+    merge = await shop.call(
+        "POST", "/api/v1/carts/current/merge", headers={**shop.user("ann"), **guest}
+    )
+
+    assert merge.status == 409
+    assert (await merge.json())["order_id"] == "o-1"
+    assert quantities(await shop.cart(guest)) == {"MUG-1": 2}

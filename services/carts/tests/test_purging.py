@@ -107,11 +107,32 @@ async def test_a_merge_cut_short_after_the_guest_closed_is_finished_by_the_sweep
     target, _ = await carts.open_for_user("ann")
     held = await carts.of_guest(guest["X-Cart-Token"])
     # the merge got as far as the guest cart's last event, then its process died
-    await carts.store.merge_started(held.id, target.id)
-    await carts.write(held, changes.merge_away(target.id))
+    await carts.store.merge_started(held.id, target.id, "ann")
+    await carts.write(held, changes.merge_away(target.id, clock.now()))
 
     _later(monkeypatch, minutes=2)
     assert await merging.finish_interrupted(carts) == 1
 
     assert quantities(await shop.cart(shop.user("ann"))) == {"MUG-1": 2}
     assert await carts.store.merges_under_way(10) == []
+
+
+async def test_a_cut_short_merge_whose_user_cart_ended_goes_to_the_users_new_cart(
+    shop: Shop, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await catalog.add({"MUG-1": 1250})
+    guest = await shop.guest("MUG-1", 2)
+    carts = shop.client.app[CARTS]
+    target, _ = await carts.open_for_user("ann")
+    held = await carts.of_guest(guest["X-Cart-Token"])
+    await carts.store.merge_started(held.id, target.id, "ann")
+    await carts.write(held, changes.merge_away(target.id, clock.now()))
+    # the user's (empty) cart expired before the sweeper came to finish the merge
+    await carts.write(target, changes.close(lambda cart: True))
+
+    _later(monkeypatch, minutes=2)
+    assert await merging.finish_interrupted(carts) == 1
+
+    cart = await shop.cart(shop.user("ann"))
+    assert cart["id"] != target.id
+    assert quantities(cart) == {"MUG-1": 2}

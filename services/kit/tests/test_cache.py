@@ -128,3 +128,13 @@ async def test_a_writer_keeps_its_new_value_and_other_instances_drop_theirs(nats
         await reader.detach()
         await writer_connection.close()
         await reader_connection.close()
+
+
+async def test_a_writers_value_is_not_kept_when_the_key_was_dropped_since_it_began() -> None:
+    cache: Cache[str] = Cache("things", ttl=60)
+    epoch = cache.epoch()  # a writer starts its write
+
+    await cache.invalidate("a")  # a newer write is announced meanwhile
+    await cache.replace("a", "mine", epoch)
+
+    assert cache.get("a") is None

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 from aiohttp import web
+from nats.aio.msg import Msg
 
 from carts import checkout, internal, purging, routes
 from carts.carts import Carts, Held, Retention
@@ -67,8 +68,8 @@ def create_app(
         )
         app[PRICES] = prices = Prices(products, ttl=settings.price_ttl)
 
-        async def received(message: object) -> None:
-            on_product_message(prices, message)  # type: ignore[arg-type]
+        async def received(message: Msg) -> None:
+            on_product_message(prices, message)
 
         publisher = settings.products_service
         subscription = await broker.follow(

@@ -82,8 +82,9 @@ class Carts:
         # Which cart is whose: a user's cart changes only when the old one is purged.
         self._users: OrderedDict[str, str] = OrderedDict()
 
-    async def get(self, cart_id: str) -> Held | None:
-        """The cart as its stream has it, None when there is no such cart."""
+    async def get(self, cart_id: str, *, remember: bool = True) -> Held | None:
+        """The cart as its stream has it, None when there is no such cart. `remember=False`
+        keeps a cart read once (by the sweeper) out of the cache of the carts in use."""
         cached = self._cache.get(cart_id)
         if cached is not None:
             return cached
@@ -95,7 +96,8 @@ class Carts:
         for event in await self.events.load(cart_id, after_seq=cart.version):
             cart = fold(cart, event)
         held = Held(cart_id, record.owner, cart, record.snapshot.version, record.purge_on)
-        self._cache.put(cart_id, held, epoch)
+        if remember:
+            self._cache.put(cart_id, held, epoch)
         return held
 
     async def create(self, cart_id: str, owner: str | None) -> Held:
@@ -108,6 +110,9 @@ class Carts:
         """Let `decision` change the cart (see `decide`); the cart after it."""
         async with self._exclusive(held.id):
             current = self._cache.get(held.id) or held
+            # Drops from here on come from other instances' writes (this one's are ordered by
+            # the lock): a value this write caches must not hide one of theirs.
+            epoch = self._cache.epoch()
             outcome = await decide(
                 self.events,
                 held.id,
@@ -121,7 +126,11 @@ class Carts:
                 return current
             after = replace(current, cart=outcome.state)
             # The append is the commit: what follows must not turn it into an error.
-            await self._after_commit("cart cache", self._cache.replace(held.id, after))
+            # Unconfirmed: the gateway sends this cart's client back here (affinity); another
+            # device's next read elsewhere meets the drop within moments.
+            replaced = self._cache.replace(held.id, after, epoch, confirm=False)
+            await self._after_commit("cart cache", replaced)
+            epoch = self._cache.epoch()
             purge_on = self.retention.purge_on(after.owner, after.cart)
             if (
                 purge_on != after.purge_on
@@ -132,7 +141,7 @@ class Carts:
                 )
                 if saved:
                     after = replace(after, saved_version=after.cart.version, purge_on=purge_on)
-                    self._cache.put(held.id, after, self._cache.epoch())
+                    self._cache.put(held.id, after, epoch)
             return after
 
     async def forget(self, cart_id: str) -> None:

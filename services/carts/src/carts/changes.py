@@ -18,20 +18,17 @@ from carts.errors import (
     InsufficientStock,
     LineLimit,
     LineNotFound,
+    NotDue,
+    PricesUnavailable,
     QuantityLimit,
 )
 from carts.events import OrderLine
 from carts.model import MAX_LINES, MAX_QUANTITY, Cart, CartEvent, CartStatus, Line
 from carts.pricing import Quote
 from shopkit.events import NewEvent
-from shopkit.problems import Conflict
 from shopkit.versions import StaleVersion
 
 Decision = Callable[[Cart], NewEvent | None]
-
-
-class NotDue(Conflict):
-    """The sweeper's decision to purge found the cart changed since it was scheduled."""
 
 
 def _writable(cart: Cart, expected: int | None) -> None:
@@ -89,7 +86,8 @@ def change(
         _writable(cart, expected)
         line = _line(cart, sku)
         if quantity > line.quantity:
-            assert quote is not None
+            if quote is None:  # the line shrank meanwhile: raising it needs a live price
+                raise PricesUnavailable(f"the price of {sku} cannot be checked right now")
             _in_stock(quote, quantity)
         # A live price in the line's currency becomes the one the customer saw.
         seen = quote.price if quote is not None and quote.for_sale else None
@@ -141,14 +139,21 @@ def describe(
 # --- merging a guest cart into a user's
 
 
-def merge_away(into: str) -> Decision:
-    """The guest cart's last event: its lines go to cart `into`, its token dies."""
+def merge_away(into: str, now: datetime) -> Decision:
+    """The guest cart's last event: its lines go to cart `into`, its token dies. Not while an
+    order holds it."""
 
     def decision(cart: Cart) -> NewEvent | None:
         if cart.status is CartStatus.MERGED and cart.merged_into == into:
             return None  # merged already: the merge is being repeated or finished
         if cart.status is not CartStatus.OPEN:
             raise CartNotFound("this guest cart was merged or has expired")
+        if cart.checkout is not None and cart.checkout.holds(now):
+            # Its order's payment takes the lines out of this cart: they must still be here.
+            raise CartHeld(
+                f"order {cart.checkout.order_id} is checking this cart out; merge it afterwards",
+                order_id=cart.checkout.order_id,
+            )
         return NewEvent(CartEvent.MERGED_AWAY, {"into": into})
 
     return decision

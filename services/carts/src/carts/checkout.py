@@ -8,6 +8,7 @@ orders holds the cart when it places an order (an internal route), and its event
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -56,7 +57,9 @@ async def hold(
         try:
             after = await carts.write(held, decision)
         except StaleVersion:
-            continue  # the cart changed while its prices were checked: check again
+            # The cart changed while its prices were checked: check again, from the stream.
+            await carts.forget(cart_id)
+            continue
         return after, present(after, quotes, currency), True
     raise CartNotReady("the cart keeps changing; retry", problems=[])
 
@@ -91,7 +94,7 @@ async def on_order_event(app: web.Application, event: Event) -> None:
     await carts.write(held, decision)
 
 
-def order_consumer(service_name: str) -> Any:
+def order_consumer(service_name: str) -> Callable[[web.Application], AsyncIterator[None]]:
     """The durable consumer of orders' events, as a background job of the app."""
     return consume(
         f"{service_name}-checkout",

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from shopkit.headers import RETRY_AFTER
-from shopkit.problems import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from shopkit.problems import (
+    BadGateway,
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 
 
 class CartNotFound(NotFound):
@@ -54,3 +60,13 @@ class PricesUnavailable(ServiceUnavailable):
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail, headers={RETRY_AFTER: "1"})
+
+
+class ProductsFailed(BadGateway):
+    slug, title = "products-failed", "The products service answered the price lookup wrongly"
+
+
+class NotDue(Conflict):
+    """The sweeper's decision to purge found the cart changed since it was scheduled."""
+
+    slug, title = "not-due", "The cart changed since its purge was scheduled"

@@ -11,6 +11,7 @@ from carts.errors import CartNotFound
 from carts.keys import CARTS, PRICES, SETTINGS
 from carts.schemas import HoldSchema
 from carts.view import present
+from shopkit.answers import json_response
 from shopkit.auth import requires
 from shopkit.headers import CACHE_CONTROL, ETAG
 from shopkit.schemas import load_body
@@ -28,7 +29,7 @@ async def internal_cart(request: web.Request) -> web.Response:
         raise CartNotFound(f"no cart {request.match_info['cart_id']}")
     quotes = await request.app[PRICES].quotes([line.sku for line in held.cart.lines], live=True)
     body = present(held, quotes, request.app[SETTINGS].default_currency)
-    return web.json_response(body, headers={ETAG: etag(body["version"]), CACHE_CONTROL: "no-store"})
+    return json_response(body, headers={ETAG: etag(body["version"]), CACHE_CONTROL: "no-store"})
 
 
 @routes.post("/internal/carts/{cart_id}/checkout")
@@ -36,7 +37,7 @@ async def internal_cart(request: web.Request) -> web.Response:
 async def checkout_cart(request: web.Request) -> web.Response:
     """Hold the cart for a pending order, if every line can be ordered at its live price: 201 held,
     200 when this order holds it already, 409 naming the problems or the order holding it."""
-    body = await load_body(request, HoldSchema())
+    body = await load_body(request, HoldSchema)
     settings = request.app[SETTINGS]
     _, view, made = await checkout.hold(
         request.app[CARTS],
@@ -46,7 +47,7 @@ async def checkout_cart(request: web.Request) -> web.Response:
         timedelta(seconds=settings.checkout_hold),
         settings.default_currency,
     )
-    return web.json_response(
+    return json_response(
         view,
         status=201 if made else 200,
         headers={ETAG: etag(view["version"]), CACHE_CONTROL: "no-store"},

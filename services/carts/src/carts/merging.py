@@ -18,6 +18,7 @@ from carts.carts import Carts, Held
 from carts.errors import CartNotFound
 from carts.model import CartStatus
 from carts.owners import guest_cart_id
+from carts.store import Merge
 from shopkit import clock
 
 log = logging.getLogger("carts.merging")
@@ -31,8 +32,8 @@ async def merge(carts: Carts, user_id: str, guest_token: str) -> tuple[Held, dic
     target, _ = await carts.open_for_user(user_id)
     if guest.cart.status is CartStatus.MERGED and guest.cart.merged_into != target.id:
         raise CartNotFound("no cart has this token; it may have been merged or expired")
-    await carts.store.merge_started(guest.id, target.id)
-    guest = await carts.write(guest, changes.merge_away(target.id))
+    await carts.store.merge_started(guest.id, target.id, user_id)
+    guest = await carts.write(guest, changes.merge_away(target.id, clock.now()))
     target = await _take_in(carts, guest, target)
     await carts.store.merge_finished(guest.id)
     return target, target.cart.merges[guest.id]
@@ -51,19 +52,31 @@ async def _take_in(carts: Carts, guest: Held, target: Held) -> Held:
 
 
 async def finish_interrupted(carts: Carts, limit: int = 100) -> int:
-    """Finish the merges a crash cut short; how many there were."""
+    """Finish the merges a crash cut short; how many there were. One that fails is logged and
+    tried again at the next pass, and does not hold up the others."""
     finished = 0
     cut_off = clock.now() - INTERRUPTED_AFTER
     for under_way in await carts.store.merges_under_way(limit):
         if under_way.started_at > cut_off:
             continue  # probably still running
-        guest = await carts.get(under_way.guest_cart_id)
-        target = await carts.get(under_way.into)
-        merged = guest is not None and guest.cart.merged_into == under_way.into
-        if merged and guest is not None and target is not None:
-            await _take_in(carts, guest, target)
-            finished += 1
-            log.info("finished the merge of cart %s into %s", guest.id, target.id)
-        # Not merged: the guest's last event never landed, the request failed, nothing to finish.
-        await carts.store.merge_finished(under_way.guest_cart_id)
+        try:
+            finished += await _finish(carts, under_way)
+        except Exception:
+            log.exception("could not finish the merge of cart %s", under_way.guest_cart_id)
     return finished
+
+
+async def _finish(carts: Carts, under_way: Merge) -> int:
+    guest = await carts.get(under_way.guest_cart_id, remember=False)
+    done = 0
+    if guest is not None and guest.cart.merged_into == under_way.into:
+        target = await carts.get(under_way.into)
+        if target is None or target.cart.status is not CartStatus.OPEN:
+            # The user's cart ended meanwhile: the lines go to the one they have now.
+            target, _ = await carts.open_for_user(under_way.user_id)
+        await _take_in(carts, guest, target)
+        done = 1
+        log.info("finished the merge of cart %s into %s", guest.id, target.id)
+    # Not merged: the guest's last event never landed, the request failed, nothing to finish.
+    await carts.store.merge_finished(under_way.guest_cart_id)
+    return done

@@ -20,6 +20,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
+from carts.errors import ProductsFailed
 from carts.events import ProductChanged, ProductEvent, StockEvent, StockMoved
 from shopkit.http import ServiceClient
 from shopkit.money import Money
@@ -58,7 +59,8 @@ class Prices:
         self._ttl = ttl
         self._size = size
         self._quotes: OrderedDict[str, Quote] = OrderedDict()
-        self._in_flight: dict[str, asyncio.Future[None]] = {}
+        # The lookup under way for a SKU, and the drop count when it started.
+        self._in_flight: dict[str, tuple[asyncio.Future[None], int]] = {}
         # Drops are numbered, and a lookup stores only quotes of SKUs not dropped since it started.
         self._drops = 0
         self._dropped: dict[str, int] = {}
@@ -118,24 +120,33 @@ class Prices:
     async def _ask(self, skus: list[str], *, share: bool) -> None:
         """Ask products for `skus`, joining a lookup already under way for a SKU when `share`."""
         waits: set[asyncio.Future[None]] = set()
-        mine = [sku for sku in skus if not share or sku not in self._in_flight]
+        joined = {sku: self._joinable(sku) for sku in skus} if share else {}
+        mine = [sku for sku in skus if joined.get(sku) is None]
         for start in range(0, len(mine), LOOKUP_LIMIT):
             batch = mine[start : start + LOOKUP_LIMIT]
             lookup = asyncio.ensure_future(self._lookup(batch))
             waits.add(lookup)
             for sku in batch:
-                self._in_flight[sku] = lookup
+                self._in_flight[sku] = (lookup, self._drops)
             lookup.add_done_callback(functools.partial(self._landed, batch=batch))
-        if share:
-            waits.update(self._in_flight[sku] for sku in skus if sku in self._in_flight)
+        waits.update(lookup for lookup in joined.values() if lookup is not None)
         # Shielded: a caller that gives up must not cancel a lookup others wait for.
         for result in await asyncio.gather(*map(asyncio.shield, waits), return_exceptions=True):
             if isinstance(result, BaseException):
                 raise result
 
+    def _joinable(self, sku: str) -> asyncio.Future[None] | None:
+        """The lookup under way for `sku`, unless the SKU changed since it started (its answer
+        would be thrown away)."""
+        under_way = self._in_flight.get(sku)
+        if under_way is None or self._dropped.get(sku, 0) > under_way[1]:
+            return None
+        return under_way[0]
+
     def _landed(self, lookup: asyncio.Future[None], *, batch: list[str]) -> None:
         for sku in batch:
-            if self._in_flight.get(sku) is lookup:
+            under_way = self._in_flight.get(sku)
+            if under_way is not None and under_way[0] is lookup:
                 del self._in_flight[sku]
         if not lookup.cancelled():
             lookup.exception()  # retrieved: a failure is raised to its callers, not logged as lost
@@ -143,12 +154,15 @@ class Prices:
     async def _lookup(self, skus: list[str]) -> None:
         started, drops = time.monotonic(), self._drops
         answer = await self._products.request("GET", LOOKUP, params={"skus": ",".join(skus)})
-        if answer.status != 200:
-            log.error("products answered the SKU lookup with %s", answer.status)
-            raise LookupRefused(f"products answered the SKU lookup with {answer.status}")
-        quotes = {sku: Quote(sku, False, fetched_at=started) for sku in answer.body["missing"]}
-        for item in answer.body["items"]:
-            quotes[item["sku"]] = _quote(item, started)
+        try:
+            if answer.status != 200:
+                raise ValueError(f"status {answer.status}")
+            quotes = {sku: Quote(sku, False, fetched_at=started) for sku in answer.body["missing"]}
+            for item in answer.body["items"]:
+                quotes[item["sku"]] = _quote(item, started)
+        except (KeyError, TypeError, ValueError) as error:
+            log.error("products answered the SKU lookup wrongly: %s", error)
+            raise ProductsFailed(f"products answered the SKU lookup wrongly ({error})") from None
         for sku, quote in quotes.items():
             if self._dropped.get(sku, 0) > drops:
                 continue  # changed while we asked: this answer may predate the change
@@ -156,10 +170,6 @@ class Prices:
             self._quotes.move_to_end(sku)
         while len(self._quotes) > self._size:
             self._quotes.popitem(last=False)
-
-
-class LookupRefused(Problem):
-    status, slug, title = 502, "prices-unavailable", "Prices are unavailable"
 
 
 def _quote(item: dict[str, Any], fetched_at: float) -> Quote:

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from carts import changes, merging
 from carts.carts import Carts, Held
+from carts.errors import NotDue
 from carts.keys import CARTS
 from carts.model import Cart, CartStatus
 from carts.store import CartRecord
@@ -59,7 +60,7 @@ async def _close(carts: Carts, held: Held) -> None:
 
     try:
         closed = await carts.write(held, changes.close(due))
-    except changes.NotDue:
+    except NotDue:
         closed = await carts.get(held.id) or held
     else:
         if held.owner is not None:

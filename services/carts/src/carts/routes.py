@@ -14,6 +14,7 @@ from carts.owners import guest_cart_id
 from carts.pricing import Quote
 from carts.schemas import AddLineSchema, ChangeLineSchema, DetailsSchema
 from carts.view import present
+from shopkit.answers import json_response
 from shopkit.auth import STAFF_ROLES, optional_principal, principal, requires, signed_in_or_not
 from shopkit.headers import CACHE_CONTROL, CART_TOKEN, ETAG, REAL_IP
 from shopkit.idempotency import retry_id
@@ -72,7 +73,7 @@ def _json(request: web.Request, body: dict[str, Any], status: int = 200) -> web.
     headers = {ETAG: etag(body["version"]), CACHE_CONTROL: NO_STORE}
     if NEW_TOKEN in request:
         headers[CART_TOKEN] = request[NEW_TOKEN]
-    return web.json_response(body, status=status, headers=headers)
+    return json_response(body, status=status, headers=headers)
 
 
 async def _quote(request: web.Request, sku: str) -> Quote:
@@ -99,7 +100,7 @@ async def current_cart(request: web.Request) -> web.Response:
 async def add_line(request: web.Request) -> web.Response:
     """Put a quantity of a SKU in the cart (its line grows if it has one); 201 when this made the
     cart. Any price sent is ignored: the catalog prices every line."""
-    body = await load_body(request, AddLineSchema())
+    body = await load_body(request, AddLineSchema)
     quote = await _quote(request, body["sku"])
     held, made = await _writable(request)
     operation = await retry_id(request, held.id)
@@ -114,14 +115,13 @@ async def add_line(request: web.Request) -> web.Response:
 @signed_in_or_not
 async def change_line(request: web.Request) -> web.Response:
     """Set the quantity of the SKU's line; raising it checks the price and stock again."""
-    body = await load_body(request, ChangeLineSchema())
+    body = await load_body(request, ChangeLineSchema)
     sku = request.match_info["sku"]
     held = await _required(request)
     line = held.cart.line(sku)
-    quote = None
     if line is not None and body["quantity"] > line.quantity:
-        quote = await _quote(request, sku)
-    elif line is not None:
+        quote: Quote | None = await _quote(request, sku)
+    else:  # lowering needs no price; a fresh one still updates the price the customer saw
         found = await request.app[PRICES].quotes([sku])
         quote = None if found.stale else found.found.get(sku)
     operation = await retry_id(request, held.id)
@@ -151,7 +151,9 @@ async def remove_line(request: web.Request) -> web.Response:
 @signed_in_or_not
 async def empty_cart(request: web.Request) -> web.Response:
     """Take every line out of the cart (the note, email and country stay)."""
-    held = await _required(request)
+    held = await _current(request)
+    if held is None:  # nothing to empty
+        return await _answer(request, None)
     operation = await retry_id(request, held.id)
     decision = changes.empty(expected=if_match(request, required=False), event_id=operation)
     return await _answer(
@@ -164,7 +166,7 @@ async def empty_cart(request: web.Request) -> web.Response:
 async def describe_cart(request: web.Request) -> web.Response:
     """Set or clear (null) the cart's note, the guest's email and the ship-to country; 201 when
     this made the cart."""
-    body = await load_body(request, DetailsSchema())
+    body = await load_body(request, DetailsSchema)
     if not body:  # a merge patch of nothing changes nothing, and makes no cart
         return await _answer(request, await _current(request))
     held, made = await _writable(request)

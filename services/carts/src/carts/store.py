@@ -34,6 +34,7 @@ class CartRecord:
 class Merge:
     guest_cart_id: str
     into: str
+    user_id: str
     started_at: datetime
 
 
@@ -105,8 +106,8 @@ class CartStore:
 
     # --- merges under way
 
-    async def merge_started(self, guest_cart_id: str, into: str) -> None:
-        document = {"_id": guest_cart_id, "into": into, "started_at": clock.now()}
+    async def merge_started(self, guest_cart_id: str, into: str, user_id: str) -> None:
+        document = {"_id": guest_cart_id, "into": into, "user": user_id, "started_at": clock.now()}
         with contextlib.suppress(DuplicateKeyError):
             await self.merges.insert_one(document)
 
@@ -117,7 +118,7 @@ class CartStore:
         # Unfiltered with a limit, the one bounded read FerretDB pushes down; the collection only
         # ever holds the merges running now and any a crash cut short.
         documents = await self.merges.find({}).limit(limit).to_list()
-        return [Merge(doc["_id"], doc["into"], doc["started_at"]) for doc in documents]
+        return [Merge(doc["_id"], doc["into"], doc["user"], doc["started_at"]) for doc in documents]
 
 
 def _document(cart_id: str, owner: str | None, cart: Cart, purge_on: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ flagged with a problem, and the cart is not ready for checkout while any problem
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -77,15 +78,14 @@ def _line(line: Line, quote: Quote | None, currency: str) -> dict[str, Any]:
             }
         )
     changed = price != line.price and quote is not None and quote.for_sale
+    unit_price = {"amount": price.amount, "currency": price.currency}
     return {
         "sku": line.sku,
         "title": title,
         "quantity": line.quantity,
-        "unit_price": price.to_json(),
-        "line_total": price.times(line.quantity).to_json(),
-        "price_changed": (
-            {"from": line.price.to_json(), "to": price.to_json()} if changed else None
-        ),
+        "unit_price": unit_price,
+        "line_total": {"amount": price.amount * line.quantity, "currency": price.currency},
+        "price_changed": {"from": line.price.to_json(), "to": unit_price} if changed else None,
         "price_stale": quote is None,
         "available": available,
         "problems": problems,
@@ -93,5 +93,7 @@ def _line(line: Line, quote: Quote | None, currency: str) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=4096)
 def _time(moment: datetime | None) -> str | None:
+    # Cached: a cart's lines keep their moments from read to read.
     return clock.rfc3339(moment) if moment is not None else None

@@ -84,30 +84,44 @@ class Cache(Generic[V]):
         return found
 
     def put(self, key: str, value: V, epoch: int) -> None:
-        if self._dropped.get(key, 0) > epoch or self._forgotten > epoch:
+        if self._dropped_since(key, epoch):
             return  # the key changed while we were reading: this value may already be stale
         self._store(key, value)
+
+    def _dropped_since(self, key: str, epoch: int) -> bool:
+        return self._dropped.get(key, 0) > epoch or self._forgotten > epoch
 
     async def invalidate(self, key: str) -> None:
         """Drop `key` here at once and tell the other instances to drop it too."""
         self._drop(key)
         await self._broadcast(key)
 
-    async def replace(self, key: str, value: V) -> None:
+    async def replace(
+        self, key: str, value: V, epoch: int | None = None, *, confirm: bool = True
+    ) -> None:
         """Keep `value`, just written to the source, here, and tell the other instances to drop
-        their copy: the writer's next read needs no trip to the source."""
-        self._drop(key)
-        self._store(key, value)
-        await self._broadcast(key)
+        their copy: the writer's next read needs no trip to the source.
 
-    async def _broadcast(self, key: str) -> None:
+        `epoch`, taken before the write: if another instance dropped the key since, its write may
+        be newer than this one, so this value is not kept (only the drop is passed on).
+        `confirm=False` leaves the broadcast to the client's own flusher (microseconds later,
+        several together) instead of a round trip to the broker per write: for data whose
+        client the gateway sends back to this same instance (see `affinity` in the registry)."""
+        overtaken = epoch is not None and self._dropped_since(key, epoch)
+        self._drop(key)
+        if not overtaken:
+            self._store(key, value)
+        await self._broadcast(key, confirm=confirm)
+
+    async def _broadcast(self, key: str, *, confirm: bool = True) -> None:
         if self._nats is None:
             return
         try:
             await self._nats.publish(self._subject, f"{self._origin} {key}".encode())
-            # Sent, not buffered, before the write is answered: the client's next read, on any
-            # instance, comes after the broker has passed the invalidation on.
-            await self._nats.flush(timeout=FLUSH_SECONDS)
+            if confirm:
+                # Sent, not buffered, before the write is answered: the client's next read, on
+                # any instance, comes after the broker has passed the invalidation on.
+                await self._nats.flush(timeout=FLUSH_SECONDS)
         except (nats.errors.Error, TimeoutError):
             log.warning("could not broadcast a cache invalidation; peers expire it by TTL")
 

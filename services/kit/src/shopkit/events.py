@@ -56,6 +56,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from shopkit import clock
+from shopkit.grouped import GroupedInserts
 from shopkit.headers import RETRY_AFTER
 from shopkit.problems import Conflict, Problem, ServiceUnavailable
 
@@ -257,6 +258,11 @@ class EventStore:
         self.outbox: AsyncCollection[Any] = db[f"{collection}_outbox"]
         self.intents: AsyncCollection[Any] = db[f"{collection}_intents"]
         self.relayed = collection == DEFAULT_COLLECTION if relayed is None else relayed
+        # Appends to different streams at the same moment reach the database as one insert each
+        # step (see shopkit.grouped); each still commits or fails alone.
+        self._events = GroupedInserts(lambda: self.collection)
+        self._intents = GroupedInserts(lambda: self.intents)
+        self._messages = GroupedInserts(lambda: self.outbox)
 
     async def ensure_indexes(self) -> None:
         # One event per id: what makes an append retried with its id idempotent (see `_resolve`).
@@ -306,7 +312,7 @@ class EventStore:
         answer_lost = False
         try:
             try:
-                await self.collection.insert_one(_to_document(event))
+                await self._events.insert(_to_document(event))
             except PyMongoError as error:
                 if not _answer_lost(error):
                     raise
@@ -398,7 +404,7 @@ class EventStore:
 
     async def _intend(self, event: Event) -> bool:
         try:
-            await self.intents.insert_one(
+            await self._intents.insert(
                 {
                     "_id": event.id,
                     "slot": slot(event.stream_id, event.seq),
@@ -420,7 +426,7 @@ class EventStore:
         # finds a message's predecessor by `_id`. A duplicate: the relay recovered it first, or the
         # appender it recovered for did.
         with contextlib.suppress(DuplicateKeyError):
-            await self.outbox.insert_one(_to_document(event))
+            await self._messages.insert(_to_document(event))
 
     # --- reading
 
