@@ -7,30 +7,22 @@ import uuid
 from typing import Any
 
 import aiohttp
+from e2e_support import admin_headers, expect_json
 
 CURRENT = "/api/v1/carts/current"
-
-
-async def _json(response: aiohttp.ClientResponse, status: int) -> Any:
-    assert response.status == status, await response.text()
-    return await response.json()
-
-
-async def _admin(gateway: str, http: aiohttp.ClientSession) -> dict[str, str]:
-    credentials = {"email": "admin@shop.local", "password": "admin-password-change-me"}
-    async with http.post(f"{gateway}/api/v1/auth/login", json=credentials) as r:
-        return {"Authorization": f"Bearer {(await _json(r, 200))['access_token']}"}
 
 
 async def _customer(gateway: str, http: aiohttp.ClientSession) -> tuple[dict[str, str], ...]:
     """A new account, signed in on two devices: each device's headers."""
     credentials = {"email": f"cart-{uuid.uuid4().hex[:8]}@example.com", "password": "correct horse"}
     async with http.post(f"{gateway}/api/v1/auth/register", json={**credentials, "name": "E"}) as r:
-        await _json(r, 201)
+        await expect_json(r, 201)
     devices = []
     for _ in range(2):
         async with http.post(f"{gateway}/api/v1/auth/login", json=credentials) as r:
-            devices.append({"Authorization": f"Bearer {(await _json(r, 200))['access_token']}"})
+            devices.append(
+                {"Authorization": f"Bearer {(await expect_json(r, 200))['access_token']}"}
+            )
     return tuple(devices)
 
 
@@ -47,37 +39,37 @@ async def _product(
         "variants": [{"sku": sku, "price": {"amount": amount, "currency": "EUR"}}],
     }
     async with http.post(f"{gateway}/api/v1/products", json=body, headers=staff) as r:
-        created = await _json(r, 201)
+        created = await expect_json(r, 201)
         etag = r.headers["ETag"]
     async with http.post(
         f"{gateway}/api/v1/inventory/{sku}/receipts",
         json={"quantity": 200, "reason": "delivery"},
         headers={**staff, "Idempotency-Key": uuid.uuid4().hex},
     ) as r:
-        await _json(r, 201)
+        await expect_json(r, 201)
     return sku, {**body, "id": created["id"]}, etag
 
 
 async def test_a_guest_cart_follows_its_shopper_into_an_account_on_every_device(
     gateway: str, http: aiohttp.ClientSession
 ) -> None:
-    staff = await _admin(gateway, http)
+    staff = await admin_headers(gateway, http)
     cup, _, _ = await _product(gateway, http, staff, 800)
     async with http.post(f"{gateway}{CURRENT}/lines", json={"sku": cup, "quantity": 2}) as r:
-        await _json(r, 201)
+        await expect_json(r, 201)
         guest = {"X-Cart-Token": r.headers["X-Cart-Token"]}
     laptop, phone = await _customer(gateway, http)
 
     async with http.post(f"{gateway}{CURRENT}/merge", headers={**laptop, **guest}) as r:
-        merged = await _json(r, 200)
+        merged = await expect_json(r, 200)
     async with http.get(f"{gateway}{CURRENT}", headers=guest) as r:
-        await _json(r, 404)
+        await expect_json(r, 404)
 
     assert merged["merge"]["added"] == [{"sku": cup, "quantity": 2}]
     # Both instances behind the balancer answer each device with the same cart.
     for device in (laptop, phone, laptop, phone):
         async with http.get(f"{gateway}{CURRENT}", headers=device) as r:
-            cart = await _json(r, 200)
+            cart = await expect_json(r, 200)
         assert cart["id"] == merged["id"]
         assert cart["total"] == {"amount": 1600, "currency": "EUR"}
 
@@ -85,7 +77,7 @@ async def test_a_guest_cart_follows_its_shopper_into_an_account_on_every_device(
 async def test_concurrent_adds_through_the_gateway_lose_nothing_and_a_price_change_shows(
     gateway: str, http: aiohttp.ClientSession
 ) -> None:
-    staff = await _admin(gateway, http)
+    staff = await admin_headers(gateway, http)
     cup, product, etag = await _product(gateway, http, staff, 500)
     device, _ = await _customer(gateway, http)
 
@@ -98,7 +90,7 @@ async def test_concurrent_adds_through_the_gateway_lose_nothing_and_a_price_chan
     statuses = await asyncio.gather(*(add() for _ in range(50)))
     assert set(statuses) <= {200, 201}
     async with http.get(f"{gateway}{CURRENT}", headers=device) as r:
-        assert (await _json(r, 200))["lines"][0]["quantity"] == 50
+        assert (await expect_json(r, 200))["lines"][0]["quantity"] == 50
 
     repriced = [{"sku": cup, "price": {"amount": 450, "currency": "EUR"}}]
     async with http.patch(
@@ -106,12 +98,12 @@ async def test_concurrent_adds_through_the_gateway_lose_nothing_and_a_price_chan
         json={"variants": repriced},
         headers={**staff, "If-Match": etag},
     ) as r:
-        await _json(r, 200)
+        await expect_json(r, 200)
 
     deadline = asyncio.get_running_loop().time() + 10
     while True:
         async with http.get(f"{gateway}{CURRENT}", headers=device) as r:
-            line = (await _json(r, 200))["lines"][0]
+            line = (await expect_json(r, 200))["lines"][0]
         if line["unit_price"]["amount"] == 450:
             break
         assert asyncio.get_running_loop().time() < deadline, "the new price never showed"

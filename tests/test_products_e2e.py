@@ -5,20 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any
 
 import aiohttp
-
-
-async def _json(response: aiohttp.ClientResponse, status: int) -> Any:
-    assert response.status == status, await response.text()
-    return await response.json()
-
-
-async def _admin(gateway: str, http: aiohttp.ClientSession) -> dict[str, str]:
-    credentials = {"email": "admin@shop.local", "password": "admin-password-change-me"}
-    async with http.post(f"{gateway}/api/v1/auth/login", json=credentials) as r:
-        return {"Authorization": f"Bearer {(await _json(r, 200))['access_token']}"}
+from e2e_support import admin_headers, expect_json
 
 
 async def _search_until(gateway: str, http: aiohttp.ClientSession, query: str, name: str) -> float:
@@ -35,7 +24,7 @@ async def _search_until(gateway: str, http: aiohttp.ClientSession, query: str, n
 async def test_a_product_published_and_renamed_through_the_api_is_found_within_seconds(
     gateway: str, http: aiohttp.ClientSession
 ) -> None:
-    staff = await _admin(gateway, http)
+    staff = await admin_headers(gateway, http)
     tag = uuid.uuid4().hex[:6]
     body = {
         "slug": f"kettle-{tag}",
@@ -45,7 +34,7 @@ async def test_a_product_published_and_renamed_through_the_api_is_found_within_s
         "variants": [{"sku": f"KETTLE-{tag}", "price": {"amount": 4999, "currency": "EUR"}}],
     }
     async with http.post(f"{gateway}/api/v1/products", json=body, headers=staff) as r:
-        created = await _json(r, 201)
+        created = await expect_json(r, 201)
         etag = r.headers["ETag"]
     assert await _search_until(gateway, http, f"coper kettle {tag}", body["name"]) < 5
 
@@ -55,7 +44,7 @@ async def test_a_product_published_and_renamed_through_the_api_is_found_within_s
         json={"name": renamed},
         headers={**staff, "If-Match": etag},
     ) as r:
-        await _json(r, 200)
+        await expect_json(r, 200)
 
     assert await _search_until(gateway, http, f"brass teapot {tag}", renamed) < 5
 
@@ -63,7 +52,7 @@ async def test_a_product_published_and_renamed_through_the_api_is_found_within_s
 async def test_stock_received_by_staff_shows_in_the_sku_lookup(
     gateway: str, http: aiohttp.ClientSession
 ) -> None:
-    staff = await _admin(gateway, http)
+    staff = await admin_headers(gateway, http)
     tag = uuid.uuid4().hex[:6]
     body = {
         "slug": f"mug-{tag}",
@@ -72,7 +61,7 @@ async def test_stock_received_by_staff_shows_in_the_sku_lookup(
         "variants": [{"sku": f"MUG-{tag}", "price": {"amount": 1200, "currency": "EUR"}}],
     }
     async with http.post(f"{gateway}/api/v1/products", json=body, headers=staff) as r:
-        await _json(r, 201)
+        await expect_json(r, 201)
     async with http.post(
         f"{gateway}/api/v1/inventory/MUG-{tag}/receipts",
         json={"quantity": 7, "reason": "delivery"},
@@ -81,7 +70,7 @@ async def test_stock_received_by_staff_shows_in_the_sku_lookup(
         assert r.status in (200, 201), await r.text()
 
     async with http.get(f"{gateway}/api/v1/products/skus", params={"skus": f"MUG-{tag}"}) as r:
-        found = await _json(r, 200)
+        found = await expect_json(r, 200)
 
     assert found["items"][0]["available"] == 7
     assert found["items"][0]["price"] == {"amount": 1200, "currency": "EUR"}
@@ -93,4 +82,4 @@ async def test_internal_inventory_routes_are_not_reachable_through_the_gateway(
     async with http.post(f"{gateway}/internal/inventory/reservations", json={}) as r:
         assert r.status == 404
     async with http.get(f"{gateway}/api/v1/products/openapi.json") as r:
-        assert "/api/v1/products/{key}" in (await _json(r, 200))["paths"]
+        assert "/api/v1/products/{key}" in (await expect_json(r, 200))["paths"]

@@ -8,6 +8,7 @@ import pytest
 from carts_support import CURRENT, LINES, Catalog, Shop, quantities
 
 from carts import changes, merging, purging
+from carts.carts import Carts, Held
 from carts.keys import CARTS
 from carts.owners import guest_cart_id
 from shopkit import clock, sweeps
@@ -98,17 +99,23 @@ async def test_a_cart_changed_since_it_was_scheduled_is_not_purged(
     assert quantities(await shop.cart(guest)) == {"MUG-1": 1}
 
 
-async def test_a_merge_cut_short_after_the_guest_closed_is_finished_by_the_sweeper(
-    shop: Shop, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def _merge_cut_short(shop: Shop, catalog: Catalog) -> tuple[Carts, Held]:
+    """A guest cart of two mugs whose merge into ann's cart got as far as the guest cart's last
+    event, then its process died: the carts, and ann's cart."""
     await catalog.add({"MUG-1": 1250})
     guest = await shop.guest("MUG-1", 2)
     carts = shop.client.app[CARTS]
     target, _ = await carts.open_for_user("ann")
     held = await carts.of_guest(guest["X-Cart-Token"])
-    # the merge got as far as the guest cart's last event, then its process died
     await carts.store.merge_started(held.id, target.id, "ann")
     await carts.write(held, changes.merge_away(target.id, clock.now()))
+    return carts, target
+
+
+async def test_a_merge_cut_short_after_the_guest_closed_is_finished_by_the_sweeper(
+    shop: Shop, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    carts, _ = await _merge_cut_short(shop, catalog)
 
     _later(monkeypatch, minutes=2)
     assert await merging.finish_interrupted(carts) == 1
@@ -120,13 +127,7 @@ async def test_a_merge_cut_short_after_the_guest_closed_is_finished_by_the_sweep
 async def test_a_cut_short_merge_whose_user_cart_ended_goes_to_the_users_new_cart(
     shop: Shop, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await catalog.add({"MUG-1": 1250})
-    guest = await shop.guest("MUG-1", 2)
-    carts = shop.client.app[CARTS]
-    target, _ = await carts.open_for_user("ann")
-    held = await carts.of_guest(guest["X-Cart-Token"])
-    await carts.store.merge_started(held.id, target.id, "ann")
-    await carts.write(held, changes.merge_away(target.id, clock.now()))
+    carts, target = await _merge_cut_short(shop, catalog)
     # the user's (empty) cart expired before the sweeper came to finish the merge
     await carts.write(target, changes.close(lambda cart: True))
 

@@ -1,0 +1,26 @@
+"""What the end-to-end tests share: reading an answer, and the local admin's credentials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from shopkit.settings import read_env_file
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def expect_json(response: aiohttp.ClientResponse, status: int) -> Any:
+    """The answer's JSON body, once its status is the one expected (else its text, as the failure)."""
+    assert response.status == status, await response.text()
+    return await response.json()
+
+
+async def admin_headers(gateway: str, http: aiohttp.ClientSession) -> dict[str, str]:
+    """The seeded admin of `.env.example`, signed in: the Authorization header."""
+    env = read_env_file(ROOT / ".env.example")
+    credentials = {"email": env["ADMIN_EMAIL"], "password": env["ADMIN_PASSWORD"]}
+    async with http.post(f"{gateway}/api/v1/auth/login", json=credentials) as r:
+        return {"Authorization": f"Bearer {(await expect_json(r, 200))['access_token']}"}
