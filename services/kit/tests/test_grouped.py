@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure
 
 from shopkit.grouped import GroupedInserts
 
@@ -54,3 +54,85 @@ async def test_a_lone_insert_is_sent_at_once_and_raises_as_insert_one_would(
     await inserts.insert({"_id": "a"})
     with pytest.raises(DuplicateKeyError):
         await inserts.insert({"_id": "a"})
+
+
+class Recording:
+    """A collection in memory that records what is sent, and can refuse whole batches or hang."""
+
+    def __init__(self, refuse_batches: bool = False, hang: bool = False) -> None:
+        self.sent: list[list[str]] = []
+        self.refuse_batches = refuse_batches
+        self.stored: set[str] = set()
+        self.released = asyncio.Event()
+        if not hang:
+            self.released.set()
+
+    async def insert_one(self, document: Any) -> None:
+        self.sent.append([document["_id"]])
+        await self.released.wait()
+        if document["_id"] in self.stored or document["_id"] == "bad":
+            raise OperationFailure("refused", 2)
+        self.stored.add(document["_id"])
+
+    async def insert_many(self, documents: Any, ordered: bool) -> None:
+        self.sent.append([document["_id"] for document in documents])
+        if self.refuse_batches:
+            raise OperationFailure("the batch holds a document too large", 10334)
+        self.stored.update(document["_id"] for document in documents)
+
+
+async def _start(inserts: GroupedInserts, id_: str) -> asyncio.Task[None]:
+    task = asyncio.create_task(inserts.insert({"_id": id_}))
+    for _ in range(5):  # the caller queues its document, the sender takes what is queued
+        await asyncio.sleep(0)
+    return task
+
+
+async def test_a_batch_goes_in_id_order_so_two_instances_never_lock_in_opposite_orders() -> None:
+    recording = Recording()
+    inserts = GroupedInserts(lambda: recording)  # type: ignore[arg-type,return-value]
+
+    await asyncio.gather(*(inserts.insert({"_id": id_}) for id_ in ["d", "b", "c", "a"]))
+
+    assert recording.sent == [["a", "b", "c", "d"]]
+
+
+async def test_a_batch_refused_as_a_whole_is_sent_again_one_by_one() -> None:
+    recording = Recording(refuse_batches=True)
+    inserts = GroupedInserts(lambda: recording)  # type: ignore[arg-type,return-value]
+
+    outcomes = await asyncio.gather(
+        *(inserts.insert({"_id": id_}) for id_ in ["good", "bad", "fine"]),
+        return_exceptions=True,
+    )
+
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], OperationFailure)
+    assert outcomes[2] is None
+    assert recording.stored == {"good", "fine"}
+
+
+async def test_a_caller_cancelled_before_its_turn_takes_its_document_back() -> None:
+    recording = Recording(hang=True)
+    inserts = GroupedInserts(lambda: recording)  # type: ignore[arg-type,return-value]
+    first = await _start(inserts, "first")  # on its way, and the database is slow
+    second = await _start(inserts, "second")  # waits for the next batch
+
+    second.cancel()
+    recording.released.set()
+    await first
+
+    assert second.cancelled()
+    assert recording.sent == [["first"]]
+
+
+async def test_when_the_sender_is_cancelled_no_caller_waits_forever() -> None:
+    recording = Recording(hang=True)
+    inserts = GroupedInserts(lambda: recording)  # type: ignore[arg-type,return-value]
+    tasks = [await _start(inserts, "first"), await _start(inserts, "second")]
+
+    assert inserts._sending is not None
+    inserts._sending.cancel()  # the app is shutting down
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+
+    assert all(isinstance(outcome, ConnectionFailure) for outcome in outcomes)

@@ -24,8 +24,9 @@ from shopkit.events import EventStore
 from shopkit.http import ServiceClient
 from shopkit.keys import AFTER_COMMIT, DB, HTTP, JETSTREAM, METRICS, NATS
 
-# A cart's state in memory outlives no write elsewhere (each one drops it), only a lost broadcast.
-CART_CACHE_SECONDS = 300.0
+# A cart's state in memory outlives no write elsewhere (each one drops it), only a broadcast lost
+# in a broker outage: this bounds how long such a stale copy is read.
+CART_CACHE_SECONDS = 60.0
 CACHED_CARTS = 20_000
 
 

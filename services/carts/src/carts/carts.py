@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -22,9 +23,10 @@ from carts.owners import guest_cart_id, new_guest_token, new_user_cart_id
 from carts.store import CartStore
 from shopkit import clock, sweeps
 from shopkit.cache import Cache
-from shopkit.commits import AfterCommit
+from shopkit.commits import STEP_SECONDS, AfterCommit
 from shopkit.events import EventStore, StreamBusy, decide
 
+log = logging.getLogger("carts")
 SNAPSHOT_EVERY = 20
 MAX_USERS_KNOWN = 100_000
 # What is left of a merged guest cart stays a day, so that a merge repeated meanwhile answers as the
@@ -128,9 +130,7 @@ class Carts:
             # The append is the commit: what follows must not turn it into an error.
             # Unconfirmed: the gateway sends this cart's client back here (affinity); another
             # device's next read elsewhere meets the drop within moments.
-            replaced = self._cache.replace(held.id, after, epoch, confirm=False)
-            await self._after_commit("cart cache", replaced)
-            epoch = self._cache.epoch()
+            kept = await self._keep(after, epoch)
             purge_on = self.retention.purge_on(after.owner, after.cart)
             if (
                 purge_on != after.purge_on
@@ -141,8 +141,20 @@ class Carts:
                 )
                 if saved:
                     after = replace(after, saved_version=after.cart.version, purge_on=purge_on)
-                    self._cache.put(held.id, after, epoch)
+                    if kept:  # else another instance's newer write made this state stale
+                        self._cache.put(held.id, after, self._cache.epoch())
             return after
+
+    async def _keep(self, after: Held, epoch: int) -> bool:
+        """Cache the cart as this write left it, unless another instance wrote since `epoch`;
+        whether it was kept."""
+        try:
+            async with asyncio.timeout(STEP_SECONDS):
+                return await self._cache.replace(after.id, after, epoch, confirm=False)
+        except Exception:
+            # The write stands; what is cached here was dropped, so the next read reloads.
+            log.warning("could not pass on a cart's change; peers expire it", exc_info=True)
+            return False
 
     async def forget(self, cart_id: str) -> None:
         await self._cache.invalidate(cart_id)

@@ -121,9 +121,11 @@ async def change_line(request: web.Request) -> web.Response:
     line = held.cart.line(sku)
     if line is not None and body["quantity"] > line.quantity:
         quote: Quote | None = await _quote(request, sku)
-    else:  # lowering needs no price; a fresh one still updates the price the customer saw
+    elif line is not None:  # lowering needs no price; a fresh one updates the one seen
         found = await request.app[PRICES].quotes([sku])
         quote = None if found.stale else found.found.get(sku)
+    else:  # no such line: the decision says so, without asking products about any path
+        quote = None
     operation = await retry_id(request, held.id)
     decision = changes.change(
         sku, body["quantity"], quote, expected=if_match(request, required=False), event_id=operation

@@ -98,7 +98,7 @@ class Cache(Generic[V]):
 
     async def replace(
         self, key: str, value: V, epoch: int | None = None, *, confirm: bool = True
-    ) -> None:
+    ) -> bool:
         """Keep `value`, just written to the source, here, and tell the other instances to drop
         their copy: the writer's next read needs no trip to the source.
 
@@ -106,12 +106,14 @@ class Cache(Generic[V]):
         be newer than this one, so this value is not kept (only the drop is passed on).
         `confirm=False` leaves the broadcast to the client's own flusher (microseconds later,
         several together) instead of a round trip to the broker per write: for data whose
-        client the gateway sends back to this same instance (see `affinity` in the registry)."""
+        client the gateway sends back to this same instance (see `affinity` in the registry).
+        Whether the value was kept."""
         overtaken = epoch is not None and self._dropped_since(key, epoch)
         self._drop(key)
         if not overtaken:
             self._store(key, value)
         await self._broadcast(key, confirm=confirm)
+        return not overtaken
 
     async def _broadcast(self, key: str, *, confirm: bool = True) -> None:
         if self._nats is None:
