@@ -131,8 +131,8 @@ async def test_when_the_sender_is_cancelled_no_caller_waits_forever() -> None:
     inserts = GroupedInserts(lambda: recording)  # type: ignore[arg-type,return-value]
     tasks = [await _start(inserts, "first"), await _start(inserts, "second")]
 
-    assert inserts._sending is not None
-    inserts._sending.cancel()  # the app is shutting down
+    for sender in list(inserts._senders):
+        sender.cancel()  # the app is shutting down
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
 
     assert all(isinstance(outcome, ConnectionFailure) for outcome in outcomes)

@@ -35,6 +35,9 @@ __all__ = ["GroupedInserts"]
 
 DUPLICATE_KEY = 11000
 MAX_BATCH = 200
+# Batches on their way at once. One: the next batch fills while it waits, and bigger batches
+# are what saves the database's CPU (measured with two: 25% fewer adds per second in carts).
+IN_FLIGHT = 1
 # Longer than this in line and an insert is not sent at all: its caller hears a timeout, as from
 # the driver's own (timeoutMS), and the append's retry rules apply.
 MAX_WAIT_SECONDS = 5.0
@@ -57,7 +60,7 @@ class GroupedInserts:
         self._collection = collection
         self._max_batch = max_batch
         self._waiting: list[_Insert] = []
-        self._sending: asyncio.Task[None] | None = None
+        self._senders: set[asyncio.Task[None]] = set()
 
     async def insert(self, document: Mapping[str, Any]) -> None:
         """Insert `document`; raises what `insert_one` would (DuplicateKeyError, a timeout...).
@@ -66,8 +69,10 @@ class GroupedInserts:
         `insert_one` cut short, the insert may land."""
         entry = _Insert(document, asyncio.get_running_loop().create_future())
         self._waiting.append(entry)
-        if self._sending is None:
-            self._sending = asyncio.create_task(self._send_all())
+        if len(self._senders) < IN_FLIGHT:
+            sender = asyncio.create_task(self._send_all())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
         try:
             await asyncio.shield(entry.outcome)
         except asyncio.CancelledError:
@@ -88,8 +93,6 @@ class GroupedInserts:
                 _settle(entry, unknown)
             self._waiting.clear()
             raise
-        finally:
-            self._sending = None
 
     async def _send(self, batch: list[_Insert]) -> None:
         try:
