@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from shopkit import broker, context, idempotency, logs, mongo, openapi, relay, revocations
+from shopkit.answers import json_response
 from shopkit.auth import PRINCIPAL, JwksKeys, KeySource, TokenVerifier, authorize, public
 from shopkit.commits import AfterCommit
 from shopkit.events import Event, EventStore
@@ -161,7 +162,7 @@ async def authentication(
 
 @public
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 @public
@@ -174,7 +175,7 @@ async def readyz(request: web.Request) -> web.Response:
             failing[name] = error.__class__.__name__
     if failing:
         raise ServiceUnavailable("not ready: " + ", ".join(sorted(failing)), checks=failing)
-    return web.json_response({"status": "ready"})
+    return json_response({"status": "ready"})
 
 
 @public
@@ -229,11 +230,11 @@ def _outermost(app: web.Application, ctx: Context) -> None:
 def _serve_openapi(app: web.Application, api: Api) -> None:
     @public
     async def openapi_document(request: web.Request) -> web.Response:
-        return web.json_response(request.app[OPENAPI])
+        return json_response(request.app[OPENAPI])
 
     @public
     async def internal_openapi_document(request: web.Request) -> web.Response:
-        return web.json_response(request.app[INTERNAL_OPENAPI])
+        return json_response(request.app[INTERNAL_OPENAPI])
 
     operations = {**api.operations, "openapi": openapi.Operation(response={"type": "object"})}
 

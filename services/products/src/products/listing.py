@@ -16,6 +16,7 @@ from products.catalog.keys import CATALOG
 from products.catalog.routes import PRIVATE, PUBLIC_CACHE, is_staff
 from products.search.errors import SearchUnavailable
 from products.search.keys import SEARCH
+from shopkit.answers import json_response
 from shopkit.auth import public
 from shopkit.headers import CACHE_CONTROL
 from shopkit.pagination import Page
@@ -28,7 +29,7 @@ routes = web.RouteTableDef()
 @public
 async def list_all(request: web.Request) -> web.Response:
     page = await list_products(request, staff=is_staff(request))
-    return web.json_response(
+    return json_response(
         page, headers={CACHE_CONTROL: PRIVATE if is_staff(request) else PUBLIC_CACHE}
     )
 

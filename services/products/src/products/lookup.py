@@ -16,6 +16,7 @@ from products.catalog.routes import PRIVATE
 from products.catalog.store import ProductStore
 from products.inventory.keys import INVENTORY
 from products.inventory.service import Inventory
+from shopkit.answers import json_response
 from shopkit.auth import public
 from shopkit.headers import CACHE_CONTROL
 from shopkit.schemas import load_query
@@ -29,7 +30,7 @@ async def lookup_skus(request: web.Request) -> web.Response:
     """Current price, title and availability of up to 100 SKUs in one call (carts and orders use it)."""
     skus = load_query(request, schemas.SkuLookupQuery())["skus"]
     found = await lookup(request.app[CATALOG].store, request.app[INVENTORY], skus)
-    return web.json_response(found, headers={CACHE_CONTROL: PRIVATE})
+    return json_response(found, headers={CACHE_CONTROL: PRIVATE})
 
 
 async def lookup(store: ProductStore, inventory: Inventory, skus: list[str]) -> dict[str, Any]:

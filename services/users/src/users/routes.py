@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from shopkit.answers import json_response
 from shopkit.auth import principal, public, requires
 from shopkit.headers import AUTHORIZATION, CACHE_CONTROL, LOCATION, REAL_IP
 from shopkit.idempotency import idempotent
@@ -42,7 +43,7 @@ async def _me(request: web.Request) -> User:
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, headers=NO_STORE)
+    return json_response(data, status=status, headers=NO_STORE)
 
 
 # --- auth
@@ -120,7 +121,7 @@ async def password_reset_confirm(request: web.Request) -> web.Response:
 @routes.get("/api/v1/auth/jwks")
 @public
 async def jwks(request: web.Request) -> web.Response:
-    return web.json_response(
+    return json_response(
         _users(request).keys.jwks(), headers={CACHE_CONTROL: "public, max-age=300"}
     )
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from products.catalog import schemas
 from products.catalog.keys import CATALOG, CATEGORIES
 from products.model import Product
+from shopkit.answers import json_response
 from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import optional_principal, principal, public, requires
 from shopkit.headers import (
@@ -50,11 +51,11 @@ def _cached(request: web.Request, body: Any, etag: str, staff: bool) -> web.Resp
     }
     if etag in {tag.strip() for tag in request.headers.get(IF_NONE_MATCH, "").split(",")}:
         return web.Response(status=304, headers=headers)
-    return web.json_response(body, headers=headers)
+    return json_response(body, headers=headers)
 
 
 def _written(product: Product, status: int = 200) -> web.Response:
-    return web.json_response(
+    return json_response(
         product.public(staff=True),
         status=status,
         headers={ETAG: product.etag, LOCATION: f"/api/v1/products/{product.id}"},
@@ -91,7 +92,7 @@ async def create_category(request: web.Request) -> web.Response:
     body.pop("archived", None)
     tree = request.app[CATEGORIES]
     category = await tree.create(body, operation_id(request))
-    return web.json_response(
+    return json_response(
         category.to_json(),
         status=201,
         headers={
@@ -111,7 +112,7 @@ async def update_category(request: web.Request) -> web.Response:
     category = await tree.update(
         request.match_info["category_id"], body, expected, operation_id(request, expected)
     )
-    return web.json_response(category.to_json(), headers={ETAG: f'"v{tree.version(category.id)}"'})
+    return json_response(category.to_json(), headers={ETAG: f'"v{tree.version(category.id)}"'})
 
 
 # --- products (fixed paths are registered before /{key} so they are not taken for a product:

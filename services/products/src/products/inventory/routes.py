@@ -11,6 +11,7 @@ from products.inventory.errors import SkuNotFound
 from products.inventory.keys import INVENTORY
 from products.inventory.ledger import movement_json, untracked_json
 from products.inventory.service import Inventory
+from shopkit.answers import json_response
 from shopkit.auth import STAFF_ROLES as STAFF
 from shopkit.auth import principal, requires
 from shopkit.headers import CACHE_CONTROL, LOCATION
@@ -27,7 +28,7 @@ def _inventory(request: web.Request) -> Inventory:
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(data, status=status, headers={**NO_STORE, **(headers or {})})
+    return json_response(data, status=status, headers={**NO_STORE, **(headers or {})})
 
 
 def _sku(request: web.Request) -> str:
