@@ -5,6 +5,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 FERRETDB_VERSION="v1.24.2"
+# The newest the Go module proxy serves (`go list -m -versions github.com/stripe/stripe-mock`).
+STRIPE_MOCK_VERSION="v0.203.0"
 export PATH="$TOOLS/bin:$PATH:/usr/local/go/bin"
 # Builds from a copied module folder are not git checkouts; stamping VCS info would fail there.
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -60,7 +62,7 @@ sync_python() {
 
 require_go() {
     if ! command -v go >/dev/null; then
-        echo "go is required to build FerretDB (install Go 1.22 or newer)" >&2
+        echo "go is required to build FerretDB and stripe-mock (install Go 1.22 or newer)" >&2
         exit 1
     fi
 }
@@ -101,10 +103,21 @@ build_ferretdb() {
     rmdir "$TOOLS/src" 2>/dev/null || true
 }
 
+# Stripe's API for the tests and the local stack; its spec and fixtures are compiled in.
+build_stripe_mock() {
+    if [ -x "$TOOLS/bin/stripe-mock" ]; then
+        return
+    fi
+    require_go
+    log "building stripe-mock $STRIPE_MOCK_VERSION"
+    GOBIN="$TOOLS/bin" go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION"
+}
+
 install_system_packages
 install_uv
 sync_python
 install_web_tools
 build_ferretdb
+build_stripe_mock
 bash "$ROOT/scripts/install-opensearch.sh" >/dev/null
 log "tools ready"

@@ -36,4 +36,9 @@ def undocumented(names: set[str], root: Path) -> dict[str, list[str]]:
 
 
 # Read only by the test plugin; they belong in the README table but not in the stack's .env.
-_TEST_ONLY = {"SHOP_TEST_MONGO_URL", "SHOP_TEST_NATS_URL", "SHOP_TEST_OPENSEARCH_URL"}
+_TEST_ONLY = {
+    "SHOP_TEST_MONGO_URL",
+    "SHOP_TEST_NATS_URL",
+    "SHOP_TEST_OPENSEARCH_URL",
+    "SHOP_TEST_STRIPE_URL",
+}

@@ -1,4 +1,4 @@
-"""Start, watch and stop the local peer processes (PostgreSQL, FerretDB, NATS, nginx, services) on loopback."""
+"""Start, watch and stop the local peer processes (PostgreSQL, FerretDB, NATS, stripe-mock, nginx, services)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ __all__ = [
     "opensearch",
     "stop_group",
     "stop_signal",
+    "stripe_mock",
 ]
 
 BACKEND_VARIABLE = "FERRETDB_BACKEND"
@@ -461,4 +462,15 @@ def opensearch(state_dir: Path, port: int) -> Peer:
         env={"SEARCH_JAVA_OPTS": "-Xms512m -Xmx512m -XX:+UseSerialGC"},
         port=port,
         ready_url=f"http://127.0.0.1:{port}/_cluster/health?wait_for_status=yellow&timeout=1s",
+    )
+
+
+def stripe_mock(state_dir: Path, port: int) -> Peer:
+    """stripe-mock (built by scripts/install.sh): Stripe's API answered from its OpenAPI spec,
+    keeping no state; it listens only once the spec is loaded, so an open port means ready."""
+    return Peer(
+        name="stripe-mock",
+        argv=[require_binary("stripe-mock"), "-http-addr", f"127.0.0.1:{port}"],
+        log_path=state_dir / "logs" / "stripe-mock.log",
+        port=port,
     )

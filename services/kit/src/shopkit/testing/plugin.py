@@ -1,9 +1,10 @@
-"""A pytest plugin: the real peers (FerretDB on PostgreSQL, NATS) started once per run, a fresh
-database per test.
+"""A pytest plugin: the real peers (FerretDB on PostgreSQL, NATS, stripe-mock) started once per run, a
+fresh database per test.
 
-Set SHOP_TEST_MONGO_URL or SHOP_TEST_NATS_URL to run against servers you already have (for example a
-real MongoDB replica set); otherwise the binaries installed by `./task install` are started on free
-loopback ports in a temporary folder (FERRETDB_BACKEND=sqlite runs FerretDB on SQLite instead).
+Set SHOP_TEST_MONGO_URL, SHOP_TEST_NATS_URL, SHOP_TEST_OPENSEARCH_URL or SHOP_TEST_STRIPE_URL to run
+against servers you already have (for example a real MongoDB replica set); otherwise the binaries
+installed by `./task install` are started on free loopback ports in a temporary folder
+(FERRETDB_BACKEND=sqlite runs FerretDB on SQLite instead).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shopkit import mongo
 from shopkit.testing import peers
 from shopkit.testing.explain import ExplainedMongo
+from shopkit.testing.stripe import StripeProxy
 
 __all__ = [
     "database_name",
@@ -44,6 +46,8 @@ __all__ = [
     "postgres",
     "serve",
     "service_env",
+    "stripe",
+    "stripe_url",
 ]
 
 
@@ -143,6 +147,29 @@ def opensearch_url(peers_dir: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{peer.port}"
     finally:
         peer.stop()
+
+
+@pytest.fixture(scope="session")
+def stripe_url(peers_dir: Path) -> Iterator[str]:
+    """Stripe's API as stripe-mock serves it, started on first use."""
+    given = os.environ.get("SHOP_TEST_STRIPE_URL")
+    if given:
+        yield given
+        return
+    peer = peers.stripe_mock(peers_dir, peers.free_port()).start()
+    try:
+        yield f"http://127.0.0.1:{peer.port}"
+    finally:
+        peer.stop()
+
+
+@pytest.fixture
+async def stripe(stripe_url: str) -> AsyncIterator[StripeProxy]:
+    """A recording proxy in front of `stripe_url`, fresh for each test: point the SDK at
+    `stripe.url`, count what reached Stripe with `stripe.reached_stripe(...)`, fail the next calls
+    with `stripe.inject(...)`."""
+    async with StripeProxy(stripe_url) as proxy:
+        yield proxy
 
 
 @pytest.fixture(scope="session")
