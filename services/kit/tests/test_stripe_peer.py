@@ -24,7 +24,7 @@ SdkFactory = Callable[..., stripe_sdk.StripeClient]
 
 
 @pytest.fixture
-async def sdk(stripe: StripeProxy) -> AsyncIterator[SdkFactory]:
+async def sdk(stripe_proxy: StripeProxy) -> AsyncIterator[SdkFactory]:
     """StripeClients pointed at the proxy through the SDK's async HTTP client, closed afterwards."""
     http_clients: list[stripe_sdk.AIOHTTPClient] = []
 
@@ -33,7 +33,7 @@ async def sdk(stripe: StripeProxy) -> AsyncIterator[SdkFactory]:
         http_clients.append(http_client)
         return stripe_sdk.StripeClient(
             "sk_test_123",
-            base_addresses={"api": stripe.url},
+            base_addresses={"api": stripe_proxy.url},
             http_client=http_client,
             max_network_retries=retries,
         )
@@ -46,7 +46,7 @@ async def sdk(stripe: StripeProxy) -> AsyncIterator[SdkFactory]:
 
 
 async def test_a_payment_intent_created_through_the_proxy_is_recorded_with_its_key(
-    stripe: StripeProxy, sdk: SdkFactory
+    stripe_proxy: StripeProxy, sdk: SdkFactory
 ) -> None:
     # when the SDK creates a PaymentIntent with an idempotency key
     intent = await sdk().v1.payment_intents.create_async(
@@ -56,7 +56,7 @@ async def test_a_payment_intent_created_through_the_proxy_is_recorded_with_its_k
     # then stripe-mock answered it, and the proxy saw exactly that request, untouched
     assert intent.id.startswith("pi_")
     assert intent.client_secret
-    [created] = stripe.reached_stripe("POST", "/v1/payment_intents")
+    [created] = stripe_proxy.reached_stripe("POST", "/v1/payment_intents")
     assert created.idempotency_key == "order:ord_1:create"
     assert created.form["amount"] == "2599"
     assert created.form["currency"] == "eur"
@@ -66,10 +66,10 @@ async def test_a_payment_intent_created_through_the_proxy_is_recorded_with_its_k
 
 
 async def test_an_injected_error_is_answered_without_reaching_stripe(
-    stripe: StripeProxy, sdk: SdkFactory
+    stripe_proxy: StripeProxy, sdk: SdkFactory
 ) -> None:
     # given the next PaymentIntent creation fails
-    stripe.inject(Fault.ERROR, method="POST", path="/v1/payment_intents")
+    stripe_proxy.inject(Fault.ERROR, method="POST", path="/v1/payment_intents")
 
     # when the SDK tries once, then it gets Stripe's 500 as an APIError
     with pytest.raises(stripe_sdk.APIError) as failed:
@@ -77,16 +77,16 @@ async def test_an_injected_error_is_answered_without_reaching_stripe(
     assert failed.value.http_status == 500
 
     # and the request is counted as arrived but never forwarded
-    [arrived] = stripe.requests("POST", "/v1/payment_intents")
+    [arrived] = stripe_proxy.requests("POST", "/v1/payment_intents")
     assert (arrived.fault, arrived.forwarded) == (Fault.ERROR, False)
-    assert stripe.reached_stripe() == []
+    assert stripe_proxy.reached_stripe() == []
 
 
 async def test_a_retry_after_an_injected_error_reaches_stripe_once_with_the_same_key(
-    stripe: StripeProxy, sdk: SdkFactory
+    stripe_proxy: StripeProxy, sdk: SdkFactory
 ) -> None:
     # given one failure, and an SDK that retries
-    stripe.inject(Fault.ERROR, method="POST", path="/v1/payment_intents")
+    stripe_proxy.inject(Fault.ERROR, method="POST", path="/v1/payment_intents")
 
     # when it creates a PaymentIntent
     intent = await sdk(retries=2).v1.payment_intents.create_async(
@@ -95,34 +95,34 @@ async def test_a_retry_after_an_injected_error_reaches_stripe_once_with_the_same
 
     # then two attempts arrived with one key, and only the second reached Stripe
     assert intent.id.startswith("pi_")
-    attempts = stripe.requests("POST", "/v1/payment_intents")
+    attempts = stripe_proxy.requests("POST", "/v1/payment_intents")
     assert [a.idempotency_key for a in attempts] == ["order:ord_2:create"] * 2
     assert [a.forwarded for a in attempts] == [False, True]
 
 
 async def test_a_lost_answer_reaches_stripe_and_then_fails(
-    stripe: StripeProxy, sdk: SdkFactory
+    stripe_proxy: StripeProxy, sdk: SdkFactory
 ) -> None:
     # given the answer to the next confirmation is lost
     client = sdk()
     intent = await client.v1.payment_intents.create_async(INTENT)
-    stripe.inject(Fault.LOSE_ANSWER, path="/v1/payment_intents/*/confirm")
+    stripe_proxy.inject(Fault.LOSE_ANSWER, path="/v1/payment_intents/*/confirm")
 
     # when the SDK confirms, then it sees a failure
     with pytest.raises(stripe_sdk.APIError):
         await client.v1.payment_intents.confirm_async(intent.id, {"payment_method": "pm_card_visa"})
 
     # though stripe-mock received the confirmation
-    [confirm] = stripe.reached_stripe("POST", f"/v1/payment_intents/{intent.id}/confirm")
+    [confirm] = stripe_proxy.reached_stripe("POST", f"/v1/payment_intents/{intent.id}/confirm")
     assert confirm.fault is Fault.LOSE_ANSWER
     assert confirm.form["payment_method"] == "pm_card_visa"
 
 
 async def test_a_hang_outlasts_the_client_timeout_without_reaching_stripe(
-    stripe: StripeProxy, sdk: SdkFactory
+    stripe_proxy: StripeProxy, sdk: SdkFactory
 ) -> None:
     # given the next request is held for longer than the client waits
-    stripe.inject(Fault.HANG, hold=2.0)
+    stripe_proxy.inject(Fault.HANG, hold=2.0)
     started = time.monotonic()
 
     # when the SDK asks, then it gives up at its own timeout
@@ -130,15 +130,15 @@ async def test_a_hang_outlasts_the_client_timeout_without_reaching_stripe(
         await sdk(timeout=0.3).v1.payment_intents.retrieve_async("pi_123")
 
     assert time.monotonic() - started < 2.0
-    [held] = stripe.requests("GET", "/v1/payment_intents/pi_123")
+    [held] = stripe_proxy.requests("GET", "/v1/payment_intents/pi_123")
     assert (held.fault, held.forwarded) == (Fault.HANG, False)
 
 
 async def test_faults_apply_only_to_matching_requests_and_only_as_many_times_as_asked(
-    stripe: StripeProxy, sdk: SdkFactory
+    stripe_proxy: StripeProxy, sdk: SdkFactory
 ) -> None:
     # given one failure for refunds only
-    stripe.inject(Fault.ERROR, method="POST", path="/v1/refunds")
+    stripe_proxy.inject(Fault.ERROR, method="POST", path="/v1/refunds")
     client = sdk()
 
     # when a PaymentIntent is created, then refunded twice
@@ -148,7 +148,7 @@ async def test_faults_apply_only_to_matching_requests_and_only_as_many_times_as_
     await client.v1.refunds.create_async({"payment_intent": intent.id})
 
     # then only the first refund failed
-    assert [r.fault for r in stripe.requests()] == [None, Fault.ERROR, None]
+    assert [r.fault for r in stripe_proxy.requests()] == [None, Fault.ERROR, None]
 
 
 def test_a_signed_webhook_is_accepted_by_the_sdk() -> None:

@@ -46,7 +46,7 @@ __all__ = [
     "postgres",
     "serve",
     "service_env",
-    "stripe",
+    "stripe_proxy",
     "stripe_url",
 ]
 
@@ -164,7 +164,7 @@ def stripe_url(peers_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def stripe(stripe_url: str) -> AsyncIterator[StripeProxy]:
+async def stripe_proxy(stripe_url: str) -> AsyncIterator[StripeProxy]:
     """A recording proxy in front of `stripe_url`, fresh for each test: point the SDK at
     `stripe.url`, count what reached Stripe with `stripe.reached_stripe(...)`, fail the next calls
     with `stripe.inject(...)`."""
