@@ -122,52 +122,51 @@ def postgres(mongo_peers: list[peers.Peer]) -> peers.Postgres | None:
     return clusters[0] if clusters else None
 
 
-@pytest.fixture(scope="session")
-def nats_url(peers_dir: Path) -> Iterator[str]:
-    given = os.environ.get("SHOP_TEST_NATS_URL")
+def _given_or_started(
+    variable: str, start: Callable[[], peers.Peer], scheme: str = "http"
+) -> Iterator[str]:
+    """The URL in `variable` when set (a server you already run), else a peer started now and
+    stopped at the end."""
+    given = os.environ.get(variable)
     if given:
         yield given
         return
-    peer = peers.nats(peers_dir, peers.free_port()).start()
+    peer = start()
     try:
-        yield f"nats://127.0.0.1:{peer.port}"
+        yield f"{scheme}://127.0.0.1:{peer.port}"
     finally:
         peer.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_url(peers_dir: Path) -> Iterator[str]:
+    yield from _given_or_started(
+        "SHOP_TEST_NATS_URL", lambda: peers.nats(peers_dir, peers.free_port()).start(), "nats"
+    )
 
 
 @pytest.fixture(scope="session")
 def opensearch_url(peers_dir: Path) -> Iterator[str]:
     """A real OpenSearch node, started on first use (it takes several seconds and 400 MB)."""
-    given = os.environ.get("SHOP_TEST_OPENSEARCH_URL")
-    if given:
-        yield given
-        return
-    peer = peers.opensearch(peers_dir, peers.free_port()).start(timeout=180)
-    try:
-        yield f"http://127.0.0.1:{peer.port}"
-    finally:
-        peer.stop()
+    yield from _given_or_started(
+        "SHOP_TEST_OPENSEARCH_URL",
+        lambda: peers.opensearch(peers_dir, peers.free_port()).start(timeout=180),
+    )
 
 
 @pytest.fixture(scope="session")
 def stripe_url(peers_dir: Path) -> Iterator[str]:
     """Stripe's API as stripe-mock serves it, started on first use."""
-    given = os.environ.get("SHOP_TEST_STRIPE_URL")
-    if given:
-        yield given
-        return
-    peer = peers.stripe_mock(peers_dir, peers.free_port()).start()
-    try:
-        yield f"http://127.0.0.1:{peer.port}"
-    finally:
-        peer.stop()
+    yield from _given_or_started(
+        "SHOP_TEST_STRIPE_URL", lambda: peers.stripe_mock(peers_dir, peers.free_port()).start()
+    )
 
 
 @pytest.fixture
 async def stripe_proxy(stripe_url: str) -> AsyncIterator[StripeProxy]:
     """A recording proxy in front of `stripe_url`, fresh for each test: point the SDK at
-    `stripe.url`, count what reached Stripe with `stripe.reached_stripe(...)`, fail the next calls
-    with `stripe.inject(...)`."""
+    `stripe_proxy.url`, count what reached Stripe with `stripe_proxy.reached_stripe(...)`, fail
+    the next calls with `stripe_proxy.inject(...)`."""
     async with StripeProxy(stripe_url) as proxy:
         yield proxy
 
