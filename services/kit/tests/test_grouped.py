@@ -69,6 +69,7 @@ class Recording:
 
     async def insert_one(self, document: Any) -> None:
         self.sent.append([document["_id"]])
+        await asyncio.sleep(0)  # a round trip: others get to run
         await self.released.wait()
         if document["_id"] in self.stored or document["_id"] == "bad":
             raise OperationFailure("refused", 2)
@@ -76,6 +77,7 @@ class Recording:
 
     async def insert_many(self, documents: Any, ordered: bool) -> None:
         self.sent.append([document["_id"] for document in documents])
+        await asyncio.sleep(0)
         if self.refuse_batches:
             raise OperationFailure("the batch holds a document too large", 10334)
         self.stored.update(document["_id"] for document in documents)
@@ -136,3 +138,27 @@ async def test_when_the_sender_is_cancelled_no_caller_waits_forever() -> None:
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
 
     assert all(isinstance(outcome, ConnectionFailure) for outcome in outcomes)
+
+
+async def test_an_insert_arriving_as_the_sender_ends_is_sent_all_the_same() -> None:
+    recording = Recording()
+    inserts = GroupedInserts(lambda: recording)  # type: ignore[arg-type,return-value]
+    answered = asyncio.Event()
+    original = recording.insert_one
+
+    async def insert_one_then_wake_another(document: Any) -> None:
+        await original(document)
+        answered.set()  # wakes the other task before the sender has quite finished
+
+    recording.insert_one = insert_one_then_wake_another  # type: ignore[method-assign]
+
+    async def another() -> None:
+        await answered.wait()
+        await inserts.insert({"_id": "late"})
+
+    waiting = asyncio.create_task(another())
+    await inserts.insert({"_id": "first"})
+
+    # the late insert starts a sender of its own rather than wait for the one that just ended
+    await asyncio.wait_for(waiting, 5)
+    assert recording.stored == {"first", "late"}

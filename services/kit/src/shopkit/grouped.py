@@ -69,16 +69,24 @@ class GroupedInserts:
         `insert_one` cut short, the insert may land."""
         entry = _Insert(document, asyncio.get_running_loop().create_future())
         self._waiting.append(entry)
-        if len(self._senders) < IN_FLIGHT:
-            sender = asyncio.create_task(self._send_all())
-            self._senders.add(sender)
-            sender.add_done_callback(self._senders.discard)
+        self._start_sender()
         try:
             await asyncio.shield(entry.outcome)
         except asyncio.CancelledError:
             with contextlib.suppress(ValueError):
                 self._waiting.remove(entry)
             raise
+
+    def _start_sender(self) -> None:
+        if self._waiting and len(self._senders) < IN_FLIGHT:
+            sender = asyncio.create_task(self._send_all())
+            self._senders.add(sender)
+            # A sender cancelled before it ever ran leaves through here only.
+            sender.add_done_callback(self._sender_ended)
+
+    def _sender_ended(self, sender: asyncio.Task[None]) -> None:
+        self._senders.discard(sender)
+        self._start_sender()  # for anything queued meanwhile
 
     async def _send_all(self) -> None:
         try:
@@ -93,6 +101,12 @@ class GroupedInserts:
                 _settle(entry, unknown)
             self._waiting.clear()
             raise
+        finally:
+            # At once, not in a done-callback: an insert queued between this sender's last look
+            # at the queue and that callback would otherwise find it still counted, and wait.
+            current = asyncio.current_task()
+            if current is not None:
+                self._senders.discard(current)
 
     async def _send(self, batch: list[_Insert]) -> None:
         try:
