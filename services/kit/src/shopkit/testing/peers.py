@@ -470,7 +470,15 @@ def stripe_mock(state_dir: Path, port: int) -> Peer:
     keeping no state; it listens only once the spec is loaded, so an open port means ready."""
     return Peer(
         name="stripe-mock",
-        argv=[require_binary("stripe-mock"), "-http-addr", f"127.0.0.1:{port}"],
+        # It also serves HTTPS, on :12112 of every interface unless told otherwise, and exits
+        # when that port is taken (by another run's stripe-mock): a port of the system's choosing.
+        argv=[
+            require_binary("stripe-mock"),
+            "-http-addr",
+            f"127.0.0.1:{port}",
+            "-https-addr",
+            "127.0.0.1:",
+        ],
         log_path=state_dir / "logs" / "stripe-mock.log",
         port=port,
     )
