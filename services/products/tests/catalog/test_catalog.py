@@ -434,24 +434,35 @@ async def test_identical_updates_racing_keep_the_winners_slug_and_sku_claims(
 async def test_a_failed_twin_of_an_update_gives_back_no_claim_the_update_then_uses(
     client: Client, roles: Roles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given a product, and two identical edits adding a SKU: the first to append fails (a lost
-    # answer) once both hold the claims, and the other lands only after the first gave them back
+    # given a product, and two identical edits adding a SKU: the one that inserted the claims (its
+    # twin found them held) fails to append (a lost answer) once both hold them, and the twin lands
+    # only after the failed one gave them back
     created = await _create(client, roles)
     catalog = client.server.app[CATALOG]
-    append, release_claim = catalog._events.append, catalog.store.release_claim
+    claim, append, release_claim = (
+        catalog._claim,
+        catalog._events.append,
+        catalog.store.release_claim,
+    )
+    one_at_a_time = asyncio.Lock()
+    claimers: list[asyncio.Task[Any] | None] = []
     both_claimed, given_back = asyncio.Event(), asyncio.Event()
     released: list[str] = []
+
+    async def claim_in_turn(product: Any, taken: list[Any]) -> None:
+        async with one_at_a_time:
+            await claim(product, taken)
+            claimers.append(asyncio.current_task())
 
     async def append_one_failing_one_late(
         stream_id: str, expected_seq: int, type: str, *args: Any
     ) -> Event:
-        if both_claimed.is_set():
-            async with asyncio.timeout(5):
-                await given_back.wait()
-        else:
+        async with asyncio.timeout(5):
+            if asyncio.current_task() is claimers[0]:
+                await both_claimed.wait()
+                raise PyMongoError("the answer to this insert was lost")
             both_claimed.set()
-            await asyncio.sleep(0)
-            raise PyMongoError("the answer to this insert was lost")
+            await given_back.wait()
         return await append(stream_id, expected_seq, type, *args)
 
     async def release_and_tell(kind: str, key: str, product_id: str) -> None:
@@ -460,6 +471,7 @@ async def test_a_failed_twin_of_an_update_gives_back_no_claim_the_update_then_us
         if len(released) == 2:
             given_back.set()
 
+    monkeypatch.setattr(catalog, "_claim", claim_in_turn)
     monkeypatch.setattr(catalog._events, "append", append_one_failing_one_late)
     monkeypatch.setattr(catalog.store, "release_claim", release_and_tell)
     variants = [
