@@ -1,0 +1,3 @@
+"""What the orders API accepts."""
+
+from __future__ import annotations

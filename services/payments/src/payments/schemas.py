@@ -1,0 +1,3 @@
+"""What the payments API accepts."""
+
+from __future__ import annotations
