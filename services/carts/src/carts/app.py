@@ -81,7 +81,7 @@ def create_app(
 
     app.cleanup_ctx.append(carts_ctx)
     app.cleanup_ctx.append(prices_ctx)
-    app.cleanup_ctx.append(checkout.order_consumer(settings.service_name))
+    app.cleanup_ctx.append(checkout.order_consumer(settings.service_name, settings.orders_service))
     app.cleanup_ctx.append(purging.sweeper)
     app.router.add_routes(routes.routes)
     app.router.add_routes(internal.routes)

@@ -94,11 +94,13 @@ async def on_order_event(app: web.Application, event: Event) -> None:
     await carts.write(held, decision)
 
 
-def order_consumer(service_name: str) -> Callable[[web.Application], AsyncIterator[None]]:
+def order_consumer(
+    service_name: str, orders_service: str
+) -> Callable[[web.Application], AsyncIterator[None]]:
     """The durable consumer of orders' events, as a background job of the app."""
     return consume(
         f"{service_name}-checkout",
-        stream="orders",
-        subjects=[broker.subject("orders", name) for name in OrderEvent],
+        stream=orders_service,
+        subjects=[broker.subject(orders_service, name) for name in OrderEvent],
         handler=on_order_event,
     )

@@ -20,6 +20,11 @@ class CartsSettings(KitSettings):
         "products",
         help="name the products service publishes its events under (its stream and subjects)",
     )
+    orders_service: str = env(
+        "ORDERS_SERVICE",
+        "orders",
+        help="name the orders service publishes its events under (its stream and subjects)",
+    )
     default_currency: str = env(
         "DEFAULT_CURRENCY", "EUR", help="currency an empty cart's totals are shown in (ISO 4217)"
     )

@@ -131,11 +131,15 @@ class ServiceClient:
         params: Mapping[str, str] | None = None,
         token: str | None = None,
         idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        repeatable: bool = False,
     ) -> UpstreamResponse:
+        """`headers` adds to what every call sends (a caller's credentials forwarded, say);
+        `repeatable` says a POST is safe to send again (the upstream keys it by what it names)."""
         method = method.upper()
         # A key makes a POST safe to repeat: the upstream replays instead of acting twice.
-        repeatable = method in SAFE_METHODS or idempotency_key is not None
-        headers = self._headers(token, idempotency_key)
+        repeatable = repeatable or method in SAFE_METHODS or idempotency_key is not None
+        headers = {**(headers or {}), **self._headers(token, idempotency_key)}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         attempt = 0

@@ -28,6 +28,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from shopkit import clock, context, sweeps
 from shopkit.auth import optional_principal
 from shopkit.headers import (
+    CART_TOKEN,
     CONTENT_TYPE,
     ETAG,
     IDEMPOTENCY_KEY,
@@ -188,9 +189,16 @@ def _record_id(request: web.Request, key: str) -> str:
     principal = optional_principal(request)
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else request.path
+    # A guest is known by their cart token: two guests reusing one key never share a record.
+    caller = principal.subject if principal else _guest(request)
     # A JSON array keeps the parts apart, so ("a", "b|c") can never meet ("a|b", "c").
-    material = json.dumps([principal.subject if principal else None, route, key])
+    material = json.dumps([caller, route, key])
     return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _guest(request: web.Request) -> str | None:
+    token = request.headers.get(CART_TOKEN)
+    return "guest:" + hashlib.sha256(token.encode()).hexdigest() if token else None
 
 
 def _fingerprint(method: str, raw_path: str, body: bytes) -> str:

@@ -117,3 +117,43 @@ class NoteAdded(Payload):
     order_id: str
     text: str
     actor: str
+
+
+class PaymentEvent(StrEnum):
+    """What orders reads of payments' events (payments' `events.py` is their contract)."""
+
+    PROCESSING = "payment.processing"
+    SUCCEEDED = "payment.succeeded"
+    FAILED = "payment.failed"
+    CANCELLED = "payment.cancelled"
+    DISPUTED = "payment.disputed"
+    REFUND_SUCCEEDED = "refund.succeeded"
+    REFUND_FAILED = "refund.failed"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentChanged(Payload):
+    order_id: str
+    amount: int
+    currency: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundSettled(Payload):
+    order_id: str
+    refund_id: str
+    amount: int
+    currency: str
+    reason: str
+    refunded_total: int
+    automatic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentDisputed(Payload):
+    order_id: str
+    dispute_id: str
+    amount: int
+    currency: str
+    reason: str

@@ -1,3 +1,77 @@
-"""What the orders API accepts."""
+"""What the orders API accepts. Unknown fields are refused: a price, total or status sent by a
+client is never read, and saying so beats ignoring it silently."""
 
 from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from marshmallow import ValidationError, fields, post_load, validate, validates_schema
+
+from orders.checkout import OrderRequest
+from orders.model import FulfilmentStatus, OrderStatus, PaymentStatus
+from shopkit.addresses import PostalAddressSchema
+from shopkit.money import MAX_AMOUNT
+from shopkit.pagination import MAX_LIMIT, CursorField
+from shopkit.schemas import Schema, WholeNumber
+
+ID = validate.Regexp(r"^[A-Za-z0-9_-]{1,64}\Z", error="letters, digits, dash, underscore")
+REASON = validate.Length(1, 500)
+
+
+class PlaceOrderSchema(Schema):
+    shipping_method = fields.String(required=True, validate=validate.Length(1, 50))
+    shipping_address = fields.Nested(PostalAddressSchema, load_default=None)
+    address_id = fields.String(load_default=None, validate=ID)
+    email = fields.Email(load_default=None, validate=validate.Length(max=254))
+    note = fields.String(load_default=None, validate=validate.Length(max=500))
+
+    @validates_schema
+    def one_address(self, data: dict[str, Any], **_: Any) -> None:
+        if (data.get("shipping_address") is None) == (data.get("address_id") is None):
+            raise ValidationError(
+                "give either shipping_address or address_id", field_name="shipping_address"
+            )
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> OrderRequest:
+        return OrderRequest(**data)
+
+
+class OrderQuery(Schema):
+    """A page of orders, newest first; staff filter on any of these (a customer's list is
+    always their own)."""
+
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, MAX_LIMIT))
+    cursor = CursorField(list, load_default=None)
+    status = fields.String(validate=validate.OneOf([s.value for s in OrderStatus]))
+    payment_status = fields.String(validate=validate.OneOf([s.value for s in PaymentStatus]))
+    fulfilment_status = fields.String(validate=validate.OneOf([s.value for s in FulfilmentStatus]))
+    email = fields.Email(validate=validate.Length(max=254))
+    placed_from = fields.Date(data_key="from")
+    placed_to = fields.Date(data_key="to")
+
+    @validates_schema
+    def ordered_range(self, data: dict[str, Any], **_: Any) -> None:
+        start: date | None = data.get("placed_from")
+        end: date | None = data.get("placed_to")
+        if start is not None and end is not None and start > end:
+            raise ValidationError("`from` must not be after `to`", field_name="from")
+
+
+class CancelSchema(Schema):
+    reason = fields.String(load_default=None, validate=REASON)
+
+
+class ShipSchema(Schema):
+    carrier = fields.String(required=True, validate=validate.Length(1, 100))
+    tracking_number = fields.String(required=True, validate=validate.Length(1, 100))
+
+
+class RefundSchema(Schema):
+    amount = WholeNumber(required=True, validate=validate.Range(1, MAX_AMOUNT))
+    reason = fields.String(required=True, validate=REASON)
+
+
+class NoteSchema(Schema):
+    text = fields.String(required=True, validate=validate.Length(1, 2000))

@@ -26,3 +26,8 @@ class ProductsSettings(KitSettings):
     low_stock_threshold: int = env(
         "LOW_STOCK_THRESHOLD", 5, help="available units at or under which stock.low is published"
     )
+    orders_service: str = env(
+        "ORDERS_SERVICE",
+        "orders",
+        help="name the orders service publishes its events under (its stream and subjects)",
+    )

@@ -6,12 +6,11 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
+from shopkit.addresses import PHONE, PostalAddressSchema
 from shopkit.pagination import PageQuery
 from shopkit.schemas import Boolean, Schema
 from users.model import Role
 from users.passwords import MAX_LENGTH, MIN_LENGTH, normalise
-
-PHONE = validate.Regexp(r"^\+[1-9][0-9]{6,14}\Z", error="use E.164, for example +4930123456")
 
 
 def Email(**kwargs: Any) -> fields.Email:
@@ -84,19 +83,7 @@ class ClientCredentialsSchema(Schema):
     scope = fields.String()
 
 
-class AddressSchema(Schema):
-    label = fields.String(allow_none=True, validate=validate.Length(max=50))
-    recipient = fields.String(required=True, validate=validate.Length(1, 100))
-    line1 = fields.String(required=True, validate=validate.Length(1, 200))
-    line2 = fields.String(allow_none=True, validate=validate.Length(max=200))
-    city = fields.String(required=True, validate=validate.Length(1, 100))
-    region = fields.String(allow_none=True, validate=validate.Length(max=100))
-    postal_code = fields.String(required=True, validate=validate.Length(1, 20))
-    country = fields.String(
-        required=True,
-        validate=validate.Regexp(r"^[A-Z]{2}\Z", error="use an ISO 3166-1 alpha-2 code"),
-    )
-    phone = fields.String(allow_none=True, validate=PHONE)
+class AddressSchema(PostalAddressSchema):
     default_shipping = Boolean()
     default_billing = Boolean()
 

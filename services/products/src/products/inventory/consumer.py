@@ -41,11 +41,13 @@ async def on_order_event(app: web.Application, event: Event) -> None:
         log.log(level, "%s for order %s changed no stock: %s", event.type, order_id, closed.detail)
 
 
-def order_consumer(service_name: str) -> Callable[[web.Application], AsyncIterator[None]]:
+def order_consumer(
+    service_name: str, orders_service: str
+) -> Callable[[web.Application], AsyncIterator[None]]:
     """The durable consumer of orders' events, as a background job of the app."""
     return consume(
         f"{service_name}-inventory",
-        stream="orders",
-        subjects=[broker.subject("orders", name) for name in OrderEvent],
+        stream=orders_service,
+        subjects=[broker.subject(orders_service, name) for name in OrderEvent],
         handler=on_order_event,
     )

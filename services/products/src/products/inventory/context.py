@@ -59,7 +59,7 @@ def inventory_context(
         app[INVENTORY] = inventory
         jobs = (
             background("inventory-sweeper", _sweep, SWEEP_INTERVAL),
-            order_consumer(settings.service_name),
+            order_consumer(settings.service_name, settings.orders_service),
         )
         async with contextlib.AsyncExitStack() as running:
             for job in jobs:
