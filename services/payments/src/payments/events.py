@@ -40,13 +40,16 @@ class PaymentCreated(Payload):
 @dataclass(frozen=True, slots=True)
 class PaymentChanged(Payload):
     """`payment.processing`, `payment.succeeded`, `payment.failed` (`reason`: Stripe's decline
-    code or message), `payment.cancelled` (`reason`: Stripe's cancellation reason)."""
+    code or message), `payment.cancelled` (`reason`: Stripe's cancellation reason).
+    `stripe_created`: when Stripe reported the change (Unix seconds), which orders the
+    changes that may supersede each other (processing, failed)."""
 
     order_id: str
     payment_intent_id: str
     amount: int
     currency: str
     reason: str | None = None
+    stripe_created: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
