@@ -96,7 +96,7 @@ def payments_env(
         "SERVICE_NAME": names["payments"],
         "ORDERS_SERVICE": names["orders"],
         "STRIPE_API_URL": stripe_proxy.url,
-        "STRIPE_API_KEY": "sk_test_123",
+        "STRIPE_API_KEY": "sk_test_orders",
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "STRIPE_TIMEOUT": "3",
     }

@@ -91,7 +91,9 @@ def create_app(
 
     app.cleanup_ctx.append(orders_ctx)
     app.cleanup_ctx.append(upstreams_ctx)
-    app.cleanup_ctx.append(lifecycle.payment_consumer(settings.service_name, settings.payments_service))
+    app.cleanup_ctx.append(
+        lifecycle.payment_consumer(settings.service_name, settings.payments_service)
+    )
     app.cleanup_ctx.append(lifecycle.sweeper(settings.sweep_interval))
     app.router.add_routes(routes.routes)
     return app
