@@ -121,6 +121,16 @@ class Shop:
         assert response.status == 200, await response.text()
         return dict(await response.json())
 
+    async def settled(self, sku: str, on_hand: int) -> dict[str, Any]:
+        """The SKU's level once nothing is reserved and `on_hand` is as wanted."""
+
+        async def check() -> dict[str, Any] | None:
+            level = await self.level(sku)
+            return level if level["reserved"] == 0 and level["on_hand"] == on_hand else None
+
+        found: dict[str, Any] = await eventually(check, timeout=15)
+        return found
+
     # --- Stripe
 
     async def confirm(self, payment_intent_id: str) -> None:
