@@ -106,7 +106,8 @@ class Checkout:
     async def place(self, caller: Caller, request: OrderRequest, order_id: str) -> Placed:
         existing = await self._orders.get(order_id)
         if existing is not None:
-            return await self._answer(existing, made=False)
+            # This very request placed it before (its answer was lost): answer as it would have.
+            return await self._answer(existing, made=True)
         first = await self._orders.first_event(order_id)
         if first is not None:
             raise CheckoutAbandoned(

@@ -63,9 +63,7 @@ class Orders:
         await self._after_commit("order projection", self.store.save(placed))
         # Watched from now on for its expiry (left as it is, the watch falls due at the checkout's
         # deadline, and the sweeper moves it then).
-        await self._after_commit(
-            "order watch", self.store.reschedule(placed.id, placed.expires_at)
-        )
+        await self._after_commit("order watch", self.store.reschedule(placed.id, placed.expires_at))
         return placed
 
     async def change(
