@@ -14,7 +14,7 @@ from payments.reconciling import Reconciler
 from shopkit import clock
 from shopkit.testing.explain import KIT_READ_WHOLE, ExplainedMongo
 
-READ_WHOLE = {**KIT_READ_WHOLE, "events_outbox": "the relay's bounded read of unpublished events"}
+READ_WHOLE = KIT_READ_WHOLE
 
 
 async def test_every_query_of_a_payment_journey_is_served_by_an_index(
