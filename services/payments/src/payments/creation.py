@@ -110,6 +110,10 @@ async def _create_once(
             raise PaymentInProgress(f"the payment of order {order_id} is being created")
         await asyncio.sleep(CLAIM_POLL)
     try:
+        # The claim's last holder may have recorded it just before letting go.
+        payment, _ = await payments.load(order_id)
+        if payment.exists:
+            return payment, await client_secret(payments, payment), False
         intent = await payments.stripe.create_intent(
             order_id, record.amount, record.currency, record.email, record.idempotency_key
         )

@@ -228,13 +228,18 @@ def intent_event_id(order_id: str, intent: Intent, cause: str) -> str:
 
 def intent_changed(intent: Intent, at: int, reason: str | None, event_id: str) -> Decision[Payment]:
     """Stripe reported the intent in `intent` at `at`: the latest state wins. Succeeded and
-    cancelled are final; processing and failed replace each other in the order Stripe reported
-    them (a failed payment may still succeed when the customer tries again)."""
+    cancelled are final (only a success overrides a cancellation); processing and failed replace
+    each other in the order Stripe reported them (a failed payment may still succeed when the
+    customer tries again)."""
 
     def decision(payment: Payment) -> NewEvent | None:
         if not payment.exists:
             raise PaymentNotFound(f"no PaymentIntent recorded for order {payment.order_id}")
-        if payment.intent in FINAL or payment.intent is intent:
+        if payment.intent is Intent.SUCCEEDED or payment.intent is intent:
+            return None
+        # A success reported after a cancellation is money taken all the same (Stripe cannot do
+        # both, but if it says so the customer paid): it is recorded, so that it is refunded.
+        if payment.intent is Intent.CANCELLED and intent is not Intent.SUCCEEDED:
             return None
         if intent not in FINAL and at < payment.intent_at:
             return None  # older news than what the stream holds
