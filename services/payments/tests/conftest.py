@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-# The tests' shared helpers (payments_support) import by name, as other services' do through the
-# root pyproject's pythonpath.
-sys.path.insert(0, str(Path(__file__).parent))
-
 from payments_support import WEBHOOK_SECRET, Client, Shop
 
 from payments.app import create_app
