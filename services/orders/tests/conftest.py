@@ -81,6 +81,8 @@ async def carts(
             "PRODUCTS_SERVICE": names["products"],
             "ORDERS_SERVICE": names["orders"],
             "GUEST_CARTS_PER_MINUTE": "100000",
+            # A checkout's live prices may wait: hundreds of checkouts share this one process.
+            "PRODUCTS_TIMEOUT": "10",
         },
     )
     return await serve(create_carts_app(settings, keys=tokens.keys()))
@@ -136,7 +138,9 @@ def orders_env(
         "PAYMENTS_URL": _url(payments),
         "USERS_URL": "http://127.0.0.1:9",  # no users: tests give the address and email inline
         "ORDER_SWEEP_INTERVAL": "0.2",
-        "UPSTREAM_TIMEOUT": "5",
+        # Every service of these tests shares one process and event loop: under the races'
+        # hundreds of checkouts, a call is slow without being lost.
+        "UPSTREAM_TIMEOUT": "30",
     }
 
 

@@ -71,6 +71,16 @@ class Shop:
         assert response.status == 200, await response.text()
         return dict(await response.json())
 
+    async def cart_free(self, headers: dict[str, str]) -> dict[str, Any]:
+        """The cart once no order holds it (carts heard the order was paid or ended)."""
+
+        async def check() -> dict[str, Any] | None:
+            cart = await self.cart(headers)
+            return cart if cart["checkout"] is None else None
+
+        found: dict[str, Any] = await eventually(check, timeout=15)
+        return found
+
     # --- orders
 
     async def place(

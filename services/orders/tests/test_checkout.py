@@ -223,3 +223,27 @@ async def test_a_yen_order_is_whole_yen_from_cart_to_payment(shop: Shop, catalog
     created = shop.stripe.requests("POST", "/v1/payment_intents")
     assert created[0].form["amount"] == "4760"
     assert created[0].form["currency"].lower() == "jpy"
+
+
+async def test_a_new_order_waits_until_the_paid_one_has_left_the_cart(
+    shop: Shop, catalog: Catalog
+) -> None:
+    # given a paid order whose lines carts has not taken out yet (its consumer is held back)
+    sku = _sku()
+    await catalog.add({sku: 1500}, stock=5)
+    customer = await shop.fill(shop.customer(), {sku: 1})
+    order = await shop.placed(customer)
+    await shop.pay(order)
+
+    # when the customer places again at once, then once the cart is free
+    again = await shop.place(customer)
+    await shop.cart_free(customer)
+    later = await shop.place(customer)
+
+    # then the first attempt is told to retry (or, if carts was quick, finds an empty cart) and
+    # never re-orders the paid lines
+    assert again.status == 409, await again.text()
+    assert (await again.json())["type"].rsplit("/", 1)[-1] in ("checkout-in-progress", "cart-empty")
+    assert later.status == 409
+    assert (await later.json())["type"].endswith("/cart-empty")
+    await shop.settled(sku, on_hand=4)

@@ -130,3 +130,31 @@ async def test_a_checkout_abandoned_after_a_crash_releases_everything_it_held(
     # and the customer can check out again
     again = await shop.place(customer)
     assert again.status == 201, await again.text()
+
+
+async def test_a_retry_after_the_cart_changed_places_what_the_first_attempt_priced(
+    start_orders: Callable[..., Awaitable[Client]],
+    shop: Shop,
+    catalog: Catalog,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a checkout of 2 units that crashed once priced, before its PaymentIntent was made
+    sku = "SKU-" + uuid.uuid4().hex[:8].upper()
+    await catalog.add({sku: 2500}, stock=10)
+    customer = await shop.fill(shop.customer(), {sku: 2})
+    crash_at(shop.orders, "create_payment", monkeypatch)
+    with pytest.raises(aiohttp.ClientError):
+        await shop.place(customer, key="the-checkout")
+    monkeypatch.undo()
+
+    # when the customer adds a unit, and the client retries the same request
+    await shop.fill(customer, {sku: 1})
+    shop.orders = await start_orders()
+    retried = await shop.place(customer, key="the-checkout")
+
+    # then the order is the one first priced: 2 units, reserved once, charged for 2
+    assert retried.status == 201, await retried.text()
+    order = await retried.json()
+    assert order["lines"][0]["quantity"] == 2
+    assert order["total"]["amount"] == 5000
+    assert (await shop.level(sku))["reserved"] == 2

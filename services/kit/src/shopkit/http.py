@@ -88,6 +88,18 @@ class UpstreamResponse:
     body: Any
     headers: CIMultiDictProxy[str]
 
+    @property
+    def problem(self) -> str | None:
+        """The slug of a problem answer's `type` (`.../problems/cart-held` -> `cart-held`)."""
+        body = self.body if isinstance(self.body, dict) else {}
+        kind = body.get("type")
+        return kind.rsplit("/", 1)[-1] if isinstance(kind, str) and kind else None
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The JSON object answered; empty when the body is none or not an object."""
+        return self.body if isinstance(self.body, dict) else {}
+
 
 class ServiceClient:
     """Calls one upstream service. Answers below 500 are returned (a 4xx is the caller's to judge);
@@ -134,7 +146,8 @@ class ServiceClient:
         headers: Mapping[str, str] | None = None,
         repeatable: bool = False,
     ) -> UpstreamResponse:
-        """`headers` adds to what every call sends (a caller's credentials forwarded, say);
+        """`headers` adds to what every call sends (a caller's credentials forwarded, say; `token`
+        replaces their Authorization);
         `repeatable` says a POST is safe to send again (the upstream keys it by what it names)."""
         method = method.upper()
         # A key makes a POST safe to repeat: the upstream replays instead of acting twice.

@@ -10,10 +10,39 @@ from marshmallow import fields, post_load, validate
 
 from shopkit.schemas import Schema, WholeNumber
 
-__all__ = ["Money", "MoneySchema"]
+__all__ = ["MINIMUM_CHARGE", "Money", "MoneySchema"]
 
 CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 MAX_AMOUNT = 10**12
+# The smallest charge a card processor (Stripe) accepts per currency, in minor units
+# (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts). A currency not listed is left to
+# the processor to refuse.
+MINIMUM_CHARGE = {
+    "USD": 50,
+    "AED": 200,
+    "AUD": 50,
+    "BGN": 100,
+    "BRL": 50,
+    "CAD": 50,
+    "CHF": 50,
+    "CZK": 1500,
+    "DKK": 250,
+    "EUR": 50,
+    "GBP": 30,
+    "HKD": 400,
+    "HUF": 17500,
+    "INR": 50,
+    "JPY": 50,
+    "MXN": 1000,
+    "MYR": 200,
+    "NOK": 300,
+    "NZD": 50,
+    "PLN": 200,
+    "RON": 200,
+    "SEK": 300,
+    "SGD": 50,
+    "THB": 1000,
+}
 
 
 @dataclass(frozen=True, slots=True)

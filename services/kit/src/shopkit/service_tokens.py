@@ -24,6 +24,8 @@ GRANT_PATH = "/api/v1/auth/token"
 class ServiceTokens(Protocol):
     async def token(self) -> str: ...
 
+    def forget(self) -> None: ...
+
 
 class ClientCredentials:
     def __init__(self, users: ServiceClient, client_id: str, client_secret: str) -> None:
@@ -47,11 +49,16 @@ class ClientCredentials:
 
     async def _grant(self) -> None:
         answer = await self._users.request("POST", GRANT_PATH, json=self._credentials)
-        if answer.status != 200 or not isinstance(answer.body, dict):
+        token, lifetime = answer.fields.get("access_token"), answer.fields.get("expires_in")
+        if answer.status != 200 or not isinstance(token, str) or not isinstance(lifetime, int):
             # Our credentials are refused: a deployment fault no caller can mend by retrying.
             raise ServiceUnavailable("this service could not obtain its service token")
-        self._token = str(answer.body["access_token"])
-        self._renew_at = time.monotonic() + RENEW_AT * float(answer.body["expires_in"])
+        self._token = token
+        self._renew_at = time.monotonic() + RENEW_AT * lifetime
+
+    def forget(self) -> None:
+        """Drop the token (an upstream refused it): the next call asks for a new one."""
+        self._renew_at = 0.0
 
 
 class StaticToken:
@@ -62,3 +69,6 @@ class StaticToken:
 
     async def token(self) -> str:
         return self._token
+
+    def forget(self) -> None:
+        pass

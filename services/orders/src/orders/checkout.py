@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from orders.clients import CartHeldByOther, Upstreams
 from orders.errors import (
+    AboveMaximumCharge,
     BelowMinimumCharge,
     CartRequired,
     CheckoutAbandoned,
@@ -27,12 +29,13 @@ from orders.errors import (
     GuestDetailsMissing,
     InsufficientStock,
 )
-from orders.model import Order, OrderStatus
+from orders.model import ENDED, Order, OrderStatus
 from orders.orders import Orders
-from orders.rates import MINIMUM_CHARGE, Rates
+from orders.rates import Rates
 from shopkit import clock
 from shopkit.headers import AUTHORIZATION, CART_TOKEN, RETRY_AFTER
-from shopkit.money import Money
+from shopkit.money import MINIMUM_CHARGE, Money
+from shopkit.problems import Problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +51,10 @@ class Caller:
         return guest_key(token) if self.user_id is None and token else None
 
     @classmethod
-    def of(cls, user_id: str | None, headers: dict[str, str]) -> Caller:
+    def of(cls, user_id: str | None, headers: Mapping[str, str]) -> Caller:
+        """From the request's headers (a case-insensitive mapping: clients send any case)."""
         if user_id is not None:
-            return cls(user_id, {AUTHORIZATION: headers[AUTHORIZATION]})
+            return cls(user_id, {AUTHORIZATION: headers.get(AUTHORIZATION, "")})
         token = headers.get(CART_TOKEN)
         if not token:
             raise CartRequired("sign in, or send your guest cart's X-Cart-Token")
@@ -96,6 +100,10 @@ def order_number(order_id: str) -> str:
     return f"SO-{code[:5]}-{code[5:]}"
 
 
+# Stripe's largest single charge: eight digits of minor units, in every currency.
+MAXIMUM_CHARGE = 99_999_999
+
+
 class Checkout:
     def __init__(self, orders: Orders, upstreams: Upstreams, rates: Rates, timing: Timing) -> None:
         self._orders = orders
@@ -108,69 +116,65 @@ class Checkout:
         if existing is not None:
             # This very request placed it before (its answer was lost): answer as it would have.
             return await self._answer(existing, made=True)
-        first = await self._orders.first_event(order_id)
-        if first is not None:
+        if await self._orders.first_event(order_id) is not None:
             raise CheckoutAbandoned(
                 "this checkout was given up before it finished; place the order again with a new "
                 "Idempotency-Key"
             )
         cart = await self._up.current_cart(caller.credentials)
+        cart_id = str(cart["id"])
         address = await self._address(caller, request)
-        email = request.email or cart.get("email") or await self._email(caller)
-        if not email:
-            raise GuestDetailsMissing(
-                "a guest order needs an email", errors={"email": ["required for a guest"]}
-            )
-        currency = str(cart["currency"])
-        method = self._rates.method(request.shipping_method, address["country"], currency)
+        # Refused before anything is held: a method that does not ship there in this currency.
+        self._rates.method(request.shipping_method, address["country"], str(cart["currency"]))
 
-        now = clock.now()
-        await self._orders.store.track(order_id, str(cart["id"]), now + self._timing.deadline)
-        held = await self._hold(caller, str(cart["id"]), order_id)
+        await self._orders.store.track(order_id, cart_id, clock.now() + self._timing.deadline)
+        try:
+            held = await self._hold(caller, cart_id, order_id)
+        except Problem:
+            await self._orders.store.untrack(order_id)  # refused: nothing is held for it
+            raise
         if isinstance(held, Placed):
             return held
-        priced = price(held, self._rates, method.id, address, currency)
-        minimum = MINIMUM_CHARGE.get(currency, 0)
-        if priced["total"] < minimum:
-            await self._undo(order_id, str(cart["id"]), stock=False)
-            raise BelowMinimumCharge(
-                f"the total, {priced['total']} {currency} in minor units, is below the smallest "
-                f"charge possible ({minimum})",
-                minimum=Money(minimum, currency).to_json(),
-            )
-        lines = priced["lines"]
+        try:
+            draft = await self._draft(caller, request, order_id, held, address)
+        except Problem:
+            await self._undo(order_id, cart_id, stock=False)
+            raise
+        lines = draft["lines"]
         window = self._timing.payment_window
         try:
-            await self._up.reserve(
-                order_id, lines, int((window + self._timing.reservation_grace).total_seconds())
-            )
+            hold_stock_for = window + self._timing.reservation_grace
+            await self._up.reserve(order_id, lines, int(hold_stock_for.total_seconds()))
         except InsufficientStock:
-            await self._undo(order_id, str(cart["id"]), stock=False)
+            await self._undo(order_id, cart_id, stock=False)
             raise
         try:
-            payment = await self._up.create_payment(order_id, priced["total"], currency, email)
+            payment = await self._up.create_payment(
+                order_id, draft["total"], draft["currency"], draft["email"]
+            )
         except BelowMinimumCharge:
-            await self._undo(order_id, str(cart["id"]), stock=True)
+            await self._undo(order_id, cart_id, stock=True)
             raise
+        created_at = datetime.fromisoformat(draft["created_at"])
         order = Order(
             id=order_id,
             number=order_number(order_id),
-            cart_id=str(cart["id"]),
+            cart_id=cart_id,
             user_id=caller.user_id,
             guest_key=caller.guest_key,
-            email=email,
-            currency=currency,
+            email=draft["email"],
+            currency=draft["currency"],
             lines=tuple(lines),
-            shipping=priced["shipping"],
-            subtotal=priced["subtotal"],
-            shipping_total=priced["shipping"]["amount"],
-            tax_total=priced["tax_total"],
-            total=priced["total"],
-            tax_inclusive=priced["tax_inclusive"],
+            shipping=draft["shipping"],
+            subtotal=draft["subtotal"],
+            shipping_total=draft["shipping"]["amount"],
+            tax_total=draft["tax_total"],
+            total=draft["total"],
+            tax_inclusive=draft["tax_inclusive"],
             note=request.note,
             payment_intent_id=str(payment["payment_intent_id"]),
-            created_at=now,
-            expires_at=now + window,
+            created_at=created_at,
+            expires_at=created_at + window,
         )
         placed = await self._orders.place(order)
         if placed is None:
@@ -178,6 +182,48 @@ class Checkout:
                 "this checkout took too long and was given up; place the order again"
             )
         return Placed(placed, payment.get("client_secret"), made=True)
+
+    async def _draft(
+        self,
+        caller: Caller,
+        request: OrderRequest,
+        order_id: str,
+        held: dict[str, Any],
+        address: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The order's lines, amounts and email, priced from the held cart, kept at its first
+        attempt: a retry reserves and charges exactly what the first attempt priced, whatever
+        the cart or its prices did since."""
+        kept = await self._orders.store.draft_of(order_id)
+        if kept is not None:
+            return kept
+        currency = str(held["currency"])
+        email = request.email or held.get("email") or await self._email(caller)
+        if not email:
+            raise GuestDetailsMissing(
+                "a guest order needs an email", errors={"email": ["required for a guest"]}
+            )
+        method = self._rates.method(request.shipping_method, address["country"], currency)
+        priced = price(held, self._rates, method.id, address, currency)
+        minimum = MINIMUM_CHARGE.get(currency, 0)
+        if priced["total"] < minimum:
+            raise BelowMinimumCharge(
+                f"the total, {priced['total']} {currency} in minor units, is below the smallest "
+                f"charge possible ({minimum})",
+                minimum=Money(minimum, currency).to_json(),
+            )
+        if priced["total"] > MAXIMUM_CHARGE:
+            raise AboveMaximumCharge(
+                f"the total, {priced['total']} {currency} in minor units, is above the largest "
+                f"single charge ({MAXIMUM_CHARGE})"
+            )
+        draft = {
+            **priced,
+            "currency": currency,
+            "email": email,
+            "created_at": clock.rfc3339(clock.now()),
+        }
+        return await self._orders.store.keep_draft(order_id, draft)
 
     async def _hold(self, caller: Caller, cart_id: str, order_id: str) -> dict[str, Any] | Placed:
         """Hold the cart for the order; when another order holds it, that order if it is the
@@ -190,13 +236,15 @@ class Checkout:
                 if other is not None and other.status is OrderStatus.PENDING and caller.owns(other):
                     await self._orders.store.untrack(order_id)
                     return await self._answer(other, made=False)
-                if other is None or other.status is OrderStatus.PENDING:
-                    # Being placed right now, or not the caller's: wait for it to settle.
+                ended = other is not None and other.status in ENDED
+                given_up = other is None and await self._orders.first_event(held.order_id)
+                if not (ended or given_up):
+                    # Being placed right now, or paid and about to leave the cart: wait for it.
                     raise CheckoutInProgress(
                         "another checkout of this cart is under way; retry in a moment",
                         headers={RETRY_AFTER: "1"},
                     ) from None
-                # Ended, and its event has not reached carts yet: end its hold now.
+                # It ended (or was given up) and carts has not heard yet: end its hold now.
                 await self._up.release_cart(cart_id, held.order_id)
         raise CheckoutInProgress("the cart keeps changing hands; retry", headers={RETRY_AFTER: "1"})
 
@@ -219,8 +267,7 @@ class Checkout:
         if request.shipping_address is not None:
             return request.shipping_address
         if request.address_id is not None and caller.user_id is not None:
-            saved = await self._up.saved_address(request.address_id, caller.credentials)
-            return {field: saved.get(field) for field in ADDRESS_FIELDS}
+            return await self._up.saved_address(request.address_id, caller.credentials)
         raise GuestDetailsMissing(
             "give a shipping_address (or, signed in, the address_id of a saved one)",
             errors={"shipping_address": ["required"]},
@@ -230,19 +277,6 @@ class Checkout:
         if caller.user_id is None:
             return None
         return await self._up.email_of_caller(caller.credentials)
-
-
-ADDRESS_FIELDS = (
-    "label",
-    "recipient",
-    "line1",
-    "line2",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-    "phone",
-)
 
 
 def price(

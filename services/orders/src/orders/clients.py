@@ -1,8 +1,10 @@
-"""The services checkout calls and what their answers mean to an order.
+"""The services checkout calls, and what their answers mean to an order.
 
 carts (the caller's cart, read with the caller's own credentials; its hold, with the service
-token), products (the reservation), payments (the PaymentIntent) and users (a saved address). Every
-call below is keyed by the order, so repeating one is safe; the kit's client bounds each in time.
+token), products (the reservation), payments (the PaymentIntent, refunds) and users (a saved
+address, the caller's email). Every call below is keyed by the order, so repeating one is safe;
+the kit's client bounds each in time. An upstream's refusal becomes this service's own problem;
+an answer nobody expects is a 502, never the caller's 404.
 """
 
 from __future__ import annotations
@@ -11,19 +13,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from marshmallow import ValidationError
+
 from orders.errors import (
     AddressNotFound,
     BelowMinimumCharge,
     CartEmpty,
     CartNotReady,
+    CheckoutAbandoned,
     CheckoutInProgress,
     InsufficientStock,
     PaymentNotRefundable,
     RefundTooLarge,
 )
+from shopkit.addresses import PostalAddressSchema
+from shopkit.headers import RETRY_AFTER
 from shopkit.http import ServiceClient, UpstreamResponse
-from shopkit.problems import BadGateway, Conflict, NotFound, Unauthorized
+from shopkit.problems import BadGateway, Conflict, Unauthorized
 from shopkit.service_tokens import ServiceTokens
+
+ADDRESS = PostalAddressSchema()
 
 
 class CartHeldByOther(Conflict):
@@ -36,6 +45,19 @@ class CartHeldByOther(Conflict):
         self.order_id = order_id
 
 
+def _retry_later(answer: UpstreamResponse, detail: str) -> CheckoutInProgress:
+    wait = answer.headers.get(RETRY_AFTER, "1")
+    return CheckoutInProgress(
+        str(answer.fields.get("detail") or detail), headers={RETRY_AFTER: wait}
+    )
+
+
+def _unexpected(answer: UpstreamResponse, name: str) -> BadGateway:
+    return BadGateway(
+        f"the {name} service answered {answer.status} ({answer.problem or 'no problem type'})"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Upstreams:
     carts: ServiceClient
@@ -44,83 +66,89 @@ class Upstreams:
     users: ServiceClient
     tokens: ServiceTokens
 
+    async def _as_service(
+        self, client: ServiceClient, method: str, path: str, body: Any = None
+    ) -> UpstreamResponse:
+        """A call on this service's own behalf; a refused token is dropped for the next call."""
+        answer = await client.request(
+            method, path, json=body, token=await self.tokens.token(), repeatable=True
+        )
+        if answer.status in (401, 403):
+            self.tokens.forget()
+            raise BadGateway(f"the {client.name} service refused this service's token")
+        return answer
+
     # --- carts
 
     async def current_cart(self, credentials: Mapping[str, str]) -> dict[str, Any]:
         """The caller's cart, read as the caller (their bearer token or guest cart token)."""
         answer = await self.carts.request("GET", "/api/v1/carts/current", headers=credentials)
-        if answer.status in (401, 403):
-            raise Unauthorized(str((answer.body or {}).get("detail") or "not signed in"))
-        body = _expect(answer, 200, "carts")
-        if not body.get("id") or not body.get("lines"):
+        if answer.status in (401, 403, 404):
+            raise Unauthorized(str(answer.fields.get("detail") or "this cart is not yours"))
+        if answer.status != 200 or not answer.fields:
+            raise _unexpected(answer, "carts")
+        cart = answer.fields
+        if not cart.get("id") or not cart.get("lines"):
             raise CartEmpty("the cart is empty: add something first")
-        return body
+        return cart
 
     async def hold_cart(self, cart_id: str, order_id: str) -> dict[str, Any]:
         """Hold the cart for the order: its lines at live prices."""
-        answer = await self.carts.request(
-            "POST",
-            f"/internal/carts/{cart_id}/checkout",
-            json={"order_id": order_id},
-            token=await self.tokens.token(),
-            repeatable=True,
+        answer = await self._as_service(
+            self.carts, "POST", f"/internal/carts/{cart_id}/checkout", {"order_id": order_id}
         )
-        if answer.status == 409:
-            body = answer.body or {}
-            if str(body.get("type", "")).endswith("/cart-held") and body.get("order_id"):
-                raise CartHeldByOther(str(body["order_id"]))
-            if body.get("problems") == []:
-                raise CartEmpty(str(body.get("detail") or "the cart is empty"))
+        if answer.status in (200, 201) and answer.fields:
+            return answer.fields
+        if answer.problem == "cart-held" and isinstance(answer.fields.get("order_id"), str):
+            raise CartHeldByOther(answer.fields["order_id"])
+        if answer.problem == "cart-not-found":
+            raise CartEmpty("the cart is gone: add something to a new one")
+        if answer.problem == "cart-not-ready":
+            problems = answer.fields.get("problems")
+            if not problems:
+                detail = str(answer.fields.get("detail") or "")
+                if "empty" in detail:
+                    raise CartEmpty("the cart is empty: add something first")
+                raise _retry_later(answer, "the cart keeps changing; retry")
             raise CartNotReady(
-                "some lines cannot be ordered as they are: see `problems`",
-                problems=body.get("problems") or [],
+                "some lines cannot be ordered as they are: see `problems`", problems=problems
             )
-        return _expect(answer, (200, 201), "carts")
+        raise _unexpected(answer, "carts")
 
     async def release_cart(self, cart_id: str, order_id: str) -> None:
-        answer = await self.carts.request(
-            "POST",
-            f"/internal/carts/{cart_id}/checkout/{order_id}/release",
-            token=await self.tokens.token(),
-            repeatable=True,
-        )
+        path = f"/internal/carts/{cart_id}/checkout/{order_id}/release"
+        answer = await self._as_service(self.carts, "POST", path)
         if answer.status not in (204, 404):
-            raise BadGateway(f"carts answered {answer.status} to a release")
+            raise _unexpected(answer, "carts")
 
     # --- products
 
     async def reserve(self, order_id: str, lines: list[dict[str, Any]], ttl_seconds: int) -> None:
-        answer = await self.products.request(
-            "POST",
-            "/internal/inventory/reservations",
-            json={
-                "order_id": order_id,
-                "lines": [{"sku": line["sku"], "quantity": line["quantity"]} for line in lines],
-                "ttl_seconds": ttl_seconds,
-            },
-            token=await self.tokens.token(),
-            repeatable=True,
+        body = {
+            "order_id": order_id,
+            "lines": [{"sku": line["sku"], "quantity": line["quantity"]} for line in lines],
+            "ttl_seconds": ttl_seconds,
+        }
+        answer = await self._as_service(
+            self.products, "POST", "/internal/inventory/reservations", body
         )
-        if answer.status == 409:
-            body = answer.body or {}
-            if str(body.get("type", "")).endswith("/insufficient-stock"):
-                raise InsufficientStock(body.get("unavailable") or [])
-            raise CheckoutInProgress(
-                str(body.get("detail") or "the stock is being reserved; retry"),
-                headers={"Retry-After": answer.headers.get("Retry-After", "1")},
+        if answer.status in (200, 201):
+            return
+        if answer.problem == "insufficient-stock":
+            raise InsufficientStock(answer.fields.get("unavailable") or [])
+        if answer.problem == "reservation-in-progress":
+            raise _retry_later(answer, "the stock is being reserved; retry")
+        if answer.problem == "reservation-closed":
+            raise CheckoutAbandoned(
+                "this checkout was given up while it was made; place the order again"
             )
-        _expect(answer, (200, 201), "products")
+        raise _unexpected(answer, "products")
 
     async def release_stock(self, order_id: str, reason: str) -> None:
-        answer = await self.products.request(
-            "POST",
-            f"/internal/inventory/reservations/{order_id}/release",
-            json={"reason": reason},
-            token=await self.tokens.token(),
-            repeatable=True,
-        )
+        path = f"/internal/inventory/reservations/{order_id}/release"
+        answer = await self._as_service(self.products, "POST", path, {"reason": reason})
         if answer.status not in (204, 404):
-            raise BadGateway(f"products answered {answer.status} to a release")
+            raise _unexpected(answer, "products")
 
     # --- payments
 
@@ -128,71 +156,63 @@ class Upstreams:
         self, order_id: str, amount: int, currency: str, email: str
     ) -> dict[str, Any]:
         """The order's PaymentIntent (made once per order, however often asked)."""
-        answer = await self.payments.request(
-            "POST",
-            "/internal/payments",
-            json={"order_id": order_id, "amount": amount, "currency": currency, "email": email},
-            token=await self.tokens.token(),
-            repeatable=True,
-        )
-        if answer.status == 422:
-            body = answer.body or {}
-            if str(body.get("type", "")).endswith("/amount-too-small"):
-                raise BelowMinimumCharge(str(body.get("detail") or "the total is too small"))
-        return _expect(answer, (200, 201), "payments")
+        body = {"order_id": order_id, "amount": amount, "currency": currency, "email": email}
+        answer = await self._as_service(self.payments, "POST", "/internal/payments", body)
+        if answer.status in (200, 201) and answer.fields:
+            return answer.fields
+        if answer.problem == "amount-too-small":
+            raise BelowMinimumCharge(str(answer.fields.get("detail") or "the total is too small"))
+        if answer.problem == "payment-in-progress":
+            raise _retry_later(answer, "the payment is being set up; retry")
+        raise _unexpected(answer, "payments")
 
     async def payment(self, order_id: str) -> dict[str, Any] | None:
-        answer = await self.payments.request(
-            "GET", f"/internal/payments/{order_id}", token=await self.tokens.token()
-        )
+        answer = await self._as_service(self.payments, "GET", f"/internal/payments/{order_id}")
         if answer.status == 404:
             return None
-        return _expect(answer, 200, "payments")
+        if answer.status != 200 or not answer.fields:
+            raise _unexpected(answer, "payments")
+        return answer.fields
 
-    async def refund(
-        self, order_id: str, refund_id: str, amount: int, reason: str
-    ) -> dict[str, Any]:
-        answer = await self.payments.request(
-            "POST",
-            f"/internal/payments/{order_id}/refunds",
-            json={"refund_id": refund_id, "amount": amount, "reason": reason},
-            token=await self.tokens.token(),
-            repeatable=True,
+    async def refund(self, order_id: str, refund_id: str, amount: int, reason: str) -> None:
+        body = {"refund_id": refund_id, "amount": amount, "reason": reason}
+        answer = await self._as_service(
+            self.payments, "POST", f"/internal/payments/{order_id}/refunds", body
         )
-        if answer.status == 409:
-            body = answer.body or {}
-            detail = str(body.get("detail") or "the refund was refused")
-            if str(body.get("type", "")).endswith("/refund-exceeds-payment"):
-                raise RefundTooLarge(detail)
+        if answer.status in (200, 201):
+            return
+        detail = str(answer.fields.get("detail") or "the refund was refused")
+        if answer.problem == "refund-exceeds-payment":
+            raise RefundTooLarge(detail, refundable=answer.fields.get("refundable"))
+        if answer.status in (404, 409):
             raise PaymentNotRefundable(detail)
-        return _expect(answer, (200, 201), "payments")
+        raise _unexpected(answer, "payments")
 
     # --- users
 
     async def saved_address(
         self, address_id: str, credentials: Mapping[str, str]
     ) -> dict[str, Any]:
-        answer = await self.users.request(
-            "GET", f"/api/v1/users/me/addresses/{address_id}", headers=credentials
-        )
+        """One of the caller's saved addresses, as a postal address (what the order keeps)."""
+        path = f"/api/v1/users/me/addresses/{address_id}"
+        answer = await self.users.request("GET", path, headers=credentials)
         if answer.status == 404:
             raise AddressNotFound(
                 f"no saved address {address_id}",
                 errors={"address_id": ["no such address in your address book"]},
             )
-        return _expect(answer, 200, "users")
+        if answer.status != 200:
+            raise _unexpected(answer, "users")
+        fields = {name: answer.fields.get(name) for name in ADDRESS.fields}
+        try:
+            address: dict[str, Any] = ADDRESS.load(fields)
+        except ValidationError:
+            raise _unexpected(answer, "users") from None
+        return address
 
     async def email_of_caller(self, credentials: Mapping[str, str]) -> str | None:
         answer = await self.users.request("GET", "/api/v1/users/me", headers=credentials)
-        body = _expect(answer, 200, "users")
-        email = body.get("email")
-        return str(email) if email else None
-
-
-def _expect(answer: UpstreamResponse, statuses: int | tuple[int, ...], name: str) -> dict[str, Any]:
-    wanted = (statuses,) if isinstance(statuses, int) else statuses
-    if answer.status == 404:
-        raise NotFound(str((answer.body or {}).get("detail") or f"{name} found nothing"))
-    if answer.status not in wanted or not isinstance(answer.body, dict):
-        raise BadGateway(f"the {name} service answered {answer.status}")
-    return answer.body
+        if answer.status != 200:
+            raise _unexpected(answer, "users")
+        email = answer.fields.get("email")
+        return email if isinstance(email, str) and email else None

@@ -48,6 +48,10 @@ class BelowMinimumCharge(ValidationFailed):
     slug, title = "below-minimum-charge", "The order total is below the smallest charge possible"
 
 
+class AboveMaximumCharge(ValidationFailed):
+    slug, title = "above-maximum-charge", "The order total is above the largest charge possible"
+
+
 class CheckoutInProgress(Conflict):
     slug, title = "checkout-in-progress", "The cart is being checked out; retry in a moment"
 

@@ -38,6 +38,7 @@ from orders.model import (
     PaymentStatus,
 )
 from orders.orders import Orders, stream
+from orders.store import OpenOrder
 from shopkit import broker, clock
 from shopkit.events import ConcurrencyConflict, Event, NewEvent
 from shopkit.inbox import consume
@@ -270,20 +271,30 @@ async def sweep(orders: Orders) -> int:
     """One pass over the due orders; how many ended."""
     now, ended = clock.now(), 0
     for due in await orders.store.due(now, SWEEP_BATCH):
-        order = await orders.get(due.order_id)
-        if order is None:
-            ended += await _give_up(orders, due.order_id, due.cart_id)
-        elif order.status is not OrderStatus.PENDING:
-            await orders.store.untrack(order.id)
-        elif order.expirable(now):
-            changed = await orders.change(order, _expire(now))
-            await settle_watch(orders, changed.order)
-            ended += changed.event is not None
-        elif order.payment_status is PaymentStatus.PROCESSING:
-            await orders.store.reschedule(order.id, now + PROCESSING_RECHECK)
-        else:
-            await orders.store.reschedule(order.id, order.expires_at)
+        try:
+            ended += await _sweep_one(orders, due, now)
+        except Exception:
+            # One order that cannot be moved now must not hold up the ones behind it.
+            log.exception("could not sweep order %s; next pass retries", due.order_id)
     return ended
+
+
+async def _sweep_one(orders: Orders, due: OpenOrder, now: datetime) -> int:
+    """Move one due order along; 1 if it ended."""
+    order = await orders.get(due.order_id)
+    if order is None:
+        return await _give_up(orders, due.order_id, due.cart_id)
+    if order.status is not OrderStatus.PENDING:
+        await orders.store.untrack(order.id)
+    elif order.expirable(now):
+        changed = await orders.change(order, _expire(now))
+        await settle_watch(orders, changed.order)
+        return int(changed.event is not None)
+    elif order.payment_status is PaymentStatus.PROCESSING:
+        await orders.store.reschedule(order.id, now + PROCESSING_RECHECK)
+    else:
+        await orders.store.reschedule(order.id, order.expires_at)
+    return 0
 
 
 def _expire(now: datetime) -> Callable[[Order], NewEvent | None]:

@@ -57,6 +57,9 @@ async def of_staff(
     store: OrderStore, query: dict[str, Any]
 ) -> tuple[list[Order], list[str] | None]:
     filters = {name: query[name] for name in FILTERS if name in query}
+    if "number" in query:  # one order, by its index
+        numbered = await store.by_number(query["number"])
+        return ([numbered] if numbered is not None and _matches(numbered, filters) else []), None
     cursor: list[str] | None = query.get("cursor")
     last: date = query.get("placed_to") or clock.now().date()
     first: date = query.get("placed_from") or last - timedelta(days=DEFAULT_DAYS)

@@ -102,7 +102,8 @@ class Order:
                 allowed.append(Action.SHIP)
             if self.fulfilment_status is FulfilmentStatus.SHIPPED:
                 allowed.append(Action.DELIVER)
-            if self.refundable > 0:
+            # An ended order's money goes back by itself (payments refunds what is left).
+            if self.refundable > 0 and self.status not in ENDED:
                 allowed.append(Action.REFUND)
             allowed.append(Action.NOTE)
         return allowed

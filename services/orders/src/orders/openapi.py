@@ -162,12 +162,6 @@ class ShippingMethodsOut(marshmallow.Schema):
     items = fields.List(fields.Nested(ShippingMethodOut), **_out())
 
 
-class ShippingQuery(marshmallow.Schema):
-    country = fields.String(metadata={"description": "ISO 3166-1 alpha-2"})
-    currency = fields.String(metadata={"description": "ISO 4217"})
-    subtotal = fields.String(metadata={"description": "minor units, for free-shipping thresholds"})
-
-
 def _move(
     body: type[marshmallow.Schema] | None = None, *, key: Header = IDEMPOTENCY_KEY
 ) -> Operation:
@@ -190,7 +184,7 @@ OPERATIONS = {
         errors=(404, 409),
     ),
     "list_orders": Operation(query=schemas.OrderQuery, response=OrderPageOut),
-    "shipping_methods": Operation(query=ShippingQuery, response=ShippingMethodsOut),
+    "shipping_methods": Operation(query=schemas.ShippingQuery, response=ShippingMethodsOut),
     "get_order": Operation(
         response=OrderOut, headers=(CART_TOKEN,), response_headers=(ETAG,), errors=(404,)
     ),

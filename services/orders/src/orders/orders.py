@@ -15,7 +15,7 @@ from orders.events import OrderEvent
 from orders.model import Order, fold
 from orders.store import OrderStore
 from shopkit.commits import AfterCommit
-from shopkit.events import Event, EventStore, NewEvent, decide
+from shopkit.events import ConcurrencyConflict, Event, EventStore, NewEvent, decide
 
 Decision = Callable[[Order], NewEvent | None]
 
@@ -53,11 +53,12 @@ class Orders:
 
     async def place(self, order: Order) -> Order | None:
         """Append the order's first event: None when its slot holds a given-up checkout."""
-        event = await self.events.append(
-            stream(order.id), 0, OrderEvent.PLACED, order.placed_json(), f"{order.id}:placed"
-        )
-        if event.type != OrderEvent.PLACED:
-            return None
+        try:
+            event = await self.events.append(
+                stream(order.id), 0, OrderEvent.PLACED, order.placed_json(), f"{order.id}:placed"
+            )
+        except ConcurrencyConflict:
+            return None  # the sweeper's cancellation took the slot first
         placed = fold(None, event)
         assert placed is not None
         await self._after_commit("order projection", self.store.save(placed))

@@ -114,26 +114,3 @@ def _amount(value: object) -> int:
 
 def _half_up(numerator: int, denominator: int) -> int:
     return (2 * numerator + denominator) // (2 * denominator)
-
-
-# The smallest charge Stripe accepts per currency, in minor units (Stripe's published table:
-# 0.50 USD, 0.30 GBP, 50 JPY, ...). A currency missing here is checked by Stripe alone.
-MINIMUM_CHARGE = {
-    "USD": 50,
-    "EUR": 50,
-    "GBP": 30,
-    "JPY": 50,
-    "CAD": 50,
-    "AUD": 50,
-    "CHF": 50,
-    "NZD": 50,
-    "SGD": 50,
-    "DKK": 250,
-    "NOK": 300,
-    "SEK": 300,
-    "PLN": 200,
-    "CZK": 1500,
-    "HUF": 17500,
-    "HKD": 400,
-    "MXN": 1000,
-}

@@ -8,7 +8,7 @@ from orders import lifecycle, listing
 from orders.checkout import Caller
 from orders.errors import OrderNotFound
 from orders.keys import CHECKOUT, ORDERS, RATES, UPSTREAMS
-from orders.model import Order
+from orders.model import Order, OrderStatus
 from orders.orders import Changed
 from orders.schemas import (
     CancelSchema,
@@ -16,6 +16,7 @@ from orders.schemas import (
     OrderQuery,
     PlaceOrderSchema,
     RefundSchema,
+    ShippingQuery,
     ShipSchema,
 )
 from orders.view import present
@@ -45,7 +46,7 @@ def _staff(request: web.Request) -> bool:
 
 def _caller(request: web.Request) -> Caller:
     user = optional_principal(request)
-    return Caller.of(user.subject if user is not None else None, dict(request.headers))
+    return Caller.of(user.subject if user is not None else None, request.headers)
 
 
 def _answer(
@@ -93,11 +94,11 @@ async def list_orders(request: web.Request) -> web.Response:
     """A page of orders, newest first: staff see every order, a customer their own."""
     query = load_query(request, OrderQuery())
     store = request.app[ORDERS].store
-    if _staff(request):
+    staff = _staff(request)
+    if staff:
         found, position = await listing.of_staff(store, query)
     else:
         found, position = await listing.of_customer(store, principal(request).subject, query)
-    staff = _staff(request)
     return json_response(
         {
             "items": [present(order, staff=staff) for order in found],
@@ -111,12 +112,10 @@ async def list_orders(request: web.Request) -> web.Response:
 @public
 async def shipping_methods(request: web.Request) -> web.Response:
     """The shipping methods for a country and currency, with their price for a subtotal."""
-    country = request.query.get("country", "")
-    currency = request.query.get("currency", "")
-    subtotal = request.query.get("subtotal", "0")
-    amount = int(subtotal) if subtotal.isdigit() else 0
-    methods = request.app[RATES].methods(country, currency)
-    return json_response({"items": [m.to_json(currency, amount) for m in methods]})
+    query = load_query(request, ShippingQuery())
+    currency, subtotal = query["currency"], query["subtotal"]
+    methods = request.app[RATES].methods(query["country"], currency)
+    return json_response({"items": [m.to_json(currency, subtotal) for m in methods]})
 
 
 @routes.get("/api/v1/orders/{order_id}")
@@ -125,7 +124,7 @@ async def get_order(request: web.Request) -> web.Response:
     """One order: its customer's (a guest's by their cart token) or, for staff, any."""
     order = await _visible(request)
     secret = None
-    if order.status.value == "pending" and not _staff(request):
+    if order.status is OrderStatus.PENDING and not _staff(request):
         payment = await request.app[UPSTREAMS].payment(order.id)
         secret = payment.get("client_secret") if payment is not None else None
     return _answer(request, order, client_secret=secret)
@@ -188,9 +187,13 @@ async def refund_order(request: web.Request) -> web.Response:
     assert refund_id is not None
     actor = principal(request).subject
     decision = lifecycle.request_refund(actor, refund_id, body["amount"], body["reason"])
+    # The order must allow it (a dry run of the decision); payments then decides, holding what
+    # was paid and every refund; only a refund payments took is recorded on the order (a crash
+    # in between: the retry finds it at payments, or its refund.succeeded records it anyway).
+    decision(order)
+    await request.app[UPSTREAMS].refund(order.id, refund_id, body["amount"], body["reason"])
     event_id = f"{order.id}:refund:{refund_id}"
     changed = await request.app[ORDERS].change(order, decision, event_id=event_id)
-    await request.app[UPSTREAMS].refund(order.id, refund_id, body["amount"], body["reason"])
     return _answer(request, changed.order, 201)
 
 

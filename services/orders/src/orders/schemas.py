@@ -3,7 +3,7 @@ client is never read, and saying so beats ignoring it silently."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
@@ -38,16 +38,51 @@ class PlaceOrderSchema(Schema):
         return OrderRequest(**data)
 
 
+COUNTRY = validate.Regexp(r"^[A-Z]{2}\Z", error="an ISO 3166-1 alpha-2 code, such as DE")
+CURRENCY = validate.Regexp(r"^[A-Z]{3}\Z", error="an ISO 4217 code, such as EUR")
+# Staff lists walk days: a range longer than this is refused rather than walked.
+MAX_DAYS = 366
+
+
+class ShippingQuery(Schema):
+    country = fields.String(required=True, validate=COUNTRY)
+    currency = fields.String(required=True, validate=CURRENCY)
+    subtotal = WholeNumber(
+        load_default=0,
+        validate=validate.Range(0, MAX_AMOUNT),
+        metadata={"description": "minor units, for free-shipping thresholds"},
+    )
+
+
+class OrderCursor(CursorField):
+    """Where a page of orders ended: the last order's placing time (RFC 3339) and id."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        position = super()._deserialize(value, attr, data, **kwargs)
+        if not (
+            isinstance(position, list)
+            and len(position) == 2
+            and all(isinstance(part, str) for part in position)
+        ):
+            raise ValidationError("not a cursor this list gave out")
+        try:
+            datetime.fromisoformat(position[0])
+        except ValueError:
+            raise ValidationError("not a cursor this list gave out") from None
+        return position
+
+
 class OrderQuery(Schema):
     """A page of orders, newest first; staff filter on any of these (a customer's list is
     always their own)."""
 
     limit = fields.Integer(load_default=20, validate=validate.Range(1, MAX_LIMIT))
-    cursor = CursorField(list, load_default=None)
+    cursor = OrderCursor(list, load_default=None)
     status = fields.String(validate=validate.OneOf([s.value for s in OrderStatus]))
     payment_status = fields.String(validate=validate.OneOf([s.value for s in PaymentStatus]))
     fulfilment_status = fields.String(validate=validate.OneOf([s.value for s in FulfilmentStatus]))
     email = fields.Email(validate=validate.Length(max=254))
+    number = fields.String(validate=validate.Regexp(r"^SO-[A-Z2-7]{5}-[A-Z2-7]{5}\Z"))
     placed_from = fields.Date(data_key="from")
     placed_to = fields.Date(data_key="to")
 
@@ -57,6 +92,8 @@ class OrderQuery(Schema):
         end: date | None = data.get("placed_to")
         if start is not None and end is not None and start > end:
             raise ValidationError("`from` must not be after `to`", field_name="from")
+        if start is not None and (end or date.today()) - start > timedelta(days=MAX_DAYS):
+            raise ValidationError(f"a range spans at most {MAX_DAYS} days", field_name="from")
 
 
 class CancelSchema(Schema):

@@ -58,8 +58,10 @@ class OrdersSettings(KitSettings):
     )
     reservation_grace: int = env(
         "RESERVATION_GRACE",
-        600,
-        help="seconds the stock stays reserved past PAYMENT_WINDOW, should the sweeper be late",
+        518400,
+        help="seconds products holds an order's stock past PAYMENT_WINDOW by itself: a payment "
+        "that is processing (a bank debit) keeps the order, and so its stock, that long; orders "
+        "releases the stock itself when the order ends",
     )
     sweep_interval: float = env(
         "ORDER_SWEEP_INTERVAL", 5.0, help="seconds between two passes of the expiry sweeper"

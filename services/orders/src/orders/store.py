@@ -35,6 +35,7 @@ class OrderStore:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.orders = db["orders"]
         self.open = db["open_orders"]
+        self.drafts = db["order_drafts"]
 
     async def ensure_indexes(self) -> None:
         await self.orders.create_index("user_id")
@@ -94,6 +95,21 @@ class OrderStore:
 
     async def untrack(self, order_id: str) -> None:
         await self.open.delete_one({"_id": order_id})
+        await self.drafts.delete_one({"_id": order_id})
+
+    async def keep_draft(self, order_id: str, draft: dict[str, Any]) -> dict[str, Any]:
+        """Keep the checkout's priced order, unless an earlier attempt kept one: the kept one."""
+        try:
+            await self.drafts.insert_one({"_id": order_id, "draft": draft})
+        except DuplicateKeyError:
+            kept = await self.draft_of(order_id)
+            if kept is not None:
+                return kept
+        return draft
+
+    async def draft_of(self, order_id: str) -> dict[str, Any] | None:
+        document = await self.drafts.find_one({"_id": order_id})
+        return dict(document["draft"]) if document is not None else None
 
     async def due(self, now: datetime, limit: int) -> list[OpenOrder]:
         # A range and a sort: FerretDB reads the collection whole, which stays as small as the

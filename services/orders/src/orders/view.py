@@ -10,8 +10,21 @@ from orders.model import Order
 from shopkit import clock
 
 
+def _who(order: Order, actor: str | None) -> str | None:
+    """Who acted, as a customer may read it: themselves, the shop's staff, or the system (staff
+    read the account or service itself)."""
+    if actor is None:
+        return None
+    if actor == order.user_id or actor == "guest":
+        return "customer"
+    return "system" if actor.startswith(("system:", "service:")) else "staff"
+
+
 def present(order: Order, *, staff: bool, client_secret: str | None = None) -> dict[str, Any]:
     currency = order.currency
+
+    def who(actor: str | None) -> str | None:
+        return actor if staff else _who(order, actor)
 
     def money(amount: int) -> dict[str, Any]:
         return {"amount": amount, "currency": currency}
@@ -55,7 +68,10 @@ def present(order: Order, *, staff: bool, client_secret: str | None = None) -> d
         "tax_inclusive": order.tax_inclusive,
         "total": money(order.total),
         "refunded": money(order.refunded),
-        "refunds": [{**refund, "amount": money(refund["amount"])} for refund in order.refunds],
+        "refunds": [
+            {**refund, "amount": money(refund["amount"]), "actor": who(refund["actor"])}
+            for refund in order.refunds
+        ],
         "disputes": [{**dispute, "amount": money(dispute["amount"])} for dispute in order.disputes],
         "note": order.note,
         "staff_notes": list(order.notes) if staff else [],
@@ -63,10 +79,12 @@ def present(order: Order, *, staff: bool, client_secret: str | None = None) -> d
             "payment_intent_id": order.payment_intent_id,
             "client_secret": client_secret,
         },
-        "ended": order.ended,
+        "ended": {**order.ended, "actor": who(order.ended["actor"])} if order.ended else None,
         "allowed_actions": [action.value for action in order.actions(staff)],
         "timeline": [
-            entry for entry in order.timeline if staff or entry["type"] != OrderEvent.NOTE_ADDED
+            {**entry, "actor": who(entry["actor"])}
+            for entry in order.timeline
+            if staff or entry["type"] != OrderEvent.NOTE_ADDED
         ],
         "created_at": clock.rfc3339(order.created_at),
         "updated_at": clock.rfc3339(order.updated_at or order.created_at),

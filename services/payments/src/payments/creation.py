@@ -24,39 +24,10 @@ from payments.ledger import Payments, fresh
 from payments.model import Payment
 from payments.store import PaymentRecord
 from shopkit import clock
+from shopkit.money import MINIMUM_CHARGE
 
 log = logging.getLogger("payments.creation")
 CLAIM_POLL = 0.05
-
-# Stripe's minimum charge amounts, in minor units (docs.stripe.com/currencies#minimum-and-maximum-
-# charge-amounts): checked here because stripe-mock does not enforce them, and a refused amount
-# costs a call. A currency not listed is left to Stripe, whose refusal answers the same 422.
-MINIMUM_AMOUNTS = {
-    "USD": 50,
-    "AED": 200,
-    "AUD": 50,
-    "BGN": 100,
-    "BRL": 50,
-    "CAD": 50,
-    "CHF": 50,
-    "CZK": 1500,
-    "DKK": 250,
-    "EUR": 50,
-    "GBP": 30,
-    "HKD": 400,
-    "HUF": 17500,
-    "INR": 50,
-    "JPY": 50,
-    "MXN": 1000,
-    "MYR": 200,
-    "NOK": 300,
-    "NZD": 50,
-    "PLN": 200,
-    "RON": 200,
-    "SEK": 300,
-    "SGD": 50,
-    "THB": 1000,
-}
 
 
 def create_key(order_id: str) -> str:
@@ -67,7 +38,7 @@ async def create(
     payments: Payments, order_id: str, amount: int, currency: str, email: str | None
 ) -> tuple[Payment, str, bool]:
     """The order's payment and its client secret; whether this call created it."""
-    minimum = MINIMUM_AMOUNTS.get(currency)
+    minimum = MINIMUM_CHARGE.get(currency)
     if minimum is not None and amount < minimum:
         raise AmountTooSmall(
             f"Stripe charges at least {minimum} (minor units) in {currency}", minimum=minimum

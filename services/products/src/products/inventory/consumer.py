@@ -20,7 +20,8 @@ log = logging.getLogger("products.inventory")
 
 async def on_order_event(app: web.Application, event: Event) -> None:
     """orders' `order.paid` commits the order's stock; `order.cancelled` and `order.expired`
-    release it. Both are idempotent, so a redelivered event changes nothing."""
+    release it, and a cancelled order whose stock was committed (paid, not shipped) puts it back
+    on the shelf. All are idempotent, so a redelivered event changes nothing."""
     try:
         order_id = OrderClosed.from_json(event.data).order_id
     except KeyError:
@@ -37,6 +38,11 @@ async def on_order_event(app: web.Application, event: Event) -> None:
     except ReservationNotFound:
         log.info("order %s has no reservation; %s changes no stock", order_id, event.type)
     except ReservationClosed as closed:
+        if event.type == OrderEvent.CANCELLED:
+            # Paid, then cancelled before it shipped: the units it took are on the shelf again.
+            restocked = await inventory.restock(order_id, "service:orders", "order cancelled")
+            if restocked:
+                return
         level = logging.ERROR if event.type == OrderEvent.PAID else logging.WARNING
         log.log(level, "%s for order %s changed no stock: %s", event.type, order_id, closed.detail)
 

@@ -20,7 +20,7 @@ from products.inventory import ledger
 from products.inventory.errors import SkuNotFound, StockNotTracked, UnknownSkus
 from products.inventory.ledger import StockLevel
 from products.inventory.metrics import InventoryMetrics
-from products.inventory.reservation import Reservation
+from products.inventory.reservation import Reservation, ReservationState
 from products.inventory.reservations import Reservations
 from products.inventory.stock import SNAPSHOT_EVERY, Stock
 from products.inventory.store import InventoryStore
@@ -122,6 +122,17 @@ class Inventory:
     async def release(self, order_id: str, actor: str, reason: str | None = None) -> Reservation:
         """The order will not be paid: its stock is available again. Repeating it changes nothing."""
         return await self.reservations.release(order_id, actor, reason)
+
+    async def restock(self, order_id: str, actor: str, reason: str) -> list[Event]:
+        """A paid order cancelled before it shipped: its committed units are back on the shelf,
+        each line once (the receipt's id derives from the order)."""
+        reservation = await self.reservations.get(order_id)
+        if reservation.state is not ReservationState.COMMITTED:
+            return []
+        return [
+            await self.receive(line.sku, line.quantity, actor, reason, f"restock-{order_id}")
+            for line in reservation.tracked_lines
+        ]
 
     # --- upkeep
 
