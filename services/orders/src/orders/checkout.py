@@ -178,6 +178,9 @@ class Checkout:
         )
         placed = await self._orders.place(order)
         if placed is None:
+            # The sweeper gave it up while this attempt ran late: what this attempt held after
+            # the cancellation's consumers let go is given back here.
+            await self._undo(order_id, cart_id, stock=True)
             raise CheckoutAbandoned(
                 "this checkout took too long and was given up; place the order again"
             )
