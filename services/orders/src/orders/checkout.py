@@ -145,14 +145,14 @@ class Checkout:
         try:
             hold_stock_for = window + self._timing.reservation_grace
             await self._up.reserve(order_id, lines, int(hold_stock_for.total_seconds()))
-        except InsufficientStock:
+        except (InsufficientStock, CheckoutAbandoned):
             await self._undo(order_id, cart_id, stock=False)
             raise
         try:
             payment = await self._up.create_payment(
                 order_id, draft["total"], draft["currency"], draft["email"]
             )
-        except BelowMinimumCharge:
+        except (BelowMinimumCharge, CheckoutAbandoned):
             await self._undo(order_id, cart_id, stock=True)
             raise
         created_at = datetime.fromisoformat(draft["created_at"])

@@ -164,6 +164,10 @@ class Upstreams:
             raise BelowMinimumCharge(str(answer.fields.get("detail") or "the total is too small"))
         if answer.problem == "payment-in-progress":
             raise _retry_later(answer, "the payment is being set up; retry")
+        if answer.problem == "order-ended":
+            raise CheckoutAbandoned(
+                "this checkout was given up while it was made; place the order again"
+            )
         raise _unexpected(answer, "payments")
 
     async def payment(self, order_id: str) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ import uuid
 from datetime import UTC, datetime
 
 from payments import model
-from payments.errors import AmountTooSmall, PaymentInProgress, PaymentMismatch
+from payments.errors import AmountTooSmall, OrderEnded, PaymentInProgress, PaymentMismatch
 from payments.ledger import Payments, fresh
 from payments.model import Payment
 from payments.store import PaymentRecord
@@ -52,6 +52,9 @@ async def create(
             amount=record.amount,
             currency=record.currency,
         )
+    if await payments.store.has_ended(order_id):
+        # A checkout given up while it ran late: no PaymentIntent for an order that is over.
+        raise OrderEnded(f"order {order_id} was cancelled or expired; nothing to pay")
     budget = payments.stripe.budget
     try:
         async with payments.one_at_a_time(order_id, wait=budget):

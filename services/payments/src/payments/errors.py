@@ -67,3 +67,7 @@ class StripeFailed(BadGateway):
 
 class InvalidSignature(BadRequest):
     slug, title = "invalid-signature", "The webhook's Stripe-Signature does not verify"
+
+
+class OrderEnded(Conflict):
+    slug, title = "order-ended", "The order was cancelled or expired"
