@@ -443,7 +443,7 @@ async def test_the_internal_listener_routes_internal_paths_the_public_gateway_re
         # then that service answers it
         assert response.status == 200, await response.text()
         document = await response.json()
-    assert document["info"]["title"] == service
+    assert document["info"]["title"] == f"{service} (internal)"
     assert all(route.startswith("/internal/") for route in document["paths"])
     # and the public gateway refuses the same path with its own not-found problem
     async with http.get(f"{gateway}{path}") as response:
