@@ -179,8 +179,8 @@ def plan() -> None:
     env = stack_env()
     for part in parts(env):
         port = f":{part.port}" if part.port is not None else ""
-        print(f"{part.name:<12} {port:<7} {shlex.join(part.argv)}")
-    print(f"\nnginx config: {(RUN / 'nginx' / 'nginx.conf').relative_to(ROOT)}")
+        print(f"{part.name:<14} {port:<7} {shlex.join(part.argv)}")
+    print(f"\nthe gateway's config, rendered: {RUN / 'nginx' / 'nginx.conf'}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
