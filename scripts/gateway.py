@@ -19,6 +19,8 @@ from shopkit.testing.peers import Peer, PeerFailed
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "nginx" / "shop.conf.template"
+# The second server of the same nginx: the listener services call each other through locally.
+INTERNAL_TEMPLATE = ROOT / "nginx" / "internal.conf.template"
 # The API reference page (/api/docs) and the Swagger UI it loads (installed by scripts/install.sh).
 DOCS_DIR = ROOT / "nginx" / "docs"
 SWAGGER_UI_DIR = ROOT / ".tools" / "web" / "node_modules" / "swagger-ui-dist"
@@ -39,6 +41,19 @@ def routes_for(services: Mapping[str, registry.Service]) -> tuple[Route, ...]:
     for service in services.values():
         routes += [Route(f"= {path}", service.name, zone) for path, zone in service.limited.items()]
         for prefix in service.prefixes:
+            routes.append(Route(f"= /api/v1/{prefix}", service.name))
+            routes.append(Route(f"/api/v1/{prefix}/", service.name))
+    return tuple(routes)
+
+
+def internal_routes_for(services: Mapping[str, registry.Service]) -> tuple[Route, ...]:
+    """The internal listener's locations: per service, `/internal/<prefix>` and everything under
+    it, and its public `/api/v1/<prefix>` routes, none rate-limited (the callers are services)."""
+    routes: list[Route] = []
+    for service in services.values():
+        for prefix in service.prefixes:
+            routes.append(Route(f"= /internal/{prefix}", service.name))
+            routes.append(Route(f"/internal/{prefix}/", service.name))
             routes.append(Route(f"= /api/v1/{prefix}", service.name))
             routes.append(Route(f"/api/v1/{prefix}/", service.name))
     return tuple(routes)
@@ -205,14 +220,36 @@ def _docs_config(upstreams: Mapping[str, Sequence[str]]) -> str:
     return text
 
 
+def _internal_server(
+    port: int | None, routes: Sequence[Route], upstreams: Mapping[str, Sequence[str]]
+) -> str:
+    """The internal listener's server block (none without a port)."""
+    if port is None:
+        return ""
+    values = {
+        "internal_port": str(port),
+        "internal_routes": _routes_block(routes, upstreams) + _trailing_slash_guards(routes),
+        "problems": _problems_block(),
+    }
+    return _fill(INTERNAL_TEMPLATE.read_text(), values)
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    # {{name}} placeholders: nginx's own $var and ${var} syntax rules out string.Template.
+    return re.sub(r"\{\{(\w+)\}\}", lambda match: values[match.group(1)], template)
+
+
 def render(
     listen_port: int,
     upstreams: Mapping[str, Sequence[str]],
     state_dir: Path,
     routes: Sequence[Route] | None = None,
+    internal_port: int | None = None,
 ) -> str:
     """The config for a gateway on 127.0.0.1:`listen_port`; routes to unknown upstreams skipped.
-    `routes` default to the registry's (services/registry.toml)."""
+    `routes` default to the registry's (services/registry.toml). With `internal_port`, a second
+    listener on 127.0.0.1:`internal_port` serves the services themselves: each service's
+    `/internal/` and public routes, unlimited (nginx/internal.conf.template)."""
     services = registry.load()
     if routes is None:
         routes = routes_for(services)
@@ -226,9 +263,11 @@ def render(
         "docs_dir": str(DOCS_DIR),
         "swagger_ui_dir": str(SWAGGER_UI_DIR),
         "docs_config": _docs_config(upstreams),
+        "internal_server": _internal_server(
+            internal_port, internal_routes_for(services), upstreams
+        ),
     }
-    # {{name}} placeholders: nginx's own $var and ${var} syntax rules out string.Template.
-    return re.sub(r"\{\{(\w+)\}\}", lambda match: values[match.group(1)], TEMPLATE.read_text())
+    return _fill(TEMPLATE.read_text(), values)
 
 
 def nginx_binary() -> str:
@@ -245,13 +284,15 @@ def peer(
     upstreams: Mapping[str, Sequence[str]],
     log_path: Path | None = None,
     routes: Sequence[Route] | None = None,
+    internal_port: int | None = None,
 ) -> Peer:
-    """Write the config into `state_dir` and describe the nginx process that serves it."""
+    """Write the config into `state_dir` and describe the nginx process that serves it (with the
+    internal listener on `internal_port`, if given)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "tmp").mkdir(exist_ok=True)
     prefix = state_dir.resolve()
     conf = prefix / "nginx.conf"
-    conf.write_text(render(listen_port, upstreams, prefix, routes))
+    conf.write_text(render(listen_port, upstreams, prefix, routes, internal_port))
     return Peer(
         name="nginx",
         # -e: nginx opens its compiled-in error log before reading the config; keep that local too.
@@ -273,6 +314,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8080, help="port the gateway listens on")
     parser.add_argument(
+        "--internal-port",
+        type=int,
+        default=None,
+        help="port of the internal listener services call each other through (none if omitted)",
+    )
+    parser.add_argument(
         "--upstream",
         type=_parse_upstream,
         action="append",
@@ -287,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         service.name: [f"127.0.0.1:{port}" for port in service.ports]
         for service in registry.load().values()
     }
-    config = render(args.port, upstreams, args.state_dir)
+    config = render(args.port, upstreams, args.state_dir, internal_port=args.internal_port)
     if args.output:
         args.output.write_text(config)
     else:

@@ -1,13 +1,15 @@
-"""The local stack behind `./task up`, `down` and `status`: PostgreSQL, FerretDB, NATS, OpenSearch,
-the services, nginx."""
+"""The local stack behind `./task up`, `down`, `status` and `plan`: PostgreSQL, FerretDB, NATS,
+OpenSearch, stripe-mock, the services, nginx (the gateway, and the internal listener the services
+call each other through)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import gateway
@@ -22,10 +24,14 @@ RUN = ROOT / ".run"
 LOGS = RUN / "logs"
 PIDS = RUN / "pids.json"
 GATEWAY_PORT = 8080
+# The gateway's internal listener: the address in .env.example's PRODUCTS_URL, CARTS_URL, ...
+INTERNAL_PORT = 8090
 MONGO_PORT = 27017
 POSTGRES_PORT = 27018
 NATS_PORT = 4222
 SEARCH_PORT = 9200
+# stripe-mock's HTTP port (STRIPE_API_URL in .env.example); its HTTPS port is the system's choice.
+STRIPE_PORT = 12111
 
 
 def stack_env() -> dict[str, str]:
@@ -52,6 +58,7 @@ def parts(env: Mapping[str, str]) -> list[Peer]:
         *peers.mongo(RUN, MONGO_PORT, postgres_port=POSTGRES_PORT, storage=peers.backend(env)),
         peers.nats(RUN, NATS_PORT),
         peers.opensearch(RUN, SEARCH_PORT),
+        peers.stripe_mock(RUN, STRIPE_PORT),
     ]
     # Each service's instances, one per port in services/registry.toml (nginx balances across them).
     services = registry.load()
@@ -68,7 +75,11 @@ def parts(env: Mapping[str, str]) -> list[Peer]:
                 )
             )
     upstreams = {name: [f"127.0.0.1:{port}" for port in s.ports] for name, s in services.items()}
-    stack.append(gateway.peer(RUN / "nginx", GATEWAY_PORT, upstreams, LOGS / "nginx.log"))
+    stack.append(
+        gateway.peer(
+            RUN / "nginx", GATEWAY_PORT, upstreams, LOGS / "nginx.log", internal_port=INTERNAL_PORT
+        )
+    )
     return stack
 
 
@@ -124,6 +135,9 @@ def up() -> None:
         print(f"{part.name:<12} ready (pid {part.process.pid})")
     print()
     print(f"gateway   http://127.0.0.1:{GATEWAY_PORT}  (API reference: /api/docs)")
+    print(
+        f"internal  http://127.0.0.1:{INTERNAL_PORT}  (services' /internal/ routes; loopback only)"
+    )
     for name, service in registry.load().items():
         print(f"{name:<9} " + "  ".join(f"http://127.0.0.1:{port}" for port in service.ports))
     storage = peers.backend(env)
@@ -131,6 +145,7 @@ def up() -> None:
     print(f"mongodb   mongodb://127.0.0.1:{MONGO_PORT}/  (FerretDB on {where})")
     print(f"nats      nats://127.0.0.1:{NATS_PORT}")
     print(f"search    http://127.0.0.1:{SEARCH_PORT}  (OpenSearch)")
+    print(f"stripe    http://127.0.0.1:{STRIPE_PORT}  (stripe-mock; webhooks: sign your own)")
     print(f"logs      {LOGS.relative_to(ROOT)}/ and {(RUN / 'nginx').relative_to(ROOT)}/access.log")
 
 
@@ -159,14 +174,27 @@ def status() -> None:
         print(f"{part.name:<12} {state}")
 
 
-def main() -> None:
+def plan() -> None:
+    """What `up` would start, in order, starting nothing (it renders the gateway's config)."""
+    env = stack_env()
+    for part in parts(env):
+        port = f":{part.port}" if part.port is not None else ""
+        print(f"{part.name:<14} {port:<7} {shlex.join(part.argv)}")
+    print(f"\nthe gateway's config, rendered: {RUN / 'nginx' / 'nginx.conf'}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status"])
-    command = parser.parse_args().command
+    parser.add_argument(
+        "command",
+        choices=["up", "down", "status", "plan"],
+        help="plan: print what up would start, starting nothing",
+    )
+    command = parser.parse_args(argv).command
     # The tools built by ./task install, also when this runs outside the Taskfile.
     os.environ["PATH"] = f"{ROOT / '.tools' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
     try:
-        {"up": up, "down": down, "status": status}[command]()
+        {"up": up, "down": down, "status": status, "plan": plan}[command]()
     except PeerFailed as error:
         sys.exit(f"{error}\n(logs in {LOGS}; `./task down` stops what did start)")
 

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import aiohttp
 import pytest
+from e2e_support import ORDERS_CLIENT_SECRET, STRIPE_WEBHOOK_SECRET
 
 from shopkit.settings import read_env_file
 from shopkit.testing.peers import Peer, free_port
@@ -26,7 +27,10 @@ Upstreams = Mapping[str, Sequence[str]]
 
 class StartGateway(Protocol):
     def __call__(
-        self, upstreams: Upstreams, routes: Sequence[gateway_config.Route] | None = None
+        self,
+        upstreams: Upstreams,
+        routes: Sequence[gateway_config.Route] | None = None,
+        internal_port: int | None = None,
     ) -> str: ...
 
 
@@ -96,6 +100,19 @@ def start_instances(
 
 
 @pytest.fixture(scope="session")
+def internal_port() -> int:
+    """The port of the gateway's internal listener, chosen before the services start: those that
+    call other services (carts, orders) are given its address, as .env.example gives them :8090."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def internal_url(internal_port: int) -> str:
+    """The internal listener's base URL (served once the `gateway` fixture has started nginx)."""
+    return f"http://127.0.0.1:{internal_port}"
+
+
+@pytest.fixture(scope="session")
 def users_instances(
     services: dict[str, registry.Service],
     mongo_url: str,
@@ -103,7 +120,11 @@ def users_instances(
     database_names: set[str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[list[str]]:
-    env = {"MONGO_URL": mongo_url, "NATS_URL": nats_url}
+    env = {
+        "MONGO_URL": mongo_url,
+        "NATS_URL": nats_url,
+        "SERVICE_CLIENTS": f"orders:{ORDERS_CLIENT_SECRET}",
+    }
     logs = tmp_path_factory.mktemp("users")
     yield from run_instances("users", env, logs, database_names, services["users"].instances)
 
@@ -137,6 +158,7 @@ def carts_instances(
     nats_url: str,
     users_instances: list[str],
     products_instances: list[str],
+    internal_url: str,
     database_names: set[str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[list[str]]:
@@ -144,7 +166,8 @@ def carts_instances(
         "MONGO_URL": mongo_url,
         "NATS_URL": nats_url,
         "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
-        "PRODUCTS_URL": f"http://{products_instances[0]}",
+        # Its batch SKU lookup goes through the gateway's internal listener, as in the local stack.
+        "PRODUCTS_URL": internal_url,
         # Every test client is 127.0.0.1: the per-address quota of guest carts is tested beside
         # the service, not here.
         "GUEST_CARTS_PER_MINUTE": "100000",
@@ -154,15 +177,73 @@ def carts_instances(
 
 
 @pytest.fixture(scope="session")
+def payments_instances(
+    services: dict[str, registry.Service],
+    mongo_url: str,
+    nats_url: str,
+    stripe_url: str,
+    users_instances: list[str],
+    database_names: set[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[list[str]]:
+    env = {
+        "MONGO_URL": mongo_url,
+        "NATS_URL": nats_url,
+        "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
+        "STRIPE_API_URL": stripe_url,
+        "STRIPE_API_KEY": "sk_test_e2e",
+        "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+    }
+    logs = tmp_path_factory.mktemp("payments")
+    yield from run_instances("payments", env, logs, database_names, services["payments"].instances)
+
+
+@pytest.fixture(scope="session")
+def orders_instances(
+    services: dict[str, registry.Service],
+    mongo_url: str,
+    nats_url: str,
+    users_instances: list[str],
+    products_instances: list[str],
+    carts_instances: list[str],
+    payments_instances: list[str],
+    internal_url: str,
+    database_names: set[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[list[str]]:
+    env = {
+        "MONGO_URL": mongo_url,
+        "NATS_URL": nats_url,
+        "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
+        # Every service it calls, and its service token, through the gateway's internal listener.
+        "CARTS_URL": internal_url,
+        "PRODUCTS_URL": internal_url,
+        "PAYMENTS_URL": internal_url,
+        "USERS_URL": internal_url,
+        "SERVICE_CLIENT_ID": "orders",
+        "SERVICE_CLIENT_SECRET": ORDERS_CLIENT_SECRET,
+    }
+    logs = tmp_path_factory.mktemp("orders")
+    yield from run_instances("orders", env, logs, database_names, services["orders"].instances)
+
+
+@pytest.fixture(scope="session")
 def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartGateway]:
-    """Start an nginx gateway for the given upstreams, routed as the registry says unless `routes`;
-    answers its base URL. All stop at the end."""
+    """Start an nginx gateway for the given upstreams, routed as the registry says unless `routes`,
+    with an internal listener on `internal_port` if given; answers its base URL. All stop at the
+    end."""
     started: list[Peer] = []
 
-    def start(upstreams: Upstreams, routes: Sequence[gateway_config.Route] | None = None) -> str:
+    def start(
+        upstreams: Upstreams,
+        routes: Sequence[gateway_config.Route] | None = None,
+        internal_port: int | None = None,
+    ) -> str:
         port = free_port()
         state = tmp_path_factory.mktemp("gateway")
-        peer = gateway_config.peer(state, port, upstreams, routes=routes)
+        peer = gateway_config.peer(
+            state, port, upstreams, routes=routes, internal_port=internal_port
+        )
         started.append(peer.start(timeout=10))
         return f"http://127.0.0.1:{port}"
 
@@ -176,14 +257,23 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartGat
 @pytest.fixture(scope="session")
 def gateway(
     start_gateway: StartGateway,
+    internal_port: int,
     users_instances: list[str],
     products_instances: list[str],
     carts_instances: list[str],
+    orders_instances: list[str],
+    payments_instances: list[str],
 ) -> str:
-    """The shop's gateway with two instances of each service behind it: the base URL clients use."""
-    return start_gateway(
-        {"users": users_instances, "products": products_instances, "carts": carts_instances}
-    )
+    """The shop's gateway with two instances of each service behind it: the base URL clients use.
+    Its internal listener (`internal_url`) is where the services call each other."""
+    upstreams = {
+        "users": users_instances,
+        "products": products_instances,
+        "carts": carts_instances,
+        "orders": orders_instances,
+        "payments": payments_instances,
+    }
+    return start_gateway(upstreams, internal_port=internal_port)
 
 
 @pytest.fixture

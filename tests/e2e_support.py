@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,10 @@ import aiohttp
 from shopkit.settings import read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
+# orders' client secret at users (conftest gives it to both): its service token for /internal/.
+ORDERS_CLIENT_SECRET = "e2e-orders-" + uuid.uuid4().hex
+# The secret payments verifies Stripe's webhooks with (conftest); tests sign theirs with it.
+STRIPE_WEBHOOK_SECRET = "whsec_e2e_" + uuid.uuid4().hex
 
 
 async def expect_json(response: aiohttp.ClientResponse, status: int) -> Any:

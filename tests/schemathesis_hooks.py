@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date, timedelta
 from typing import Any
 
 import schemathesis
+
+LISTING_DAYS = timedelta(days=366)
 
 
 @schemathesis.hook
@@ -28,6 +31,7 @@ def map_case(context: Any, case: Any) -> Any:
             pass
         else:
             query["min_price"], query["max_price"] = min(low, high), max(low, high)
+    _order_dates(query)
     body = case.body if isinstance(case.body, dict) else {}
     variants = body.get("variants")
     if isinstance(variants, list) and all(isinstance(v, dict) for v in variants):
@@ -45,6 +49,22 @@ def map_case(context: Any, case: Any) -> Any:
                 if _number(low) and _number(high) and high <= low:
                     compare["amount"] = int(low) + 1
     return case
+
+
+def _order_dates(query: dict[str, Any]) -> None:
+    """An order listing's `from` is not after its `to`, and the range spans at most LISTING_DAYS
+    (orders refuses either with 422, as its document describes: staff lists walk the range day by
+    day)."""
+    try:
+        low, high = date.fromisoformat(str(query["from"])), date.fromisoformat(str(query["to"]))
+    except (KeyError, ValueError):
+        try:
+            low = date.fromisoformat(str(query["from"]))
+        except (KeyError, ValueError):
+            return
+        high = low
+    low, high = min(low, high), max(low, high)
+    query["from"], query["to"] = low.isoformat(), min(high, low + LISTING_DAYS).isoformat()
 
 
 def _priced(variant: dict[str, Any]) -> bool:

@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Mapping, Sequence
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import aiohttp
 import gateway as gateway_config  # scripts/, put on sys.path by conftest.py
 import pytest
+import registry
+from e2e_support import ORDERS_CLIENT_SECRET, STRIPE_WEBHOOK_SECRET
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from shopkit import problems
 from shopkit.testing.peers import free_port
+from shopkit.testing.stripe import sign_webhook
 
 
 class StartGateway(Protocol):
@@ -23,6 +29,7 @@ class StartGateway(Protocol):
         self,
         upstreams: Mapping[str, Sequence[str]],
         routes: Sequence[gateway_config.Route] | None = None,
+        internal_port: int | None = None,
     ) -> str: ...
 
 
@@ -77,6 +84,10 @@ async def test_an_unrouted_path_is_a_not_found_problem_with_security_headers(
     "path",
     [
         "/internal/users/x",
+        "/internal/payments",
+        "/internal/payments/openapi.json",
+        "/internal/inventory/reservations",
+        "/internal/carts/openapi.json",
         "/api/v1/users/internal/x",
         "/api/v1/auth/internal",
         "/api/v1/users/%2e%2e/%2e%2e/internal/x",
@@ -394,3 +405,178 @@ async def test_an_upstream_that_breaks_http_is_a_bad_gateway_problem(
     finally:
         server.close()
         await server.wait_closed()
+
+
+# --- the internal listener: where the services call each other (orders: carts, products, payments,
+# users), loopback only, never rate-limited, never reachable through the public server
+
+
+def test_the_internal_listener_is_loopback_only_unlimited_and_absent_unless_asked_for(
+    tmp_path: Path,
+) -> None:
+    upstreams = {name: ["127.0.0.1:1"] for name in registry.load()}
+
+    public_only = gateway_config.render(8080, upstreams, tmp_path)
+    config = gateway_config.render(8080, upstreams, tmp_path, internal_port=8090)
+
+    assert "8090" not in public_only
+    internal = config[config.index("listen 127.0.0.1:8090;") :]
+    assert internal.count("server {") == 0  # the last server of the config
+    assert "deny all;" in internal
+    assert "limit_req" not in internal
+    assert "location /internal/inventory/ {" in internal
+    assert "location = /internal/payments {" in internal
+    assert "location /api/v1/auth/ {" in internal
+    # every listen of the whole config is on the loopback interface
+    listens = re.findall(r"^\s*listen (\S+);", config, flags=re.MULTILINE)
+    assert listens == ["127.0.0.1:8080", "127.0.0.1:8090"]
+
+
+@pytest.mark.parametrize("service", ["products", "carts", "payments", "orders"])
+async def test_the_internal_listener_routes_internal_paths_the_public_gateway_refuses(
+    gateway: str, internal_url: str, http: aiohttp.ClientSession, service: str
+) -> None:
+    # given the gateway and its internal listener in front of every service
+    path = f"/internal/{service}/openapi.json"
+    # when a service asks the internal listener for another's internal document
+    async with http.get(f"{internal_url}{path}") as response:
+        # then that service answers it
+        assert response.status == 200, await response.text()
+        document = await response.json()
+    assert document["info"]["title"] == f"{service} (internal)"
+    assert all(route.startswith("/internal/") for route in document["paths"])
+    # and the public gateway refuses the same path with its own not-found problem
+    async with http.get(f"{gateway}{path}") as response:
+        body = await problem(response, 404)
+        assert body["detail"] == GATEWAY_NOT_FOUND
+
+
+async def test_a_service_token_from_the_internal_listener_reaches_products_internal_routes(
+    gateway: str, internal_url: str, http: aiohttp.ClientSession
+) -> None:
+    # given orders' service token, granted by users through the internal listener
+    grant = {
+        "grant_type": "client_credentials",
+        "client_id": "orders",
+        "client_secret": ORDERS_CLIENT_SECRET,
+    }
+    async with http.post(f"{internal_url}/api/v1/auth/token", json=grant) as response:
+        assert response.status == 200, await response.text()
+        token = (await response.json())["access_token"]
+    path = "/internal/inventory/reservations/no-such-order"
+    # when it asks products (prefix `inventory`) for a reservation that does not exist
+    async with http.get(
+        f"{internal_url}{path}", headers={"Authorization": f"Bearer {token}"}
+    ) as response:
+        # then products itself answers (not the gateway's 404): the route reached it
+        body = await problem(response, 404)
+        assert body["detail"] != GATEWAY_NOT_FOUND
+    # and without the token products refuses it: the listener adds no trust of its own
+    async with http.get(f"{internal_url}{path}") as response:
+        await problem(response, 401)
+
+
+async def test_the_internal_listener_serves_public_routes_carts_and_orders_call(
+    gateway: str, internal_url: str, http: aiohttp.ClientSession
+) -> None:
+    # carts' batch SKU lookup (PRODUCTS_URL) and the users routes orders reads (USERS_URL)
+    async with http.get(f"{internal_url}/api/v1/products/skus", params={"skus": "NONE-1"}) as r:
+        assert r.status == 200, await r.text()
+    async with http.get(f"{internal_url}/api/v1/auth/jwks") as r:
+        assert r.status == 200
+    async with http.get(f"{internal_url}/api/v1/users/me") as r:
+        await problem(r, 401)
+    # and nothing else
+    async with http.get(f"{internal_url}/internal/nothing/x") as r:
+        body = await problem(r, 404)
+        assert body["detail"] == GATEWAY_NOT_FOUND
+
+
+async def test_the_internal_listener_does_not_rate_limit_the_services(
+    gateway: str, internal_url: str, http: aiohttp.ClientSession
+) -> None:
+    async def login() -> int:
+        # An empty body fails validation fast: no password hashing on the way.
+        async with http.post(f"{internal_url}/api/v1/auth/login", json={}) as response:
+            return response.status
+
+    statuses = await asyncio.gather(*(login() for _ in range(60)))
+
+    assert set(statuses) == {422}, statuses
+
+
+# --- Stripe's webhooks: the raw body and its signature reach payments untouched
+
+
+def _stripe_event(padding: int = 0) -> bytes:
+    """A Stripe event as raw bytes no serializer would produce: odd whitespace, CRLFs, tabs, raw
+    and escaped non-ASCII, key order of its own; its PaymentIntent is of no order (ignored)."""
+    intent_id = "pi_" + uuid.uuid4().hex[:24]
+    text = (
+        '{\r\n  "id" :\t"evt_' + uuid.uuid4().hex[:24] + '",\n\n'
+        '"object":"event",   "type": "payment_intent.succeeded",\r\n'
+        '\t"created": ' + str(int(time.time())) + " ,\n"
+        '  "data" : { "object" : {"id":"' + intent_id + '", "object": "payment_intent",'
+        ' "amount": 1999, "currency": "eur", "status": "succeeded",\n'
+        '  "description": "Grüße aus Zürich ☕ \\u00e9t\\u00e9 🎉 \\ud83d\\ude00 \\"quoted\\"",'
+        ' "metadata": {"note": "' + "x" * padding + '"}}},\n'
+        '  "livemode": false, "pending_webhooks": 1,'
+        ' "request": {"id": null, "idempotency_key": null}  }  \r\n'
+    )
+    return text.encode()
+
+
+async def _post_webhook(
+    http: aiohttp.ClientSession, gateway: str, body: bytes, signature: str
+) -> tuple[int, str, dict[str, object]]:
+    headers = {"Stripe-Signature": signature, "Content-Type": "application/json; charset=utf-8"}
+    async with http.post(
+        f"{gateway}/api/v1/payments/webhooks/stripe", data=body, headers=headers
+    ) as response:
+        return response.status, response.content_type, await response.json(content_type=None)
+
+
+@pytest.mark.parametrize("padding", [0, 300_000], ids=["small", "300-KB"])
+async def test_a_signed_stripe_webhook_reaches_payments_byte_for_byte(
+    gateway: str, http: aiohttp.ClientSession, padding: int
+) -> None:
+    # given an event with odd bytes, signed as Stripe signs it, with the header's extra parts
+    # (Stripe sends a v0 and, while a secret rolls, several v1 signatures)
+    body = _stripe_event(padding)
+    json.loads(body)  # valid JSON all the same
+    signature = sign_webhook(body, STRIPE_WEBHOOK_SECRET)
+    timestamp, valid = signature.split(",")
+    header = f"{timestamp},v1={'0' * 64},{valid},v0=ignored"
+
+    # when it is delivered through the gateway
+    status, _, answer = await _post_webhook(http, gateway, body, header)
+
+    # then payments verified the signature over the very bytes signed, and read the event
+    assert status == 200, answer
+    assert answer == {"received": True, "outcome": "unknown"}
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda body: body.replace(b"1999", b"1990"), id="amount-changed"),
+        pytest.param(lambda body: body.replace(b"\r\n", b"\n"), id="line-endings-normalised"),
+        pytest.param(lambda body: body.strip(), id="whitespace-trimmed"),
+    ],
+)
+async def test_a_tampered_stripe_webhook_is_refused_through_the_gateway(
+    gateway: str, http: aiohttp.ClientSession, tamper: Callable[[bytes], bytes]
+) -> None:
+    # given a signed event whose bytes changed after signing
+    body = _stripe_event()
+    signature = sign_webhook(body, STRIPE_WEBHOOK_SECRET)
+    altered = tamper(body)
+    assert altered != body
+
+    # when it is delivered through the gateway
+    status, content_type, answer = await _post_webhook(http, gateway, altered, signature)
+
+    # then payments refuses it
+    assert status == 400
+    assert content_type == "application/problem+json"
+    assert str(answer["type"]).endswith("/invalid-signature")

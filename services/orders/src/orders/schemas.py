@@ -83,8 +83,15 @@ class OrderQuery(Schema):
     fulfilment_status = fields.String(validate=validate.OneOf([s.value for s in FulfilmentStatus]))
     email = fields.Email(validate=validate.Length(max=254))
     number = fields.String(validate=validate.Regexp(r"^SO-[A-Z2-7]{5}-[A-Z2-7]{5}\Z"))
-    placed_from = fields.Date(data_key="from")
-    placed_to = fields.Date(data_key="to")
+    placed_from = fields.Date(
+        data_key="from",
+        metadata={
+            "description": f"staff: the first day (UTC); not after `to`, and at most {MAX_DAYS} days before it (or before today)"
+        },
+    )
+    placed_to = fields.Date(
+        data_key="to", metadata={"description": "staff: the last day (UTC); today by default"}
+    )
 
     @validates_schema
     def ordered_range(self, data: dict[str, Any], **_: Any) -> None:
