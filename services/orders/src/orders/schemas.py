@@ -42,6 +42,9 @@ COUNTRY = validate.Regexp(r"^[A-Z]{2}\Z", error="an ISO 3166-1 alpha-2 code, suc
 CURRENCY = validate.Regexp(r"^[A-Z]{3}\Z", error="an ISO 4217 code, such as EUR")
 # Staff lists walk days: a range longer than this is refused rather than walked.
 MAX_DAYS = 366
+FROM_RULE = (
+    f"staff: the first day (UTC); not after `to`, at most {MAX_DAYS} days before it (or today)"
+)
 
 
 class ShippingQuery(Schema):
@@ -83,12 +86,7 @@ class OrderQuery(Schema):
     fulfilment_status = fields.String(validate=validate.OneOf([s.value for s in FulfilmentStatus]))
     email = fields.Email(validate=validate.Length(max=254))
     number = fields.String(validate=validate.Regexp(r"^SO-[A-Z2-7]{5}-[A-Z2-7]{5}\Z"))
-    placed_from = fields.Date(
-        data_key="from",
-        metadata={
-            "description": f"staff: the first day (UTC); not after `to`, and at most {MAX_DAYS} days before it (or before today)"
-        },
-    )
+    placed_from = fields.Date(data_key="from", metadata={"description": FROM_RULE})
     placed_to = fields.Date(
         data_key="to", metadata={"description": "staff: the last day (UTC); today by default"}
     )
