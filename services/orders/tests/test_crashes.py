@@ -17,6 +17,7 @@ from carts_support import Catalog, eventually
 from orders_support import Client, Shop
 
 from orders.keys import CHECKOUT, ORDERS
+from payments.keys import PAYMENTS
 
 # Each step of a checkout, named by the call that starts it: the crash comes just before it.
 STEPS = ("hold_cart", "reserve", "create_payment", "place", "answer")
@@ -158,3 +159,85 @@ async def test_a_retry_after_the_cart_changed_places_what_the_first_attempt_pric
     assert order["lines"][0]["quantity"] == 2
     assert order["total"]["amount"] == 5000
     assert (await shop.level(sku))["reserved"] == 2
+
+
+# Each step of payments' part: its PaymentIntent made and recorded, then Stripe's webhook
+# recorded. The crash comes just before the call named (or, `after:`, just after it).
+PAYMENT_STEPS = (
+    "create_intent",
+    "name_intent",
+    "after:keep_secret",
+    "after:decide",
+    "after:webhook-acted",
+)
+
+
+def crash_payments_at(client: Client, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    payments = client.server.app[PAYMENTS]
+    owners = {
+        "create_intent": payments.stripe,
+        "name_intent": payments.store,
+        "keep_secret": payments.store,
+        "decide": payments,
+        "webhook-acted": payments.store,
+    }
+    after = step.startswith("after:")
+    name = step.removeprefix("after:")
+    if name == "webhook-acted":
+        # The webhook's event acted on, and the process dies before its id is recorded.
+        owner, name = payments.store, "mark_handled"
+        after = False
+    else:
+        owner = owners[name]
+    real = getattr(owner, name)
+
+    async def crash(*args: Any, **kwargs: Any) -> Any:
+        if after:
+            await real(*args, **kwargs)
+        raise Crash(step)
+
+    monkeypatch.setattr(owner, name, crash)
+
+
+@pytest.mark.parametrize("step", PAYMENT_STEPS)
+async def test_a_checkout_through_a_payments_crash_ends_paid_once_or_released(
+    step: str,
+    start_orders: Callable[..., Awaitable[Client]],
+    shop: Shop,
+    catalog: Catalog,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given payments dying at `step` once
+    sku = "SKU-" + uuid.uuid4().hex[:8].upper()
+    await catalog.add({sku: 2500}, stock=5)
+    customer = await shop.fill(shop.customer(), {sku: 2})
+    crash_payments_at(shop.payments, step, monkeypatch)
+    first = await shop.place(customer, key="the-checkout")
+    if step != "after:webhook-acted":
+        # (orders' own retry of the call may already find what the dead attempt recorded)
+        assert first.status in (201, 409, 502, 503, 504), await first.text()
+        monkeypatch.undo()  # payments runs again
+        # when the client retries
+        retried = await shop.place(customer, key="the-checkout")
+        assert retried.status == 201, await retried.text()
+        order = await retried.json()
+        await shop.confirm(order["payment"]["payment_intent_id"])
+        webhook = await shop.webhook("payment_intent.succeeded", order)
+        assert webhook.status == 200
+    else:
+        order = await first.json()
+        # when Stripe's webhook reaches payments as it dies, then Stripe delivers it again
+        event_id = "evt_" + uuid.uuid4().hex[:20]
+        with pytest.raises(aiohttp.ClientError):
+            await shop.webhook("payment_intent.succeeded", order, event_id=event_id)
+        monkeypatch.undo()
+        again = await shop.webhook("payment_intent.succeeded", order, event_id=event_id)
+        assert again.status == 200, await again.text()
+
+    # then the order is paid once, its stock committed once, and one PaymentIntent was kept
+    await shop.until(order["id"], payment_status="paid")
+    await shop.settled(sku, on_hand=3)
+    assert len(await shop.published("orders", "order.paid", order["id"])) == 1
+    assert len(await shop.published("payments", "payment.succeeded", order["id"])) == 1
+    keys = {r.idempotency_key for r in shop.stripe.requests("POST", "/v1/payment_intents")}
+    assert keys == {f"order:{order['id']}:create"}

@@ -95,9 +95,11 @@ class Order:
         if self.cancellable(staff):
             allowed.append(Action.CANCEL)
         if staff:
+            # Nothing ships that was refunded in full.
             if (
                 self.status is OrderStatus.PLACED
                 and self.fulfilment_status is FulfilmentStatus.UNFULFILLED
+                and self.payment_status in MONEY_IN
             ):
                 allowed.append(Action.SHIP)
             if self.fulfilment_status is FulfilmentStatus.SHIPPED:
