@@ -50,7 +50,8 @@ FROM_RULE = (
 class ShippingQuery(Schema):
     country = fields.String(required=True, validate=COUNTRY)
     currency = fields.String(required=True, validate=CURRENCY)
-    subtotal = WholeNumber(
+    subtotal = fields.Integer(
+        strict=False,
         load_default=0,
         validate=validate.Range(0, MAX_AMOUNT),
         metadata={"description": "minor units, for free-shipping thresholds"},
