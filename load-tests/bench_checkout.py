@@ -35,7 +35,7 @@ from bench_carts import call, shopper
 
 from shopkit import broker
 from shopkit.settings import read_env_file
-from shopkit.testing.stripe import sign_webhook, webhook_event
+from shopkit.testing.stripe import order_intent_event, sign_webhook
 
 ROOT = Path(__file__).resolve().parents[1]
 GATEWAY = "http://127.0.0.1:8080"
@@ -170,16 +170,7 @@ async def place(
 
 async def deliver_webhook(session: aiohttp.ClientSession, run: Run, order: dict[str, Any]) -> None:
     """Stripe's `payment_intent.succeeded` for the order, signed as Stripe signs it."""
-    intent = {
-        "id": order["payment"]["payment_intent_id"],
-        "object": "payment_intent",
-        "amount": order["total"]["amount"],
-        "amount_received": order["total"]["amount"],
-        "currency": order["currency"].lower(),
-        "status": "succeeded",
-        "metadata": {"order_id": order["id"]},
-    }
-    body = webhook_event("payment_intent.succeeded", intent)
+    body = order_intent_event("payment_intent.succeeded", order)
     async with session.post(
         "/api/v1/payments/webhooks/stripe",
         data=body,

@@ -5,7 +5,6 @@ payments and users through the gateway's internal listener, with its own service
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -14,8 +13,8 @@ import aiohttp
 from e2e_support import STRIPE_WEBHOOK_SECRET, admin_headers, expect_json
 from nats.aio.client import Client as Nats
 
-from shopkit import broker
-from shopkit.testing.stripe import sign_webhook, webhook_event
+from shopkit.testing.bus import published
+from shopkit.testing.stripe import order_intent_event, sign_webhook
 
 ORDERS = "/api/v1/orders"
 CART = "/api/v1/carts/current"
@@ -138,16 +137,7 @@ async def _confirm(http: aiohttp.ClientSession, stripe_url: str, payment_intent_
 
 def _succeeded(order: dict[str, Any]) -> bytes:
     """Stripe's `payment_intent.succeeded` event about the order's PaymentIntent."""
-    intent = {
-        "id": order["payment"]["payment_intent_id"],
-        "object": "payment_intent",
-        "amount": order["total"]["amount"],
-        "amount_received": order["total"]["amount"],
-        "currency": order["currency"].lower(),
-        "status": "succeeded",
-        "metadata": {"order_id": order["id"]},
-    }
-    return webhook_event("payment_intent.succeeded", intent)
+    return order_intent_event("payment_intent.succeeded", order)
 
 
 async def _webhook(
@@ -173,24 +163,7 @@ async def _level(
 
 async def _published(nats: Nats, service: str, event_type: str, order_id: str) -> list[Any]:
     """Every `event_type` the service published about the order, read back from JetStream."""
-    subscription = await nats.jetstream().subscribe(
-        broker.subject(service, event_type),
-        stream=broker.stream_name(service),
-        ordered_consumer=True,
-    )
-    found = []
-    try:
-        while True:
-            try:
-                message = await subscription.next_msg(timeout=0.5)
-            except TimeoutError:
-                break
-            event = json.loads(message.data)
-            if event["data"].get("order_id") == order_id:
-                found.append(event)
-    finally:
-        await subscription.unsubscribe()
-    return found
+    return await published(nats, service, event_type, wait=0.5, order_id=order_id)
 
 
 async def _pay(

@@ -3,7 +3,6 @@ Stripe make."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +13,8 @@ from aiohttp.test_utils import TestClient
 from carts_support import Catalog, eventually
 from nats.aio.client import Client as NatsClient
 
-from shopkit import broker
-from shopkit.testing.stripe import StripeProxy, sign_webhook, webhook_event
+from shopkit.testing.bus import published
+from shopkit.testing.stripe import StripeProxy, order_intent_event, sign_webhook
 from shopkit.testing.tokens import TokenFactory
 
 __all__ = ["ADDRESS", "Client", "Shop", "eventually"]
@@ -164,22 +163,7 @@ class Shop:
         **fields: Any,
     ) -> ClientResponse:
         """Stripe's webhook about the order's PaymentIntent, signed as Stripe signs it."""
-        intent = {
-            "id": order["payment"]["payment_intent_id"],
-            "object": "payment_intent",
-            "amount": order["total"]["amount"],
-            "amount_received": order["total"]["amount"],
-            "currency": order["currency"].lower(),
-            "status": {
-                "payment_intent.succeeded": "succeeded",
-                "payment_intent.processing": "processing",
-                "payment_intent.payment_failed": "requires_payment_method",
-                "payment_intent.canceled": "canceled",
-            }.get(event_type, "succeeded"),
-            "metadata": {"order_id": order["id"]},
-            **fields,
-        }
-        body = webhook_event(event_type, intent, event_id=event_id, created=created)
+        body = order_intent_event(event_type, order, event_id=event_id, created=created, **fields)
         return await self.payments.post(
             WEBHOOK,
             data=body,
@@ -200,21 +184,4 @@ class Shop:
 
     async def published(self, service: str, event_type: str, order_id: str) -> list[dict[str, Any]]:
         """Every `event_type` a service published about the order (read from JetStream)."""
-        js = self.nats.jetstream()
-        name = self.names[service]
-        subscription = await js.subscribe(
-            broker.subject(name, event_type), stream=broker.stream_name(name), ordered_consumer=True
-        )
-        found: list[dict[str, Any]] = []
-        try:
-            while True:
-                try:
-                    message = await subscription.next_msg(timeout=0.3)
-                except TimeoutError:
-                    break
-                event = json.loads(message.data)
-                if event["data"].get("order_id") == order_id:
-                    found.append(event)
-        finally:
-            await subscription.unsubscribe()
-        return found
+        return await published(self.nats, self.names[service], event_type, order_id=order_id)

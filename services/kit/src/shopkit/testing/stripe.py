@@ -21,7 +21,14 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-__all__ = ["Fault", "Recorded", "StripeProxy", "sign_webhook", "webhook_event"]
+__all__ = [
+    "Fault",
+    "Recorded",
+    "StripeProxy",
+    "order_intent_event",
+    "sign_webhook",
+    "webhook_event",
+]
 
 # Per connection, not end to end (RFC 9110 7.6.1): the proxy's own client and server set them.
 _HOP_BY_HOP = frozenset(
@@ -255,3 +262,34 @@ def webhook_event(
         "type": event_type,
     }
     return orjson.dumps(event)
+
+
+INTENT_STATUS = {
+    "payment_intent.succeeded": "succeeded",
+    "payment_intent.processing": "processing",
+    "payment_intent.payment_failed": "requires_payment_method",
+    "payment_intent.canceled": "canceled",
+}
+
+
+def order_intent_event(
+    event_type: str,
+    order: dict[str, Any],
+    *,
+    event_id: str | None = None,
+    created: int | None = None,
+    **fields: Any,
+) -> bytes:
+    """Stripe's `payment_intent.*` event about an order's PaymentIntent, from the order as the
+    orders API answers it (its id, total, currency and `payment.payment_intent_id`)."""
+    intent = {
+        "id": order["payment"]["payment_intent_id"],
+        "object": "payment_intent",
+        "amount": order["total"]["amount"],
+        "amount_received": order["total"]["amount"],
+        "currency": order["currency"].lower(),
+        "status": INTENT_STATUS.get(event_type, "succeeded"),
+        "metadata": {"order_id": order["id"]},
+        **fields,
+    }
+    return webhook_event(event_type, intent, event_id=event_id, created=created)
