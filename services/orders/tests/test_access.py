@@ -98,3 +98,14 @@ async def test_an_order_needs_an_idempotency_key(shop: Shop, catalog: Catalog) -
     )
 
     assert response.status == 400
+
+
+async def test_listing_cursors_and_days_the_list_never_gave_are_refused(shop: Shop) -> None:
+    for query in (
+        "?cursor=WyIyMDI0VzAxVDAwMDAwMCIsICJ4Il0",  # ["2024W01T000000", "x"]
+        "?to=0001-01-01",
+        "?from=0001-01-01&to=0001-01-02",
+        "?from=2000-01-01",
+    ):
+        response = await shop.orders.get(f"/api/v1/orders{query}", headers=shop.staff)
+        assert response.status in (400, 422), (query, await response.text())

@@ -23,6 +23,8 @@ from orders.clients import CartHeldByOther, Upstreams
 from orders.errors import (
     AboveMaximumCharge,
     BelowMinimumCharge,
+    CartEmpty,
+    CartNotReady,
     CartRequired,
     CheckoutAbandoned,
     CheckoutInProgress,
@@ -130,8 +132,12 @@ class Checkout:
         await self._orders.store.track(order_id, cart_id, clock.now() + self._timing.deadline)
         try:
             held = await self._hold(caller, cart_id, order_id)
-        except Problem:
-            await self._orders.store.untrack(order_id)  # refused: nothing is held for it
+        except (CartEmpty, CartNotReady, CheckoutInProgress):
+            # carts refused to hold it: unless an earlier attempt got further (it kept a draft),
+            # nothing is held for this order. Any other failure (an upstream down, an answer
+            # lost) leaves the watch: the sweeper gives the checkout up and releases it all.
+            if await self._orders.store.draft_of(order_id) is None:
+                await self._orders.store.untrack(order_id)
             raise
         if isinstance(held, Placed):
             return held

@@ -52,6 +52,23 @@ def _retry_later(answer: UpstreamResponse, detail: str) -> CheckoutInProgress:
     )
 
 
+def _priced_cart(cart: dict[str, Any]) -> bool:
+    """Whether carts answered a cart checkout can price: a currency, and lines each with a SKU,
+    title, whole quantity and a price in minor units."""
+    lines = cart.get("lines")
+    return (
+        isinstance(cart.get("currency"), str)
+        and isinstance(lines, list)
+        and all(
+            isinstance(line, dict)
+            and isinstance(line.get("sku"), str)
+            and isinstance(line.get("quantity"), int)
+            and isinstance((line.get("unit_price") or {}).get("amount"), int)
+            for line in lines
+        )
+    )
+
+
 def _unexpected(answer: UpstreamResponse, name: str) -> BadGateway:
     return BadGateway(
         f"the {name} service answered {answer.status} ({answer.problem or 'no problem type'})"
@@ -97,7 +114,7 @@ class Upstreams:
         answer = await self._as_service(
             self.carts, "POST", f"/internal/carts/{cart_id}/checkout", {"order_id": order_id}
         )
-        if answer.status in (200, 201) and answer.fields:
+        if answer.status in (200, 201) and _priced_cart(answer.fields):
             return answer.fields
         if answer.problem == "cart-held" and isinstance(answer.fields.get("order_id"), str):
             raise CartHeldByOther(answer.fields["order_id"])

@@ -9,6 +9,7 @@ repeat find what the first attempt appended.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -48,6 +49,7 @@ log = logging.getLogger("orders.lifecycle")
 SYSTEM = "system:orders"
 # An order whose payment is processing is looked at again this often (it does not expire).
 PROCESSING_RECHECK = timedelta(minutes=5)
+FAILED_RECHECK = timedelta(minutes=1)
 SWEEP_BATCH = 200
 
 
@@ -274,8 +276,11 @@ async def sweep(orders: Orders) -> int:
         try:
             ended += await _sweep_one(orders, due, now)
         except Exception:
-            # One order that cannot be moved now must not hold up the ones behind it.
-            log.exception("could not sweep order %s; next pass retries", due.order_id)
+            # One order that cannot be moved now must not hold up the ones behind it: it is
+            # looked at again a little later.
+            log.exception("could not sweep order %s; retried later", due.order_id)
+            with contextlib.suppress(Exception):
+                await orders.store.reschedule(due.order_id, now + FAILED_RECHECK)
     return ended
 
 

@@ -9,7 +9,7 @@ filters (FerretDB pushes down no range or sort), until the page is full or the r
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from orders.model import Order
@@ -64,7 +64,7 @@ async def of_staff(
     last: date = query.get("placed_to") or clock.now().date()
     first: date = query.get("placed_from") or last - timedelta(days=DEFAULT_DAYS)
     if cursor is not None:
-        last = min(last, date.fromisoformat(cursor[0][:10]))
+        last = min(last, datetime.fromisoformat(cursor[0]).date())
     found: list[Order] = []
     day = last
     while day >= first and len(found) <= query["limit"]:

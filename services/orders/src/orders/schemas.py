@@ -3,6 +3,7 @@ client is never read, and saying so beats ignoring it silently."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ from marshmallow import ValidationError, fields, post_load, validate, validates_
 
 from orders.checkout import OrderRequest
 from orders.model import FulfilmentStatus, OrderStatus, PaymentStatus
+from shopkit import clock
 from shopkit.addresses import PostalAddressSchema
 from shopkit.money import MAX_AMOUNT
 from shopkit.pagination import MAX_LIMIT, CursorField
@@ -42,6 +44,9 @@ COUNTRY = validate.Regexp(r"^[A-Z]{2}\Z", error="an ISO 3166-1 alpha-2 code, suc
 CURRENCY = validate.Regexp(r"^[A-Z]{3}\Z", error="an ISO 4217 code, such as EUR")
 # Staff lists walk days: a range longer than this is refused rather than walked.
 MAX_DAYS = 366
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
+# Days a listing may name: orders exist within these, and the walk never leaves the calendar.
+DAYS = validate.Range(min=date(2000, 1, 1), max=date(2999, 12, 31))
 FROM_RULE = (
     f"staff: the first day (UTC); not after `to`, at most {MAX_DAYS} days before it (or today)"
 )
@@ -69,6 +74,8 @@ class OrderCursor(CursorField):
             and all(isinstance(part, str) for part in position)
         ):
             raise ValidationError("not a cursor this list gave out")
+        if RFC3339.fullmatch(position[0]) is None:
+            raise ValidationError("not a cursor this list gave out")
         try:
             datetime.fromisoformat(position[0])
         except ValueError:
@@ -87,9 +94,11 @@ class OrderQuery(Schema):
     fulfilment_status = fields.String(validate=validate.OneOf([s.value for s in FulfilmentStatus]))
     email = fields.Email(validate=validate.Length(max=254))
     number = fields.String(validate=validate.Regexp(r"^SO-[A-Z2-7]{5}-[A-Z2-7]{5}\Z"))
-    placed_from = fields.Date(data_key="from", metadata={"description": FROM_RULE})
+    placed_from = fields.Date(data_key="from", validate=DAYS, metadata={"description": FROM_RULE})
     placed_to = fields.Date(
-        data_key="to", metadata={"description": "staff: the last day (UTC); today by default"}
+        data_key="to",
+        validate=DAYS,
+        metadata={"description": "staff: the last day (UTC); today by default"},
     )
 
     @validates_schema
@@ -98,7 +107,7 @@ class OrderQuery(Schema):
         end: date | None = data.get("placed_to")
         if start is not None and end is not None and start > end:
             raise ValidationError("`from` must not be after `to`", field_name="from")
-        if start is not None and (end or date.today()) - start > timedelta(days=MAX_DAYS):
+        if start is not None and (end or clock.now().date()) - start > timedelta(days=MAX_DAYS):
             raise ValidationError(f"a range spans at most {MAX_DAYS} days", field_name="from")
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from shopkit.settings import KitSettings, Secret, env
 
+RESERVATION_LIMIT = 7 * 24 * 3600
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrdersSettings(KitSettings):
@@ -71,3 +73,11 @@ class OrdersSettings(KitSettings):
         "",
         help="TOML file of shipping methods and tax rates (the packaged rates.toml when empty)",
     )
+
+    def __post_init__(self) -> None:
+        # products holds a reservation at most 7 days: beyond, every checkout would be refused.
+        if self.payment_window + self.reservation_grace > RESERVATION_LIMIT:
+            raise ValueError(
+                "PAYMENT_WINDOW + RESERVATION_GRACE: at most 604800 seconds (products holds "
+                "stock at most 7 days)"
+            )

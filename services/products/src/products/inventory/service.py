@@ -13,6 +13,7 @@ snapshots in `stock` spare a cold instance from folding a SKU's whole history.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -27,6 +28,8 @@ from products.inventory.store import InventoryStore
 from products.inventory.sweeper import Sweeper
 from products.skus import SkuDirectory
 from shopkit.events import Event, EventStore
+
+log = logging.getLogger("products.inventory")
 
 
 class Inventory:
@@ -129,10 +132,20 @@ class Inventory:
         reservation = await self.reservations.get(order_id)
         if reservation.state is not ReservationState.COMMITTED:
             return []
-        return [
-            await self.receive(line.sku, line.quantity, actor, reason, f"restock-{order_id}")
-            for line in reservation.tracked_lines
-        ]
+        restocked = []
+        for line in reservation.tracked_lines:
+            try:
+                restocked.append(
+                    await self.receive(
+                        line.sku, line.quantity, actor, reason, f"restock-{order_id}"
+                    )
+                )
+            except (SkuNotFound, StockNotTracked):
+                # The SKU no longer counts stock: nothing to put back for it.
+                log.warning(
+                    "order %s: %s no longer tracks stock; not restocked", order_id, line.sku
+                )
+        return restocked
 
     # --- upkeep
 
