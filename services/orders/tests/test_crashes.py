@@ -102,8 +102,8 @@ async def test_a_checkout_abandoned_after_a_crash_releases_everything_it_held(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given a checkout that crashed just before `step`, on an instance giving up checkouts
-    # after a second and expiring orders after two
-    shop.orders = await start_orders(CHECKOUT_DEADLINE="1", PAYMENT_WINDOW="2")
+    # after three seconds and expiring orders after four
+    shop.orders = await start_orders(CHECKOUT_DEADLINE="3", PAYMENT_WINDOW="4")
     sku = "SKU-" + uuid.uuid4().hex[:8].upper()
     await catalog.add({sku: 2500}, stock=5)
     customer = await shop.fill(shop.customer(), {sku: 2})
@@ -113,7 +113,7 @@ async def test_a_checkout_abandoned_after_a_crash_releases_everything_it_held(
     monkeypatch.undo()
 
     # when nobody retries, and a fresh instance runs
-    shop.orders = await start_orders(CHECKOUT_DEADLINE="1", PAYMENT_WINDOW="2")
+    shop.orders = await start_orders(CHECKOUT_DEADLINE="3", PAYMENT_WINDOW="4")
 
     # then the stock is available again, the cart is free, and any PaymentIntent is cancelled
     await shop.settled(sku, on_hand=5)

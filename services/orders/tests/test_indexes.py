@@ -25,7 +25,7 @@ async def test_every_query_of_an_order_journey_is_served_by_an_index(
     catalog: Catalog,
 ) -> None:
     shop.orders = await start_orders(
-        MONGO_URL=explained_mongo.url, PAYMENT_WINDOW="1", CHECKOUT_DEADLINE="1"
+        MONGO_URL=explained_mongo.url, PAYMENT_WINDOW="1"
     )
     sku = "SKU-" + uuid.uuid4().hex[:8].upper()
     await catalog.add({sku: 4000}, stock=20)

@@ -1,9 +1,11 @@
 """Pages of orders, newest first: a customer's own, or, for staff, every order by filters.
 
-A customer's orders are read whole and sorted (the cost of one customer's orders). Staff lists
-walk the UTC days an order was placed on, newest first, each day one indexed equality with the
-filters (FerretDB pushes down no range or sort), until the page is full or the range is walked:
-`from` defaults to DEFAULT_DAYS before `to`, and `to` to today.
+A list reads positions first (each order's placing time and id, not the order), sorts them (FerretDB
+pushes down no range or sort), and then reads whole only the orders of the page. A customer's
+positions are one indexed equality (the cost of that customer's orders); staff lists walk the UTC
+days orders were placed on, newest first, each day one indexed equality with the filters, until
+the page is full or the range is walked: `from` defaults to DEFAULT_DAYS before `to`, and `to` to
+today.
 """
 
 from __future__ import annotations
@@ -13,44 +15,36 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from orders.model import Order
-from orders.store import FILTERS, OrderStore
+from orders.store import FILTERS, OrderStore, Position
 from shopkit import clock
 
 DEFAULT_DAYS = 90
 
 
-def _position(order: Order) -> list[str]:
-    return [clock.rfc3339(order.created_at), order.id]
-
-
-def _after(orders: Iterable[Order], cursor: list[str] | None) -> list[Order]:
+def _after(positions: Iterable[Position], cursor: list[str] | None) -> list[Position]:
+    """Newest first, and only those after the cursor (the last position of the page before)."""
+    ordered = sorted(positions, reverse=True)
     if cursor is None:
-        return list(orders)
-    return [order for order in orders if _position(order) < cursor]
+        return ordered
+    last = (datetime.fromisoformat(cursor[0]), cursor[1])
+    return [position for position in ordered if position < last]
 
 
-def _page(orders: list[Order], limit: int) -> tuple[list[Order], list[str] | None]:
-    if len(orders) > limit:
-        return orders[:limit], _position(orders[limit - 1])
-    return orders, None
-
-
-def _matches(order: Order, filters: dict[str, str]) -> bool:
-    state = {
-        "status": order.status.value,
-        "payment_status": order.payment_status.value,
-        "fulfilment_status": order.fulfilment_status.value,
-        "email": order.email,
-    }
-    return all(state[name] == value for name, value in filters.items())
+async def _page(
+    store: OrderStore, positions: list[Position], limit: int
+) -> tuple[list[Order], list[str] | None]:
+    """The page's orders (read whole, only those), and the cursor to the next page."""
+    shown = positions[:limit]
+    following = [clock.rfc3339(shown[-1][0]), shown[-1][1]] if len(positions) > limit else None
+    return await store.many([order_id for _, order_id in shown]), following
 
 
 async def of_customer(
     store: OrderStore, user_id: str, query: dict[str, Any]
 ) -> tuple[list[Order], list[str] | None]:
     filters = {name: query[name] for name in FILTERS if name in query}
-    mine = [order for order in await store.of_customer(user_id) if _matches(order, filters)]
-    return _page(_after(mine, query.get("cursor")), query["limit"])
+    mine = await store.positions({"user_id": user_id, **filters})
+    return await _page(store, _after(mine, query.get("cursor")), query["limit"])
 
 
 async def of_staff(
@@ -59,15 +53,18 @@ async def of_staff(
     filters = {name: query[name] for name in FILTERS if name in query}
     if "number" in query:  # one order, by its index
         numbered = await store.by_number(query["number"])
-        return ([numbered] if numbered is not None and _matches(numbered, filters) else []), None
+        matches = numbered is not None and all(
+            getattr(numbered, name) == value for name, value in filters.items()
+        )
+        return ([numbered] if numbered is not None and matches else []), None
     cursor: list[str] | None = query.get("cursor")
     last: date = query.get("placed_to") or clock.now().date()
     first: date = query.get("placed_from") or last - timedelta(days=DEFAULT_DAYS)
     if cursor is not None:
         last = min(last, datetime.fromisoformat(cursor[0]).date())
-    found: list[Order] = []
+    found: list[Position] = []
     day = last
     while day >= first and len(found) <= query["limit"]:
-        found += _after(await store.of_day(day.isoformat(), filters), cursor)
+        found += _after(await store.positions({"day": day.isoformat(), **filters}), cursor)
         day -= timedelta(days=1)
-    return _page(found, query["limit"])
+    return await _page(store, found, query["limit"])

@@ -9,9 +9,10 @@ effect until it is paid or ended; it stays as small as the orders open at one mo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING
@@ -20,8 +21,10 @@ from pymongo.errors import DuplicateKeyError
 
 from orders.model import Order, from_state, to_state
 
-# The filters a staff list combines with its day, each an equality.
+# The filters a list combines with its customer or day, each an equality.
 FILTERS = ("status", "payment_status", "fulfilment_status", "email")
+# Where an order stands in a list: when it was placed, and its id.
+Position = tuple[datetime, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +74,18 @@ class OrderStore:
                 {"_id": order.id, "version": {"$lt": order.version}}, document, upsert=True
             )
 
-    async def of_customer(self, user_id: str) -> list[Order]:
-        """A customer's orders, newest first (read whole: the cost of one customer's orders)."""
-        documents = await self.orders.find({"user_id": user_id}).to_list()
-        return _newest_first(documents)
+    async def positions(self, where: dict[str, Any]) -> list[Position]:
+        """Where each order `where` selects (top-level equalities: the customer, or a day, and
+        the filters) stands in a list: its placing time and id, read without the orders
+        themselves, so a page costs the positions of what it walks and the orders it shows."""
+        cursor = self.orders.find(where, {"created_at": 1})
+        return [(_aware(document["created_at"]), document["_id"]) async for document in cursor]
 
-    async def of_day(self, day: str, filters: dict[str, str]) -> list[Order]:
-        documents = await self.orders.find({"day": day, **filters}).to_list()
-        return _newest_first(documents)
+    async def many(self, order_ids: list[str]) -> list[Order]:
+        """The orders of `order_ids`, in that order (one `_id` read each: `$in` is never pushed
+        down by FerretDB)."""
+        found = await asyncio.gather(*(self.get(order_id) for order_id in order_ids))
+        return [order for order in found if order is not None]
 
     async def by_number(self, number: str) -> Order | None:
         document = await self.orders.find_one({"number": number})
@@ -118,7 +125,6 @@ class OrderStore:
         return [OpenOrder(doc["_id"], doc["due_at"], doc.get("cart_id")) async for doc in cursor]
 
 
-def _newest_first(documents: list[dict[str, Any]]) -> list[Order]:
-    orders = [from_state(document["state"]) for document in documents]
-    orders.sort(key=lambda order: (order.created_at, order.id), reverse=True)
-    return orders
+def _aware(moment: datetime) -> datetime:
+    # Stored datetimes come back naive when a client is not tz-aware.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
