@@ -24,9 +24,7 @@ async def test_every_query_of_an_order_journey_is_served_by_an_index(
     shop: Shop,
     catalog: Catalog,
 ) -> None:
-    shop.orders = await start_orders(
-        MONGO_URL=explained_mongo.url, PAYMENT_WINDOW="1"
-    )
+    shop.orders = await start_orders(MONGO_URL=explained_mongo.url, PAYMENT_WINDOW="1")
     sku = "SKU-" + uuid.uuid4().hex[:8].upper()
     await catalog.add({sku: 4000}, stock=20)
     # A customer places an order, reads it, pays; staff ship, refund, note and list it.
