@@ -7,6 +7,9 @@ TOOLS="$ROOT/.tools"
 FERRETDB_VERSION="v1.24.2"
 # The newest the Go module proxy serves (`go list -m -versions github.com/stripe/stripe-mock`).
 STRIPE_MOCK_VERSION="v0.203.0"
+# Mailpit: an SMTP server whose API reads back what arrived (its web UI's assets are not in a
+# source build; SMTP and the API are).
+MAILPIT_VERSION="v1.27.11"
 export PATH="$TOOLS/bin:$PATH:/usr/local/go/bin"
 # Builds from a copied module folder are not git checkouts; stamping VCS info would fail there.
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -113,11 +116,44 @@ build_stripe_mock() {
     GOBIN="$TOOLS/bin" go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION"
 }
 
+# Mail for the tests and the local stack.
+build_mailpit() {
+    if [ -x "$TOOLS/bin/mailpit" ]; then
+        return
+    fi
+    require_go
+    log "building Mailpit $MAILPIT_VERSION"
+    GOBIN="$TOOLS/bin" go install "github.com/axllent/mailpit@$MAILPIT_VERSION"
+}
+
+# The Twilio API peer: Stoplight Prism serving Twilio's own OpenAPI description (shipped in
+# @twilio/cli-core), which refuses a request the real API would refuse (a missing `To`: 422), at
+# the versions and hashes of tools/twilio/package-lock.json; `shop-twilio-peer PORT` starts it.
+install_twilio_peer() {
+    local dest="$TOOLS/twilio"
+    if ! cmp -s "$ROOT/tools/twilio/package-lock.json" "$dest/package-lock.json" ||
+        [ ! -x "$dest/node_modules/.bin/prism" ]; then
+        log "npm ci (Prism, Twilio's OpenAPI description) into .tools/twilio"
+        mkdir -p "$dest"
+        cp "$ROOT/tools/twilio/package.json" "$ROOT/tools/twilio/package-lock.json" "$dest/"
+        (cd "$dest" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    fi
+    cat >"$TOOLS/bin/shop-twilio-peer" <<SCRIPT
+#!/usr/bin/env bash
+# The Twilio API (2010-04-01: Messages) as Prism serves it from Twilio's description, on 127.0.0.1:\$1.
+exec "$dest/node_modules/.bin/prism" mock -h 127.0.0.1 -p "\$1" \\
+    "$dest/node_modules/@twilio/cli-core/src/services/twilio-api/twilio_api_v2010.json"
+SCRIPT
+    chmod +x "$TOOLS/bin/shop-twilio-peer"
+}
+
 install_system_packages
 install_uv
 sync_python
 install_web_tools
 build_ferretdb
 build_stripe_mock
+build_mailpit
+install_twilio_peer
 bash "$ROOT/scripts/install-opensearch.sh" >/dev/null
 log "tools ready"

@@ -28,12 +28,14 @@ __all__ = [
     "Postgres",
     "backend",
     "free_port",
+    "mailpit",
     "mongo",
     "nats",
     "opensearch",
     "stop_group",
     "stop_signal",
     "stripe_mock",
+    "twilio",
 ]
 
 BACKEND_VARIABLE = "FERRETDB_BACKEND"
@@ -480,5 +482,39 @@ def stripe_mock(state_dir: Path, port: int) -> Peer:
             "127.0.0.1:",
         ],
         log_path=state_dir / "logs" / "stripe-mock.log",
+        port=port,
+    )
+
+
+def mailpit(state_dir: Path, smtp_port: int, api_port: int) -> Peer:
+    """Mailpit (built by scripts/install.sh): an SMTP server on `smtp_port` whose REST API on
+    `api_port` reads back what arrived (`/api/v1/messages`, `/api/v1/message/{id}`,
+    `/api/v1/search`). Any login is accepted, over plain SMTP too, as a test relay should."""
+    return Peer(
+        name="mailpit",
+        argv=[
+            require_binary("mailpit"),
+            "--smtp",
+            f"127.0.0.1:{smtp_port}",
+            "--listen",
+            f"127.0.0.1:{api_port}",
+            "--disable-version-check",
+            "--smtp-auth-accept-any",
+            "--smtp-auth-allow-insecure",
+        ],
+        log_path=state_dir / "logs" / "mailpit.log",
+        port=smtp_port,
+        ready_url=f"http://127.0.0.1:{api_port}/api/v1/messages",
+    )
+
+
+def twilio(state_dir: Path, port: int) -> Peer:
+    """The Twilio API peer (installed by scripts/install.sh): Prism serving Twilio's own OpenAPI
+    description of the 2010-04-01 API, which answers 422 to a request the real API would refuse
+    (a message without `To`, say) and a fixture for a valid one. No state: nothing is sent."""
+    return Peer(
+        name="twilio",
+        argv=[require_binary("shop-twilio-peer"), str(port)],
+        log_path=state_dir / "logs" / "twilio.log",
         port=port,
     )

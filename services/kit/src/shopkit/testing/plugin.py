@@ -15,6 +15,7 @@ import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "database_names",
     "db",
     "explained_mongo",
+    "mail_server",
     "mongo_client",
     "mongo_peers",
     "mongo_url",
@@ -48,6 +50,7 @@ __all__ = [
     "service_env",
     "stripe_proxy",
     "stripe_url",
+    "twilio_url",
 ]
 
 
@@ -160,6 +163,36 @@ def stripe_url(peers_dir: Path) -> Iterator[str]:
     yield from _given_or_started(
         "SHOP_TEST_STRIPE_URL", lambda: peers.stripe_mock(peers_dir, peers.free_port()).start()
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MailServer:
+    """Mailpit, started once a run: SMTP at `smtp_host:smtp_port`, what arrived at `api_url`."""
+
+    smtp_host: str
+    smtp_port: int
+    api_url: str
+
+
+@pytest.fixture(scope="session")
+def mail_server(peers_dir: Path) -> Iterator[MailServer]:
+    smtp_port, api_port = peers.free_port(), peers.free_port()
+    peer = peers.mailpit(peers_dir, smtp_port, api_port).start()
+    try:
+        yield MailServer("127.0.0.1", smtp_port, f"http://127.0.0.1:{api_port}")
+    finally:
+        peer.stop()
+
+
+@pytest.fixture(scope="session")
+def twilio_url(peers_dir: Path) -> Iterator[str]:
+    """Twilio's API as the peer serves it (Prism on Twilio's own description), started on first
+    use: point the `twilio` client's base URL here."""
+    peer = peers.twilio(peers_dir, peers.free_port()).start(timeout=60)
+    try:
+        yield f"http://127.0.0.1:{peer.port}"
+    finally:
+        peer.stop()
 
 
 @pytest.fixture
