@@ -26,7 +26,9 @@ def users_env(service_env: dict[str, str], signing_keys: str) -> dict[str, str]:
         "PASSWORD_PEPPER": "test-pepper",
         # The lowest bcrypt cost keeps the suite fast; the default of 12 has its own test.
         "PASSWORD_HASH_COST": "4",
-        "SERVICE_CLIENTS": "orders:orders-secret,products:products-secret",
+        "SERVICE_CLIENTS": (
+            "orders:orders-secret,products:products-secret,notifications:notifications-secret"
+        ),
         "ADMIN_EMAIL": ADMIN["email"],
         "ADMIN_PASSWORD": ADMIN["password"],
     }

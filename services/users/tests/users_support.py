@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 from joserfc.jwk import ECKey
 
+from users import links
+from users.keys import USERS
+
 ADMIN = {"email": "root@shop.test", "password": "admin-password-1"}
+# The service client that mails links, as conftest configures it, and another one.
+NOTIFICATIONS = {"client_id": "notifications", "client_secret": "notifications-secret"}
+ORDERS = {"client_id": "orders", "client_secret": "orders-secret"}
 Client = TestClient[Any, Any]
 # A valid address body.
 HOME = {
@@ -80,3 +86,31 @@ class Api:
     async def admin(self) -> dict[str, str]:
         tokens = await self.login(ADMIN["email"], ADMIN["password"])
         return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+    async def service(self, credentials: Mapping[str, str]) -> dict[str, str]:
+        """The Authorization header of a service token for the client of `credentials`."""
+        grant = {"grant_type": "client_credentials", **credentials}
+        token = await self.call("POST", "/api/v1/auth/token", 200, json=grant)
+        return {"Authorization": f"Bearer {token['access_token']}"}
+
+    async def read_link(
+        self, data: Mapping[str, Any], credentials: Mapping[str, str] = NOTIFICATIONS
+    ) -> ClientResponse:
+        """Read the link a verification or reset event names, as the client of `credentials`."""
+        return await self.client.get(
+            f"/internal/users/{data['user_id']}/links/{data['link_id']}",
+            headers=await self.service(credentials),
+        )
+
+    def derived_token(self, purpose: links.Purpose, link_id: str) -> str:
+        """A link's token derived as users derives it: for a link notifications is no longer given."""
+        return links.token(
+            self.client.server.app[USERS].settings.password_pepper.value, purpose, link_id
+        )
+
+    async def link_token(self, data: Mapping[str, Any]) -> str:
+        """The token of the link a verification or reset event names, read as notifications does."""
+        response = await self.read_link(data)
+        assert response.status == 200, await response.text()
+        token: str = (await response.json())["token"]
+        return token

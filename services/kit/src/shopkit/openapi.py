@@ -39,6 +39,7 @@ _REASONS = {
     403: "The token lacks a role this operation needs",
     404: "No such resource",
     409: "Conflicts with the resource's current state",
+    410: "The resource existed and is gone for good",
     412: "If-Match names a version that is no longer current",
     413: "Body larger than 1 MiB",
     415: "Body is not application/json",

@@ -18,6 +18,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "GatewayTimeout",
+    "Gone",
     "MalformedJson",
     "MethodNotAllowed",
     "NotFound",
@@ -113,6 +114,12 @@ class Conflict(Problem):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class Gone(Problem):
+    """The resource existed and is gone for good: asking again will not bring it back."""
+
+    status, slug, title = 410, "gone", "Gone"
+
+
 class PreconditionFailed(Problem):
     status, slug, title = 412, "precondition-failed", "Precondition failed"
 
@@ -197,6 +204,7 @@ _BY_STATUS: dict[int, type[Problem]] = {
         NotFound,
         MethodNotAllowed,
         Conflict,
+        Gone,
         PreconditionFailed,
         PayloadTooLarge,
         UnsupportedMediaType,

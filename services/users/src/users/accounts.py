@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import hmac
-import secrets
 import unicodedata
 from datetime import timedelta
 from typing import Any
 
 from shopkit import clock, revocations
 from shopkit.ids import new_id
+from users import links
 from users.deps import Collaborators
 from users.errors import (
     CannotChangeOwnAccess,
@@ -22,6 +19,7 @@ from users.errors import (
     UserNotFound,
 )
 from users.events import (
+    EmailChanged,
     EmailVerificationRequested,
     PasswordChanged,
     PasswordResetRequested,
@@ -29,6 +27,7 @@ from users.events import (
     UserRegistered,
 )
 from users.history import pending
+from users.links import Purpose
 from users.model import Role, User
 from users.store import EmailTaken
 
@@ -49,9 +48,8 @@ def normalise_email(email: str) -> str:
     return unicodedata.normalize("NFKC", folded)
 
 
-def _token() -> tuple[str, str]:
-    token = secrets.token_urlsafe(32)
-    return token, hashlib.sha256(token.encode()).hexdigest()
+def _token_hash(users: Collaborators, purpose: Purpose, link_id: str) -> str:
+    return links.token_hash(links.token(users.settings.password_pepper.value, purpose, link_id))
 
 
 async def _verification(users: Collaborators, user_id: str, email: str) -> dict[str, Any]:
@@ -59,10 +57,11 @@ async def _verification(users: Collaborators, user_id: str, email: str) -> dict[
 
     Stored before the account knows of it: a crash in between leaves a link that expires unused.
     """
-    token, token_hash = _token()
+    link_id = new_id()
+    token_hash = _token_hash(users, Purpose.EMAIL_VERIFICATION, link_id)
     expires_at = clock.now() + VERIFICATION_TTL
     await users.store.insert_verification(token_hash, user_id, email, expires_at)
-    requested = EmailVerificationRequested(user_id, email, token, clock.rfc3339(expires_at))
+    requested = EmailVerificationRequested(user_id, email, link_id, clock.rfc3339(expires_at))
     return pending(
         f"verify-{token_hash[:24]}", UserEvent.EMAIL_VERIFICATION_REQUESTED, requested.to_json()
     )
@@ -117,26 +116,34 @@ async def register(
 
 
 async def verify_email(users: Collaborators, token: str) -> User:
-    token_hash = hashlib.sha256(token.encode()).hexdigest()
+    token_hash = links.token_hash(token)
     link = await users.store.verification(token_hash)
     if link is None or link.expires_at <= clock.now():
         raise InvalidToken("the verification link is invalid or has expired")
     user = await users.store.reload(link.user_id)
     email = link.email
-    # Only the link for the email the account waits for: the one it registered with (until
-    # verified) or the latest it asked to move to; a link to an email given up on is dead.
-    awaited = (
-        user.pending_email if user.pending_email else (None if user.email_verified else user.email)
-    )
-    if email != awaited:
+    # Only the link for the email the account waits for: a link to an email given up on is dead.
+    if email != user.awaited_email:
         raise InvalidToken("the verification link is invalid or has expired")
     if not await users.store.use_token(token_hash, link.expires_at):
         raise InvalidToken("the verification link was already used")
     try:
         # The login part only: the profile's pending email, once it is the login, shows as none.
-        return await users.store.guard(user.id, "emails", {"email": email, "email_verified": True})
+        verified = await users.store.guard(
+            user.id, "emails", {"email": email, "email_verified": True}
+        )
     except EmailTaken:
         raise EmailAlreadyRegistered("another account took this email meanwhile") from None
+    if email != user.email:
+        # The login moved: the old address is told. The id derives from the link, used once, so
+        # recording it again appends nothing.
+        await users.history.record(
+            user.id,
+            f"email-changed-{token_hash[:24]}",
+            UserEvent.EMAIL_CHANGED,
+            EmailChanged(user.id, user.email, email).to_json(),
+        )
+    return verified
 
 
 async def get(users: Collaborators, user_id: str) -> User:
@@ -197,26 +204,23 @@ async def _set_password(
 async def request_password_reset(users: Collaborators, email: str, request_id: str) -> None:
     """Mail a reset link if the account of `email` (normalised) exists and is enabled.
 
-    Carrying out one request again mails no second link: its token derives from the request (and
-    the pepper), so a repeat finds the link and the event of the first.
+    Carrying out one request again mails no second link: the request's id is the link's, and its
+    token derives from it (and the pepper), so a repeat finds the link and the event of the first.
     """
     user = await users.store.by_email(email)
     if user is None or user.disabled:
         return
-    key = users.settings.password_pepper.value.encode()
-    digest = hmac.new(key, f"password-reset:{request_id}".encode(), hashlib.sha256).digest()
-    token = base64.urlsafe_b64encode(digest).decode().rstrip("=")
-    token_hash = hashlib.sha256(token.encode()).hexdigest()
+    token_hash = _token_hash(users, Purpose.PASSWORD_RESET, request_id)
     expires_at = clock.now() + RESET_TTL
     await users.store.insert_reset_token(token_hash, user.id, expires_at)
-    requested = PasswordResetRequested(user.id, user.email, token, clock.rfc3339(expires_at))
+    requested = PasswordResetRequested(user.id, user.email, request_id, clock.rfc3339(expires_at))
     await users.history.record(
         user.id, f"reset-{token_hash[:24]}", UserEvent.PASSWORD_RESET_REQUESTED, requested.to_json()
     )
 
 
 async def confirm_password_reset(users: Collaborators, token: str, new: str) -> None:
-    token_hash = hashlib.sha256(token.encode()).hexdigest()
+    token_hash = links.token_hash(token)
     record = await users.store.reset_token(token_hash)
     if record is None or record.expires_at <= clock.now():
         raise InvalidToken("the reset link is invalid or has expired")

@@ -11,7 +11,7 @@ from shopkit.auth import StaticKeys
 from shopkit.cache import Cache
 from shopkit.keys import AFTER_COMMIT, DB, NATS
 from shopkit.tasks import background
-from users import accounts, resets
+from users import accounts, internal, resets
 from users.deps import open_collaborators
 from users.keys import AFTER_ANSWER, USERS
 from users.model import User
@@ -67,4 +67,5 @@ def create_app(settings: UsersSettings) -> web.Application:
         )
     )
     app.router.add_routes(routes)
+    app.router.add_routes(internal.routes)
     return app

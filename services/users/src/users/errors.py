@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from shopkit.problems import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from shopkit.problems import (
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+)
 
 
 class EmailAlreadyRegistered(Conflict):
@@ -54,3 +61,15 @@ class InvalidClient(Unauthorized):
 
 class CannotChangeOwnAccess(Conflict):
     slug, title = "cannot-change-own-access", "Cannot change your own access"
+
+
+class ClientNotAllowed(Forbidden):
+    slug, title = "client-not-allowed", "Client not allowed"
+
+
+class LinkNotFound(NotFound):
+    slug, title = "link-not-found", "Link not found"
+
+
+class LinkExpired(Gone):
+    slug, title = "link-expired", "Link expired or used"

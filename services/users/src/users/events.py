@@ -12,6 +12,7 @@ __all__ = [
     "ACCESS_REVOKED",
     "SESSION_REVOKED",
     "AccessRevoked",
+    "EmailChanged",
     "EmailVerificationRequested",
     "PasswordChanged",
     "PasswordResetRequested",
@@ -28,6 +29,7 @@ class UserEvent(StrEnum):
     EMAIL_VERIFICATION_REQUESTED = "user.email_verification_requested"
     PASSWORD_RESET_REQUESTED = "user.password_reset_requested"
     PASSWORD_CHANGED = "user.password_changed"
+    EMAIL_CHANGED = "user.email_changed"
 
 
 # users also publishes `access.revoked` and `session.revoked` (ACCESS_REVOKED, SESSION_REVOKED),
@@ -46,21 +48,23 @@ class UserRegistered(Payload):
 
 @dataclass(frozen=True, slots=True)
 class EmailVerificationRequested(Payload):
-    """Mail `token` to `email` (the login, or the address the account asked to move to)."""
+    """Mail the verification link `link_id` to `email` (the login, or the address the account asked
+    to move to). The token is not here: notifications reads it from users
+    (`GET /internal/users/{user_id}/links/{link_id}`) when it mails the link."""
 
     user_id: str
     email: str
-    token: str
+    link_id: str
     expires_at: str
 
 
 @dataclass(frozen=True, slots=True)
 class PasswordResetRequested(Payload):
-    """Mail the reset `token` to `email`."""
+    """Mail the reset link `link_id` to `email`; its token is read from users, as a verification's."""
 
     user_id: str
     email: str
-    token: str
+    link_id: str
     expires_at: str
 
 
@@ -70,3 +74,12 @@ class PasswordChanged(Payload):
 
     user_id: str
     email: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmailChanged(Payload):
+    """The login moved from `old_email` to `new_email` (verified): tell the old address."""
+
+    user_id: str
+    old_email: str
+    new_email: str

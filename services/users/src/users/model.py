@@ -34,6 +34,14 @@ class User:
     # Changes with every password: sessions opened under another version are dead.
     credentials_version: str = ""
 
+    @property
+    def awaited_email(self) -> str | None:
+        """The address a verification link can verify now: the latest one the account asked to
+        move to, else its login until verified; a link to any other address is dead."""
+        if self.pending_email:
+            return self.pending_email
+        return None if self.email_verified else self.email
+
     def public(self) -> dict[str, Any]:
         """The account as its owner and admins see it (never the password hash)."""
         return {

@@ -7,8 +7,10 @@ from typing import Any
 import marshmallow
 from marshmallow import fields
 
-from shopkit.openapi import IDEMPOTENCY_KEY, LOCATION, Operation
+from shopkit import headers
+from shopkit.openapi import IDEMPOTENCY_KEY, LOCATION, Header, Operation
 from users import schemas
+from users.links import Purpose
 
 
 def _out(**kwargs: Any) -> Any:
@@ -89,6 +91,16 @@ class StatusOut(marshmallow.Schema):
     status = fields.String(**_out())
 
 
+class LinkOut(marshmallow.Schema):
+    purpose = fields.String(
+        validate=marshmallow.validate.OneOf([purpose.value for purpose in Purpose]), **_out()
+    )
+    token = fields.String(**_out())
+    expires_at = fields.String(**_out())
+
+
+NO_STORE = Header(headers.CACHE_CONTROL, "no-store: the answer holds a secret no cache may keep")
+
 JWKS = {
     "type": "object",
     "required": ["keys"],
@@ -142,4 +154,5 @@ OPERATIONS = {
     "list_users": Operation(query=schemas.UserQuery, response=UserPageOut),
     "get_user": Operation(response=UserOut),
     "update_user": Operation(body=schemas.AdminUserSchema, response=UserOut, errors=(409,)),
+    "read_link": Operation(response=LinkOut, response_headers=(NO_STORE,), errors=(403, 404, 410)),
 }

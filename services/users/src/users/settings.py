@@ -47,7 +47,9 @@ class UsersSettings(KitSettings):
         "SIGNING_KEYS",
         help="JWK set (JSON) of ES256 private keys; the first signs, the others still verify",
     )
-    password_pepper: Secret = env("PASSWORD_PEPPER", help="HMAC key applied before bcrypt")
+    password_pepper: Secret = env(
+        "PASSWORD_PEPPER", help="HMAC key applied before bcrypt, and deriving link tokens"
+    )
     password_hash_cost: int = env("PASSWORD_HASH_COST", 12, help="bcrypt cost factor")
     access_token_ttl: int = env("ACCESS_TOKEN_TTL", 900, help="access token lifetime, seconds")
     refresh_token_ttl: int = env(

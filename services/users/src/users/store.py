@@ -351,6 +351,9 @@ class UserStore:
         doc = await self.reset_tokens.find_one({"_id": token_hash})
         return None if doc is None else ResetLink(doc["user_id"], doc["expires_at"])
 
+    async def token_used(self, token_hash: str) -> bool:
+        return await self.used_tokens.find_one({"_id": token_hash}, {"_id": 1}) is not None
+
     async def use_token(self, token_hash: str, expires_at: datetime) -> bool:
         """Use the link that expires at `expires_at`, once: an insert under a unique id is the only
         safe "once". Its use is remembered until the link itself is purged, never less."""

@@ -74,6 +74,11 @@ async def logout(users: Collaborators, refresh_token: str) -> None:
     await users.families.revoke(family_id, reason="logout")
 
 
+def service_subject(client_id: str) -> str:
+    """The `sub` of the service tokens issued to `client_id`."""
+    return f"service:{client_id}"
+
+
 def client_credentials(
     users: Collaborators, client_id: str, client_secret: str
 ) -> dict[str, object]:
@@ -83,7 +88,7 @@ def client_credentials(
         raise InvalidClient()
     settings = users.settings
     token = users.keys.sign(
-        subject=f"service:{client_id}",
+        subject=service_subject(client_id),
         roles=("service",),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
