@@ -32,6 +32,11 @@ NATS_PORT = 4222
 SEARCH_PORT = 9200
 # stripe-mock's HTTP port (STRIPE_API_URL in .env.example); its HTTPS port is the system's choice.
 STRIPE_PORT = 12111
+# Mailpit (SMTP_PORT in .env.example; its API and web page on MAILPIT_PORT) and the Twilio API peer
+# (TWILIO_API_URL): where notifications sends locally, and where you read what it sent.
+SMTP_PORT = 1025
+MAILPIT_PORT = 8025
+TWILIO_PORT = 4010
 
 
 def stack_env() -> dict[str, str]:
@@ -43,6 +48,14 @@ def stack_env() -> dict[str, str]:
     if (ROOT / ".env").exists():
         values.update(read_env_file(ROOT / ".env"))
     return values
+
+
+def own_credentials(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """The service's own client secret, as users knows it (SERVICE_CLIENTS): one env file serves
+    every service, each presents its own credentials."""
+    pairs = (item.partition(":") for item in env.get("SERVICE_CLIENTS", "").split(","))
+    secrets = {client.strip(): secret.strip() for client, _, secret in pairs if secret}
+    return {"SERVICE_CLIENT_SECRET": secrets[name]} if name in secrets else {}
 
 
 def service_command(name: str) -> list[str]:
@@ -59,6 +72,8 @@ def parts(env: Mapping[str, str]) -> list[Peer]:
         peers.nats(RUN, NATS_PORT),
         peers.opensearch(RUN, SEARCH_PORT),
         peers.stripe_mock(RUN, STRIPE_PORT),
+        peers.mailpit(RUN, SMTP_PORT, MAILPIT_PORT),
+        peers.twilio(RUN, TWILIO_PORT),
     ]
     # Each service's instances, one per port in services/registry.toml (nginx balances across them).
     services = registry.load()
@@ -69,7 +84,12 @@ def parts(env: Mapping[str, str]) -> list[Peer]:
                     name=f"{name}-{port}",
                     argv=service_command(name),
                     log_path=LOGS / f"{name}-{port}.log",
-                    env={**env, "SERVICE_NAME": name, "PORT": str(port)},
+                    env={
+                        **env,
+                        **own_credentials(env, name),
+                        "SERVICE_NAME": name,
+                        "PORT": str(port),
+                    },
                     port=port,
                     ready_url=f"http://127.0.0.1:{port}/readyz",
                 )
@@ -146,6 +166,10 @@ def up() -> None:
     print(f"nats      nats://127.0.0.1:{NATS_PORT}")
     print(f"search    http://127.0.0.1:{SEARCH_PORT}  (OpenSearch)")
     print(f"stripe    http://127.0.0.1:{STRIPE_PORT}  (stripe-mock; webhooks: sign your own)")
+    print(
+        f"mail      smtp://127.0.0.1:{SMTP_PORT}, read at http://127.0.0.1:{MAILPIT_PORT}  (Mailpit)"
+    )
+    print(f"sms       http://127.0.0.1:{TWILIO_PORT}  (Twilio API peer)")
     print(f"logs      {LOGS.relative_to(ROOT)}/ and {(RUN / 'nginx').relative_to(ROOT)}/access.log")
 
 

@@ -11,10 +11,11 @@ from typing import Protocol
 
 import aiohttp
 import pytest
-from e2e_support import ORDERS_CLIENT_SECRET, STRIPE_WEBHOOK_SECRET
+from e2e_support import NOTIFICATIONS_CLIENT_SECRET, ORDERS_CLIENT_SECRET, STRIPE_WEBHOOK_SECRET
 
 from shopkit.settings import read_env_file
 from shopkit.testing.peers import Peer, free_port
+from shopkit.testing.plugin import MailServer
 
 ROOT = Path(__file__).resolve().parent.parent
 # The gateway renderer and the stack live in scripts/, which is not a package.
@@ -123,7 +124,9 @@ def users_instances(
     env = {
         "MONGO_URL": mongo_url,
         "NATS_URL": nats_url,
-        "SERVICE_CLIENTS": f"orders:{ORDERS_CLIENT_SECRET}",
+        "SERVICE_CLIENTS": (
+            f"orders:{ORDERS_CLIENT_SECRET},notifications:{NOTIFICATIONS_CLIENT_SECRET}"
+        ),
     }
     logs = tmp_path_factory.mktemp("users")
     yield from run_instances("users", env, logs, database_names, services["users"].instances)
@@ -228,6 +231,35 @@ def orders_instances(
 
 
 @pytest.fixture(scope="session")
+def notifications_instances(
+    services: dict[str, registry.Service],
+    mongo_url: str,
+    nats_url: str,
+    users_instances: list[str],
+    mail_server: MailServer,
+    twilio_url: str,
+    internal_url: str,
+    database_names: set[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[list[str]]:
+    env = {
+        "MONGO_URL": mongo_url,
+        "NATS_URL": nats_url,
+        "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
+        "USERS_URL": internal_url,
+        "SERVICE_CLIENT_ID": "notifications",
+        "SERVICE_CLIENT_SECRET": NOTIFICATIONS_CLIENT_SECRET,
+        "SMTP_HOST": mail_server.smtp_host,
+        "SMTP_PORT": str(mail_server.smtp_port),
+        "TWILIO_API_URL": twilio_url,
+    }
+    logs = tmp_path_factory.mktemp("notifications")
+    yield from run_instances(
+        "notifications", env, logs, database_names, services["notifications"].instances
+    )
+
+
+@pytest.fixture(scope="session")
 def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartGateway]:
     """Start an nginx gateway for the given upstreams, routed as the registry says unless `routes`,
     with an internal listener on `internal_port` if given; answers its base URL. All stop at the
@@ -263,6 +295,7 @@ def gateway(
     carts_instances: list[str],
     orders_instances: list[str],
     payments_instances: list[str],
+    notifications_instances: list[str],
 ) -> str:
     """The shop's gateway with two instances of each service behind it: the base URL clients use.
     Its internal listener (`internal_url`) is where the services call each other."""
@@ -272,6 +305,7 @@ def gateway(
         "carts": carts_instances,
         "orders": orders_instances,
         "payments": payments_instances,
+        "notifications": notifications_instances,
     }
     return start_gateway(upstreams, internal_port=internal_port)
 

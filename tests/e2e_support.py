@@ -13,6 +13,7 @@ from shopkit.settings import read_env_file
 ROOT = Path(__file__).resolve().parent.parent
 # orders' client secret at users (conftest gives it to both): its service token for /internal/.
 ORDERS_CLIENT_SECRET = "e2e-orders-" + uuid.uuid4().hex
+NOTIFICATIONS_CLIENT_SECRET = "e2e-notifications-" + uuid.uuid4().hex
 # The secret payments verifies Stripe's webhooks with (conftest); tests sign theirs with it.
 STRIPE_WEBHOOK_SECRET = "whsec_e2e_" + uuid.uuid4().hex
 

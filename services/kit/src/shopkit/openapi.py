@@ -118,6 +118,8 @@ class Operation:
     headers: tuple[Header, ...] = ()
     response_headers: tuple[Header, ...] = ()
     errors: tuple[int, ...] = ()
+    # What the success answers are written in: a page for people (`text/html`) is not JSON.
+    media_type: str = "application/json"
 
 
 def _schema_name(schema: SchemaLike) -> str | None:
@@ -181,7 +183,7 @@ def _responses(operation: Operation, errors: set[int]) -> dict[str, Any]:
     for status in operation.statuses:
         answer: dict[str, Any] = {"description": "Success" if status < 300 else "Not modified"}
         if operation.response is not None and status not in (204, 304):
-            answer["content"] = {"application/json": {"schema": operation.response}}
+            answer["content"] = {operation.media_type: {"schema": operation.response}}
         if operation.response_headers:
             answer["headers"] = {h.name: h.response() for h in operation.response_headers}
         responses[str(status)] = answer

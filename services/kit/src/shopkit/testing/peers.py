@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -501,6 +502,9 @@ def mailpit(state_dir: Path, smtp_port: int, api_port: int) -> Peer:
             "--disable-version-check",
             "--smtp-auth-accept-any",
             "--smtp-auth-allow-insecure",
+            # Keep every message (the default keeps 500): a campaign sends thousands.
+            "--max",
+            "0",
         ],
         log_path=state_dir / "logs" / "mailpit.log",
         port=smtp_port,
@@ -511,10 +515,17 @@ def mailpit(state_dir: Path, smtp_port: int, api_port: int) -> Peer:
 def twilio(state_dir: Path, port: int) -> Peer:
     """The Twilio API peer (installed by scripts/install.sh): Prism serving Twilio's own OpenAPI
     description of the 2010-04-01 API, which answers 422 to a request the real API would refuse
-    (a message without `To`, say) and a fixture for a valid one. No state: nothing is sent."""
+    (a message without `To`, say) and a fixture for a valid one, behind Twilio's test phone
+    numbers (`shopkit.testing.twilio_numbers`). No state: nothing is sent."""
     return Peer(
         name="twilio",
-        argv=[require_binary("shop-twilio-peer"), str(port)],
+        argv=[
+            sys.executable,
+            "-m",
+            "shopkit.testing.twilio_numbers",
+            str(port),
+            require_binary("shop-twilio-peer"),
+        ],
         log_path=state_dir / "logs" / "twilio.log",
         port=port,
     )

@@ -1,0 +1,198 @@
+"""Promotional campaigns: written by staff, previewed, sent once to every opted-in customer.
+
+Sending inserts the campaign's send record (`campaign_sends`, `_id` = campaign id): a second send
+finds it and sends nothing more. A planner on every instance then records the deliveries batch by
+batch, at the campaign's rate and never far ahead of what was sent, so the dispatcher's pending
+list stays short; a delivery's id is `campaign-<id>:email:<address hash>`, so two planners, or one
+resuming after a crash, record each recipient once. Whether the recipient still wants promotions
+is checked again just before each message goes: an unsubscribe during a campaign stops the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from notifications import unsubscribe
+from notifications.deliveries import Deliveries
+from notifications.errors import CampaignNotFound, CampaignStarted, TemplateBroken
+from notifications.model import Campaign, Channel, Delivery, Status, Topic, address_hash
+from notifications.rendering import Rendered
+from shopkit import clock
+from shopkit.ids import new_id
+
+log = logging.getLogger("notifications.campaigns")
+TEMPLATE = "campaign"
+PLAN_BATCH = 100
+LEASE = timedelta(seconds=30)
+BACKLOG_WAITS = 200
+BACKLOG_PAUSE = 0.05
+SAMPLE_RECIPIENT = {"name": "Sam Sample", "email": "sam@example.com"}
+
+
+async def create(
+    d: Deliveries, *, name: str, subject: str, html: str, text: str, actor: str, key: str | None
+) -> Campaign:
+    d.renderer.check_campaign(subject, text, html)
+    campaign = Campaign(
+        id=key or new_id(),
+        name=name,
+        subject=subject,
+        html=html,
+        text=text,
+        created_by=actor,
+        created_at=clock.now(),
+    )
+    return await d.store.insert_campaign(campaign)
+
+
+async def get(d: Deliveries, campaign_id: str) -> Campaign:
+    campaign = await d.store.campaign(campaign_id)
+    if campaign is None:
+        raise CampaignNotFound(f"no campaign {campaign_id}")
+    return campaign
+
+
+async def change(d: Deliveries, campaign_id: str, changes: dict[str, str]) -> Campaign:
+    campaign = await get(d, campaign_id)
+    if campaign.started_at is not None:
+        raise CampaignStarted(f"campaign {campaign_id} is being sent")
+    merged = {
+        "subject": campaign.subject,
+        "text": campaign.text,
+        "html": campaign.html,
+        **changes,
+    }
+    d.renderer.check_campaign(merged["subject"], merged["text"], merged["html"])
+    await d.store.change_campaign(campaign_id, changes)
+    return await get(d, campaign_id)
+
+
+def render(
+    d: Deliveries, campaign: Campaign, recipient: dict[str, Any], locale: str | None
+) -> Rendered:
+    return d.renderer.render_campaign(
+        campaign.subject, campaign.text, campaign.html, recipient, locale
+    )
+
+
+def preview(d: Deliveries, campaign: Campaign, locale: str | None) -> Rendered:
+    sample = {**SAMPLE_RECIPIENT, "unsubscribe_url": unsubscribe_url(d, "sample-user")}
+    return render(d, campaign, sample, locale)
+
+
+async def start(d: Deliveries, campaign_id: str, rate: float | None) -> tuple[Campaign, bool]:
+    """Start sending; (the campaign, whether this call started it)."""
+    await get(d, campaign_id)
+    started = await d.store.start_campaign(campaign_id, rate or d.settings.campaign_rate)
+    if started:
+        log.info("campaign %s started", campaign_id)
+    return await get(d, campaign_id), started
+
+
+async def counts(d: Deliveries, campaign_id: str) -> dict[str, int]:
+    found = await d.store.campaign_counts(campaign_id)
+    return {status.value: found.get(status.value, 0) for status in Status}
+
+
+def unsubscribe_url(d: Deliveries, user_id: str) -> str:
+    token = unsubscribe.sign(d.settings.unsubscribe_secret.value, user_id, Topic.PROMOTIONS)
+    return f"{d.settings.public_url.rstrip('/')}/api/v1/notifications/unsubscribe/{token}"
+
+
+async def render_for(d: Deliveries, delivery: Delivery) -> tuple[Rendered, str]:
+    """A campaign delivery's message and its unsubscribe link (for the List-Unsubscribe header)."""
+    assert delivery.campaign_id is not None
+    assert delivery.user_id is not None
+    campaign = await d.store.campaign(delivery.campaign_id)
+    if campaign is None:
+        raise TemplateBroken(f"campaign {delivery.campaign_id} is gone")
+    url = unsubscribe_url(d, delivery.user_id)
+    values = {**delivery.context, "unsubscribe_url": url}
+    return render(d, campaign, values, delivery.locale), url
+
+
+# --- the planner
+
+
+async def plan_pass(d: Deliveries) -> float | None:
+    """Plan a batch of every campaign being sent; how long to wait before the next pass."""
+    waits = [await plan(d, send) for send in await d.store.unfinished_sends()]
+    return min(waits, default=None)
+
+
+async def plan(d: Deliveries, send: dict[str, Any]) -> float:
+    """Plan the campaign's next batches while this instance holds its lease."""
+    campaign_id, rate = send["_id"], float(send["rate"])
+    now = clock.now()
+    if not await d.store.lease_send(campaign_id, now + LEASE, now):
+        return LEASE.total_seconds() / 3
+    audience = await d.store.promotions_audience()
+    position = bisect.bisect_right(audience, send.get("cursor") or "")
+    deadline = time.monotonic() + LEASE.total_seconds() / 2
+    while position < len(audience) and time.monotonic() < deadline:
+        batch = audience[position : position + PLAN_BATCH]
+        started = time.monotonic()
+        await _record_batch(d, campaign_id, batch)
+        position += len(batch)
+        await d.store.send_progress(
+            campaign_id, cursor=batch[-1], finished=False, leased_until=clock.now() + LEASE
+        )
+        # The rate: a batch of PLAN_BATCH takes PLAN_BATCH / rate seconds to come due. Planning
+        # also waits while more than two batches of this campaign are still pending.
+        await asyncio.sleep(max(0.0, len(batch) / rate - (time.monotonic() - started)))
+        await _wait_for_dispatch(d, campaign_id)
+    finished = position >= len(audience)
+    await d.store.send_progress(
+        campaign_id,
+        cursor=audience[position - 1] if position else "",
+        finished=finished,
+        leased_until=None,
+    )
+    if finished:
+        log.info("campaign %s planned for %d recipients", campaign_id, len(audience))
+    return 0.0
+
+
+async def _wait_for_dispatch(d: Deliveries, campaign_id: str) -> None:
+    """Wait while more than two batches of the campaign are pending: sending is slower than the
+    rate asked for, and recording further ahead would only lengthen the dispatcher's reads."""
+    for _ in range(BACKLOG_WAITS):
+        backlog = await d.store.count({"campaign_id": campaign_id, "status": Status.PENDING.value})
+        if backlog <= 2 * PLAN_BATCH:
+            return
+        await asyncio.sleep(BACKLOG_PAUSE)
+
+
+async def _record_batch(d: Deliveries, campaign_id: str, user_ids: list[str]) -> None:
+    recipients = await asyncio.gather(*(d.store.recipient(user_id) for user_id in user_ids))
+    preferences = await d.store.many_preferences(user_ids)
+    now = clock.now()
+    found = []
+    for user_id, recipient in zip(user_ids, recipients, strict=True):
+        chosen = preferences[user_id]
+        if recipient is None or not recipient.customer:
+            continue
+        if not chosen.wants(Topic.PROMOTIONS, Channel.EMAIL):
+            continue
+        found.append(
+            Delivery(
+                id=f"campaign-{campaign_id}:email:{address_hash(recipient.email)}",
+                template=TEMPLATE,
+                topic=Topic.PROMOTIONS,
+                channel=Channel.EMAIL,
+                to=recipient.email,
+                status=Status.PENDING,
+                due_at=now,
+                created_at=now,
+                user_id=user_id,
+                locale=chosen.locale,
+                context={"name": recipient.name, "email": recipient.email},
+                campaign_id=campaign_id,
+            )
+        )
+    await d.record(found)

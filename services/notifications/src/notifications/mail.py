@@ -1,0 +1,117 @@
+"""Email over SMTP: a small pool of open connections, and what each SMTP failure means.
+
+A delivery's `Message-ID` derives from the delivery, so a message sent twice (a crash between the
+send and its record) is recognisably the same message to the receiving side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+
+import aiosmtplib
+
+from notifications.errors import PermanentFailure, TransientFailure, Undeliverable
+from notifications.model import mask
+from notifications.rendering import Rendered
+from notifications.settings import NotificationsSettings
+
+log = logging.getLogger("notifications.mail")
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+def compose(
+    settings: NotificationsSettings,
+    delivery_id: str,
+    to: str,
+    rendered: Rendered,
+    *,
+    unsubscribe_url: str | None = None,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = to
+    message["Subject"] = rendered.subject
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "shop.local"
+    message["Message-ID"] = f"<{hashlib.sha256(delivery_id.encode()).hexdigest()[:40]}@{domain}>"
+    if unsubscribe_url is not None:
+        # RFC 8058: a mail client may unsubscribe with one POST, no page and no sign-in.
+        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = ONE_CLICK
+    message.set_content(rendered.text)
+    if rendered.html is not None:
+        message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+def valid_address(address: str) -> bool:
+    try:
+        parsed = Address(addr_spec=address)
+    except (ValueError, IndexError, TypeError):
+        return False
+    return bool(parsed.username and parsed.domain and "." in parsed.domain)
+
+
+class Mailer:
+    """Sends over up to SMTP_CONNECTIONS connections, each opened on first use and reopened after
+    a failure; a message waits for a free connection."""
+
+    def __init__(self, settings: NotificationsSettings) -> None:
+        self._settings = settings
+        self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
+        for _ in range(settings.smtp_connections):
+            self._idle.put_nowait(self._client())
+
+    def _client(self) -> aiosmtplib.SMTP:
+        settings = self._settings
+        return aiosmtplib.SMTP(
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            timeout=settings.smtp_timeout,
+            start_tls=settings.smtp_starttls,
+            username=settings.smtp_username or None,
+            password=settings.smtp_password.value if settings.smtp_username else None,
+        )
+
+    async def send(self, message: EmailMessage) -> None:
+        client = await self._idle.get()
+        try:
+            await self._send(client, message)
+        except BaseException:
+            client.close()  # whatever state the session is in, the next use starts afresh
+            raise
+        finally:
+            self._idle.put_nowait(client)
+
+    async def _send(self, client: aiosmtplib.SMTP, message: EmailMessage) -> None:
+        to = str(message["To"])
+        try:
+            if not client.is_connected:
+                await client.connect()
+            await client.send_message(message)
+        except aiosmtplib.SMTPRecipientsRefused as refused:
+            code = min(recipient.code for recipient in refused.recipients)
+            if code >= 500:
+                raise PermanentFailure("address-refused", f"{code} for {mask(to)}") from None
+            raise TransientFailure("smtp-busy", f"{code} for {mask(to)}") from None
+        except aiosmtplib.SMTPResponseException as error:
+            if error.code >= 500:
+                raise Undeliverable("smtp-refused", f"{error.code} {error.message}") from None
+            raise TransientFailure("smtp-busy", f"{error.code} {error.message}") from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            raise TransientFailure("smtp-unreachable", f"{type(error).__name__}: {error}") from None
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            client = self._idle.get_nowait()
+            if client.is_connected:
+                try:
+                    async with asyncio.timeout(1):
+                        await client.quit()
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    client.close()

@@ -1,0 +1,450 @@
+"""All of notifications' Mongo access.
+
+- `deliveries`: one message to one address on one channel (`_id` derives from what caused it), inserted
+  before any attempt, so a redelivered event inserts nothing new. Its `status` moves from pending
+  to sending to a final one; only `pending` and `sending` are read by status (equality), and few
+  stay there for long, so the dispatcher's reads do not grow with the messages sent.
+- `claims`: one per attempt (`<delivery>#<round>.<attempt>`). Whoever inserts it makes the attempt:
+  FerretDB has no atomic conditional update, a unique `_id` is the one arbiter two instances share.
+- `recipients`: what users told of each account (email, name); `preferences`: what the customer
+  chose (a flat `promotions_email` under an index: the campaign audience).
+- `suppressions`: `<channel>:<address hash>` of addresses that failed for good or bounced.
+- `orders`: what `order.placed` said of each order, for the messages that follow it.
+- `campaigns`, `campaign_sends`: promotions, and the sending of each (inserted once: sent once).
+- `sms_slots`: `<phone hash>:<hour>:<n>`, the SMS one phone got in one hour, one insert each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from notifications.model import (
+    Campaign,
+    Channel,
+    Delivery,
+    Preferences,
+    Recipient,
+    Status,
+    Topic,
+    address_hash,
+    mask,
+)
+from shopkit import clock, sweeps
+
+DUPLICATE_KEY = 11000
+DELIVERY_RETENTION = timedelta(days=90)
+CLAIM_RETENTION = timedelta(days=2)
+ORDER_RETENTION = timedelta(days=120)
+FIND_TIMEOUT_MS = 10_000
+
+
+def _delivery_document(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "_id": delivery.id,
+        "template": delivery.template,
+        "topic": delivery.topic.value,
+        "channel": delivery.channel.value,
+        "to": delivery.to,
+        "to_hash": address_hash(delivery.to),
+        "to_masked": mask(delivery.to),
+        "status": delivery.status.value,
+        "due_at": delivery.due_at,
+        "created_at": delivery.created_at,
+        "attempts": delivery.attempts,
+        "round": delivery.round,
+        "user_id": delivery.user_id,
+        "locale": delivery.locale,
+        "context": delivery.context,
+        "campaign_id": delivery.campaign_id,
+        "sent_at": None,
+        "error": None,
+        sweeps.FIELD: sweeps.purge_on(delivery.created_at + DELIVERY_RETENTION),
+    }
+
+
+def _delivery(document: Mapping[str, Any]) -> Delivery:
+    return Delivery(
+        id=document["_id"],
+        template=document["template"],
+        topic=Topic(document["topic"]),
+        channel=Channel(document["channel"]),
+        to=document["to"],
+        status=Status(document["status"]),
+        due_at=document["due_at"],
+        created_at=document["created_at"],
+        attempts=document.get("attempts", 0),
+        round=document.get("round", 0),
+        user_id=document.get("user_id"),
+        locale=document.get("locale"),
+        context=document.get("context") or {},
+        campaign_id=document.get("campaign_id"),
+        sent_at=document["sent_at"] if document.get("sent_at") else None,
+        error=document.get("error"),
+    )
+
+
+def _preferences(document: Mapping[str, Any]) -> Preferences:
+    channels = {
+        Topic(topic): {Channel(channel): bool(on) for channel, on in chosen.items()}
+        for topic, chosen in (document.get("channels") or {}).items()
+    }
+    return Preferences(document["_id"], channels, document.get("phone"), document.get("locale"))
+
+
+async def _insert_all(collection: Any, documents: list[dict[str, Any]]) -> set[str]:
+    """Insert each document unless its `_id` is taken; the ids inserted. In `_id` order: FerretDB
+    runs one `insert_many` as one transaction, and two instances inserting overlapping ids in
+    opposite orders would deadlock."""
+    if not documents:
+        return set()
+    documents = sorted(documents, key=lambda document: str(document["_id"]))
+    lost: set[int] = set()
+    try:
+        await collection.insert_many(documents, ordered=False)
+    except BulkWriteError as error:
+        for failed in error.details.get("writeErrors", []):
+            if failed.get("code") != DUPLICATE_KEY:
+                raise
+            lost.add(int(failed["index"]))
+    return {str(d["_id"]) for index, d in enumerate(documents) if index not in lost}
+
+
+class NotificationStore:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
+        self.deliveries = db["deliveries"]
+        self.claims = db["claims"]
+        self.recipients = db["recipients"]
+        self.preferences_ = db["preferences"]
+        self.suppressions = db["suppressions"]
+        self.orders = db["orders"]
+        self.campaigns = db["campaigns"]
+        self.sends = db["campaign_sends"]
+        self.sms_slots = db["sms_slots"]
+
+    async def ensure_indexes(self) -> None:
+        await self.deliveries.create_index("status")
+        await self.deliveries.create_index([("to_hash", ASCENDING), ("created_at", DESCENDING)])
+        await self.deliveries.create_index([("template", ASCENDING), ("created_at", DESCENDING)])
+        await self.deliveries.create_index([("campaign_id", ASCENDING), ("status", ASCENDING)])
+        await self.deliveries.create_index("created_day")
+        await self.preferences_.create_index("promotions_email")
+        await self.sends.create_index("finished")
+        for collection in (self.deliveries, self.claims, self.orders, self.sms_slots):
+            await sweeps.ensure_index(collection)
+
+    # --- deliveries
+
+    async def record(self, deliveries: Sequence[Delivery]) -> set[str]:
+        """Insert the deliveries not recorded yet; the ids of those inserted now."""
+        documents = []
+        for delivery in deliveries:
+            document = _delivery_document(delivery)
+            document["created_day"] = delivery.created_at.date().isoformat()
+            documents.append(document)
+        return await _insert_all(self.deliveries, documents)
+
+    async def delivery(self, delivery_id: str) -> Delivery | None:
+        document = await self.deliveries.find_one({"_id": delivery_id})
+        return None if document is None else _delivery(document)
+
+    async def in_status(self, status: Status) -> list[Delivery]:
+        cursor = self.deliveries.find({"status": status.value}, max_time_ms=FIND_TIMEOUT_MS)
+        return [_delivery(document) async for document in cursor]
+
+    async def sending_past(self, now: datetime) -> list[Delivery]:
+        """Deliveries marked `sending` whose attempt window closed: their instance died."""
+        cursor = self.deliveries.find({"status": Status.SENDING.value}, max_time_ms=FIND_TIMEOUT_MS)
+        return [
+            _delivery(d) async for d in cursor if d.get("until") is not None and d["until"] < now
+        ]
+
+    async def claim(self, deliveries: Sequence[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
+        """Claim each delivery's next attempt: (won, lost)."""
+        now = clock.now()
+        documents = [
+            {
+                "_id": delivery.claim_id,
+                "at": now,
+                sweeps.FIELD: sweeps.purge_on(now + CLAIM_RETENTION),
+            }
+            for delivery in deliveries
+        ]
+        won = await _insert_all(self.claims, documents)
+        return (
+            [d for d in deliveries if d.claim_id in won],
+            [d for d in deliveries if d.claim_id not in won],
+        )
+
+    async def claimed_at(self, claim_ids: Iterable[str]) -> dict[str, datetime]:
+        found = await asyncio.gather(
+            *(self.claims.find_one({"_id": claim_id}) for claim_id in claim_ids)
+        )
+        return {document["_id"]: document["at"] for document in found if document}
+
+    async def update(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        """`$set` each delivery's changes, in one command."""
+        if changes:
+            await self.deliveries.bulk_write(
+                [UpdateOne({"_id": key}, {"$set": dict(value)}) for key, value in changes.items()],
+                ordered=False,
+            )
+
+    async def page(
+        self, query: Mapping[str, Any], *, before: tuple[datetime, str] | None, limit: int
+    ) -> list[Delivery]:
+        """Newest first, after the cursor `before` (created_at, id)."""
+        find: dict[str, Any] = dict(query)
+        if before is not None:
+            moment, last_id = before
+            find["$or"] = [
+                {"created_at": {"$lt": moment}},
+                {"created_at": moment, "_id": {"$lt": last_id}},
+            ]
+        cursor = (
+            self.deliveries.find(find, max_time_ms=FIND_TIMEOUT_MS)
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+        )
+        return [_delivery(document) async for document in cursor]
+
+    async def campaign_counts(self, campaign_id: str) -> dict[str, int]:
+        cursor = await self.deliveries.aggregate(
+            [
+                {"$match": {"campaign_id": campaign_id}},
+                {"$group": {"_id": "$status", "count": {"$sum": 1}}},
+            ]
+        )
+        return {document["_id"]: document["count"] async for document in cursor}
+
+    async def count(self, query: Mapping[str, Any]) -> int:
+        return int(await self.deliveries.count_documents(dict(query)))
+
+    # --- recipients and preferences
+
+    async def save_recipient(self, recipient: Recipient) -> None:
+        await self.recipients.update_one(
+            {"_id": recipient.user_id},
+            {
+                "$set": {
+                    "email": recipient.email,
+                    "name": recipient.name,
+                    "customer": recipient.customer,
+                }
+            },
+            upsert=True,
+        )
+
+    async def recipient(self, user_id: str) -> Recipient | None:
+        document = await self.recipients.find_one({"_id": user_id})
+        if document is None:
+            return None
+        return Recipient(user_id, document["email"], document["name"], document["customer"])
+
+    async def preferences(self, user_id: str) -> Preferences:
+        document = await self.preferences_.find_one({"_id": user_id})
+        return Preferences.default(user_id) if document is None else _preferences(document)
+
+    async def many_preferences(self, user_ids: Iterable[str]) -> dict[str, Preferences]:
+        unique = sorted(set(user_ids))
+        found = await asyncio.gather(*(self.preferences(user_id) for user_id in unique))
+        return dict(zip(unique, found, strict=True))
+
+    async def save_preferences(self, preferences: Preferences) -> None:
+        channels = {
+            topic.value: {channel.value: on for channel, on in chosen.items()}
+            for topic, chosen in preferences.channels.items()
+        }
+        await self.preferences_.update_one(
+            {"_id": preferences.user_id},
+            {
+                "$set": {
+                    "channels": channels,
+                    "phone": preferences.phone,
+                    "locale": preferences.locale,
+                    "promotions_email": preferences.wants(Topic.PROMOTIONS, Channel.EMAIL),
+                    "updated_at": clock.now(),
+                }
+            },
+            upsert=True,
+        )
+
+    async def promotions_audience(self) -> list[str]:
+        """Every user id that opted into promotional email, in id order."""
+        cursor = self.preferences_.find({"promotions_email": True}, {"_id": 1}, max_time_ms=60_000)
+        return sorted([document["_id"] async for document in cursor])
+
+    # --- suppressions
+
+    async def suppress(self, channel: Channel, address: str, reason: str) -> bool:
+        """Whether the address was suppressed now (False: it was already)."""
+        try:
+            await self.suppressions.insert_one(
+                {
+                    "_id": f"{channel.value}:{address_hash(address)}",
+                    "channel": channel.value,
+                    "to_masked": mask(address),
+                    "reason": reason,
+                    "at": clock.now(),
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def suppressed(self, channel: Channel, addresses: Iterable[str]) -> set[str]:
+        unique = sorted(set(addresses))
+        found = await asyncio.gather(
+            *(
+                self.suppressions.find_one(
+                    {"_id": f"{channel.value}:{address_hash(a)}"}, {"_id": 1}
+                )
+                for a in unique
+            )
+        )
+        return {address for address, document in zip(unique, found, strict=True) if document}
+
+    async def suppression(self, suppression_id: str) -> dict[str, Any] | None:
+        return await self.suppressions.find_one({"_id": suppression_id})
+
+    async def lift(self, suppression_id: str) -> bool:
+        result = await self.suppressions.delete_one({"_id": suppression_id})
+        return bool(result.deleted_count)
+
+    # --- orders
+
+    async def save_order(self, order: Mapping[str, Any]) -> None:
+        with contextlib.suppress(DuplicateKeyError):
+            await self.orders.insert_one(
+                {
+                    **order,
+                    "_id": order["order_id"],
+                    sweeps.FIELD: sweeps.purge_on(clock.now() + ORDER_RETENTION),
+                }
+            )
+
+    async def order(self, order_id: str) -> dict[str, Any] | None:
+        document = await self.orders.find_one({"_id": order_id}, {sweeps.FIELD: 0})
+        return None if document is None else {k: v for k, v in document.items() if k != "_id"}
+
+    # --- campaigns
+
+    async def insert_campaign(self, campaign: Campaign) -> Campaign:
+        try:
+            await self.campaigns.insert_one(
+                {
+                    "_id": campaign.id,
+                    "name": campaign.name,
+                    "subject": campaign.subject,
+                    "html": campaign.html,
+                    "text": campaign.text,
+                    "created_by": campaign.created_by,
+                    "created_at": campaign.created_at,
+                }
+            )
+        except DuplicateKeyError:
+            existing = await self.campaign(campaign.id)
+            assert existing is not None
+            return existing
+        return campaign
+
+    async def campaign(self, campaign_id: str) -> Campaign | None:
+        document = await self.campaigns.find_one({"_id": campaign_id})
+        if document is None:
+            return None
+        send = await self.sends.find_one({"_id": campaign_id})
+        campaign = Campaign(
+            id=document["_id"],
+            name=document["name"],
+            subject=document["subject"],
+            html=document["html"],
+            text=document["text"],
+            created_by=document["created_by"],
+            created_at=document["created_at"],
+        )
+        if send is None:
+            return campaign
+        return replace(
+            campaign,
+            rate=send["rate"],
+            started_at=send["started_at"],
+            planned=send["finished"],
+        )
+
+    async def campaigns_page(self, limit: int) -> list[Campaign]:
+        cursor = self.campaigns.find({}, {"_id": 1}).sort("created_at", DESCENDING).limit(limit)
+        ids = [document["_id"] async for document in cursor]
+        found = await asyncio.gather(*(self.campaign(campaign_id) for campaign_id in ids))
+        return [campaign for campaign in found if campaign is not None]
+
+    async def change_campaign(self, campaign_id: str, changes: Mapping[str, str]) -> None:
+        await self.campaigns.update_one({"_id": campaign_id}, {"$set": dict(changes)})
+
+    async def start_campaign(self, campaign_id: str, rate: float) -> bool:
+        """Record that the campaign is to be sent; False when it was already."""
+        try:
+            await self.sends.insert_one(
+                {
+                    "_id": campaign_id,
+                    "rate": rate,
+                    "started_at": clock.now(),
+                    "finished": False,
+                    "cursor": "",
+                    "leased_until": None,
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def unfinished_sends(self) -> list[dict[str, Any]]:
+        cursor = self.sends.find({"finished": False})
+        return [document async for document in cursor]
+
+    async def lease_send(self, campaign_id: str, until: datetime, now: datetime) -> bool:
+        """Take the planning of a campaign for a while. Read, then write: two instances may both
+        win, which costs duplicate inserts and nothing else (the deliveries' ids are fixed)."""
+        send = await self.sends.find_one({"_id": campaign_id})
+        if send is None or send["finished"]:
+            return False
+        held = send.get("leased_until")
+        if held is not None and held > now:
+            return False
+        await self.sends.update_one({"_id": campaign_id}, {"$set": {"leased_until": until}})
+        return True
+
+    async def send_progress(
+        self, campaign_id: str, *, cursor: str, finished: bool, leased_until: datetime | None
+    ) -> None:
+        await self.sends.update_one(
+            {"_id": campaign_id},
+            {"$set": {"cursor": cursor, "finished": finished, "leased_until": leased_until}},
+        )
+
+    # --- SMS quota
+
+    async def take_sms_slot(self, phone: str, hour: str, limit: int) -> bool:
+        """One of the `limit` SMS this phone may get in `hour`: False when all are taken."""
+        prefix = f"{address_hash(phone)}:{hour}"
+        taken = await self.sms_slots.count_documents({"window": prefix})
+        for index in range(taken, limit):
+            try:
+                await self.sms_slots.insert_one(
+                    {
+                        "_id": f"{prefix}:{index}",
+                        "window": prefix,
+                        sweeps.FIELD: sweeps.purge_on(clock.now() + timedelta(days=1)),
+                    }
+                )
+            except DuplicateKeyError:
+                continue
+            return True
+        return False
