@@ -134,16 +134,18 @@ async def plan(d: Deliveries, send: dict[str, Any]) -> float:
     audience = await d.store.promotions_audience()
     position = bisect.bisect_right(audience, send.get("cursor") or "")
     deadline = time.monotonic() + LEASE.total_seconds() / 2
+    # A batch is at most a second of sending, so a slow campaign is paced smoothly too.
+    size = max(1, min(PLAN_BATCH, int(rate)))
     while position < len(audience) and time.monotonic() < deadline:
-        batch = audience[position : position + PLAN_BATCH]
+        batch = audience[position : position + size]
         started = time.monotonic()
         await _record_batch(d, campaign_id, batch)
         position += len(batch)
         await d.store.send_progress(
             campaign_id, cursor=batch[-1], finished=False, leased_until=clock.now() + LEASE
         )
-        # The rate: a batch of PLAN_BATCH takes PLAN_BATCH / rate seconds to come due. Planning
-        # also waits while more than two batches of this campaign are still pending.
+        # The rate: a batch of `size` takes size / rate seconds to come due. Planning also waits
+        # while more than two full batches of this campaign are still pending.
         await asyncio.sleep(max(0.0, len(batch) / rate - (time.monotonic() - started)))
         await _wait_for_dispatch(d, campaign_id)
     finished = position >= len(audience)

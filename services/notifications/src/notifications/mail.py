@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
@@ -22,6 +23,10 @@ from notifications.settings import NotificationsSettings
 
 log = logging.getLogger("notifications.mail")
 ONE_CLICK = "List-Unsubscribe=One-Click"
+# RFC 5322's own line limit, not the default policy's 78: a header longer than 78 characters
+# with no space to fold at (an unsubscribe URL) would otherwise be written as an encoded word,
+# which no mail client reads as a URL.
+HEADERS = policy.default.clone(max_line_length=998)
 
 
 def compose(
@@ -32,7 +37,7 @@ def compose(
     *,
     unsubscribe_url: str | None = None,
 ) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=HEADERS)
     message["From"] = settings.mail_from
     message["To"] = to
     message["Subject"] = rendered.subject
@@ -93,7 +98,9 @@ class Mailer:
         try:
             if not client.is_connected:
                 await client.connect()
-            await client.send_message(message)
+            # Flattened here: aiosmtplib's own flattening folds at 78 characters (see HEADERS).
+            data = message.as_bytes(policy=HEADERS.clone(linesep="\r\n"))
+            await client.sendmail(parseaddr(str(message["From"]))[1], [to], data)
         except aiosmtplib.SMTPRecipientsRefused as refused:
             code = min(recipient.code for recipient in refused.recipients)
             if code >= 500:
