@@ -43,10 +43,11 @@ class SmsSender:
         except TwilioRestException as error:
             code = f"twilio-{error.code or error.status}"
             detail = f"{error.status} for {mask(to)}: {error.msg}"
-            if error.status == 429 or error.status >= 500:
-                raise TransientFailure(code, detail) from None
-            if error.code in PERMANENT_CODES or error.status in (400, 422):
+            if error.code in PERMANENT_CODES:
                 raise PermanentFailure(code, detail) from None
+            # Busy, down, or our own credentials refused: worth trying again (once fixed).
+            if error.status in (401, 403, 429) or error.status >= 500:
+                raise TransientFailure(code, detail) from None
             raise Undeliverable(code, detail) from None
         except (TwilioException, ClientError, OSError, TimeoutError) as error:
             raise TransientFailure("twilio-unreachable", f"{type(error).__name__}") from None
