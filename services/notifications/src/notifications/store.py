@@ -138,6 +138,7 @@ class NotificationStore:
         await self.deliveries.create_index("created_day")
         await self.preferences_.create_index("promotions_email")
         await self.sends.create_index("finished")
+        await self.sms_slots.create_index("window")
         for collection in (self.deliveries, self.claims, self.orders, self.sms_slots):
             await sweeps.ensure_index(collection)
 
