@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from nats.aio.client import Client as NatsClient
@@ -16,6 +18,11 @@ from notifications_support import (
     placed,
 )
 
+from notifications.keys import DELIVERIES, DISPATCHER
+from notifications.model import Channel, Status
+from notifications.samples import SAMPLES
+from notifications.triggers import delivery_for_test
+from shopkit import clock
 from shopkit.testing import peers
 from shopkit.testing.plugin import MailServer
 
@@ -174,3 +181,27 @@ async def test_an_address_suppressed_by_staff_after_a_hard_bounce_gets_nothing_m
         f"{API}/suppressions/{suppression['id']}", headers=notifications.staff()
     )
     assert lifted.status == 204
+
+
+async def test_a_message_left_mid_attempt_by_a_dead_instance_is_sent_again_and_counted(
+    notifications: Notifications, mailbox: Mailbox
+) -> None:
+    # given a delivery an instance marked `sending` and died with, its window long closed
+    email = address("orphan")
+    d = notifications.client.app[DELIVERIES]
+    delivery = delivery_for_test(
+        new_id("test"), "order_delivered", Channel.EMAIL, email, SAMPLES["order_delivered"], None
+    )
+    await d.store.record([replace(delivery, status=Status.SENDING, attempts=1)])
+    await d.store.update({delivery.id: {"until": clock.now() - timedelta(minutes=5)}})
+
+    # when another instance looks for such leftovers
+    await notifications.client.app[DISPATCHER].recover()
+    d.recorded.set()
+
+    # then it is sent again, and counted as a possible duplicate
+    assert len(await mailbox.arrived(email)) == 1
+    metrics = await (await notifications.client.get("/metrics")).text()
+    assert 'notifications_possible_duplicates_total{channel="email"} 1.0' in metrics
+    [entry] = await notifications.settled(email)
+    assert (entry["status"], entry["attempts"]) == ("sent", 2)

@@ -3,6 +3,8 @@ consumers that record deliveries, the dispatcher that sends them, the campaign p
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -27,6 +29,8 @@ from shopkit.tasks import background
 
 TokenSource = Callable[[web.Application], ServiceTokens]
 PLAN_INTERVAL = 1.0
+# Longer than one dispatch pass takes to hand over its batch and record it.
+DRAIN_TIMEOUT = 20.0
 
 
 def create_app(
@@ -84,15 +88,26 @@ def create_app(
             await mailer.close()
             await sms.close()
 
-    async def dispatch_pass(app: web.Application) -> float:
-        await app[DISPATCHER].step()  # it waits for work itself
-        return 0.0
+    async def dispatching(app: web.Application) -> AsyncIterator[None]:
+        # Stopped, not cancelled: a message handed over at shutdown is recorded as sent, rather
+        # than left `sending` to be sent again (a duplicate) by whichever instance goes on.
+        dispatcher = app[DISPATCHER]
+        task = asyncio.create_task(dispatcher.run(), name="notifications.dispatch")
+        yield
+        dispatcher.stop()
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def plan_pass(app: web.Application) -> float | None:
         return await campaigns.plan_pass(app[DELIVERIES])
 
     app.cleanup_ctx.append(notifications_ctx)
-    app.cleanup_ctx.append(background("notifications.dispatch", dispatch_pass, 1.0))
+    app.cleanup_ctx.append(dispatching)
     app.cleanup_ctx.append(background("notifications.campaigns", plan_pass, PLAN_INTERVAL))
     for consumer in triggers.consumers(
         settings.service_name,

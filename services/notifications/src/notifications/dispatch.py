@@ -57,6 +57,23 @@ class Dispatcher:
     def __init__(self, deliveries: Deliveries) -> None:
         self.deliveries = deliveries
         self._next_recovery = 0.0
+        self._stopping = False
+
+    async def run(self) -> None:
+        """Pass after pass until `stop`; a failed pass is logged and the next one tries again."""
+        while not self._stopping:
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatch pass failed; trying again")
+                await asyncio.sleep(IDLE_WAIT)
+
+    def stop(self) -> None:
+        """Finish the pass under way (its messages handed over are recorded), start no other."""
+        self._stopping = True
+        self.deliveries.recorded.set()
 
     async def step(self) -> None:
         """One pass; returns when it sent a full batch, or waited for something to be due."""
@@ -69,10 +86,12 @@ class Dispatcher:
         pending = await d.store.in_status(Status.PENDING)
         due = sorted((x for x in pending if x.due_at <= now), key=lambda x: x.due_at)
         due = due[: d.settings.dispatch_batch]
-        if due:
+        if due and not self._stopping:
             await self.attempt(due)
             if len(due) == d.settings.dispatch_batch:
                 return
+        if self._stopping:
+            return
         later = [x.due_at for x in pending if x.due_at > now]
         wait = min([IDLE_WAIT, *((at - now).total_seconds() for at in later)])
         with contextlib.suppress(TimeoutError):
