@@ -94,7 +94,8 @@ async def test_a_message_past_its_attempts_is_dead_lettered_and_staff_can_send_i
     # then staff retry it where SMTP works, and it arrives once
     working = await start_notifications(SMTP_PORT=str(mail_server.smtp_port), SEND_ATTEMPTS="2")
     retried = await working.client.post(
-        f"{API}/deliveries/{dead['id']}/retry", headers=working.staff()
+        f"{API}/deliveries/{dead['id']}/retry",
+        headers={**working.staff(), "Idempotency-Key": new_id("key")},
     )
     assert retried.status == 202, await retried.text()
     assert len(await mailbox.arrived(email)) == 1

@@ -29,8 +29,8 @@ from shopkit.tasks import background
 
 TokenSource = Callable[[web.Application], ServiceTokens]
 PLAN_INTERVAL = 1.0
-# Longer than one dispatch pass takes to hand over its batch and record it.
-DRAIN_TIMEOUT = 20.0
+# Longer than one dispatch pass may take to hand over its batch (dispatch.ATTEMPT_TIMEOUT).
+DRAIN_TIMEOUT = 30.0
 
 
 def create_app(

@@ -29,8 +29,9 @@ log = logging.getLogger("notifications.campaigns")
 TEMPLATE = "campaign"
 PLAN_BATCH = 100
 LEASE = timedelta(seconds=30)
-BACKLOG_WAITS = 200
-BACKLOG_PAUSE = 0.05
+# Pending messages (of every kind) past which planners wait for the dispatchers.
+BACKLOG_LIMIT = 3 * PLAN_BATCH
+BACKLOG_PAUSE = 0.5
 SAMPLE_RECIPIENT = {"name": "Sam Sample", "email": "sam@example.com"}
 
 
@@ -87,8 +88,8 @@ def preview(d: Deliveries, campaign: Campaign, locale: str | None) -> Rendered:
 
 async def start(d: Deliveries, campaign_id: str, rate: float | None) -> tuple[Campaign, bool]:
     """Start sending; (the campaign, whether this call started it)."""
-    await get(d, campaign_id)
-    started = await d.store.start_campaign(campaign_id, rate or d.settings.campaign_rate)
+    campaign = await get(d, campaign_id)
+    started = await d.store.start_campaign(campaign, rate or d.settings.campaign_rate)
     if started:
         log.info("campaign %s started", campaign_id)
     return await get(d, campaign_id), started
@@ -126,17 +127,24 @@ async def plan_pass(d: Deliveries) -> float | None:
 
 
 async def plan(d: Deliveries, send: dict[str, Any]) -> float:
-    """Plan the campaign's next batches while this instance holds its lease."""
+    """Record the campaign's next batches while this instance holds its lease; how long to wait
+    before the next pass."""
     campaign_id, rate = send["_id"], float(send["rate"])
     now = clock.now()
     if not await d.store.lease_send(campaign_id, now + LEASE, now):
         return LEASE.total_seconds() / 3
     audience = await d.store.promotions_audience()
     position = bisect.bisect_right(audience, send.get("cursor") or "")
-    deadline = time.monotonic() + LEASE.total_seconds() / 2
     # A batch is at most a second of sending, so a slow campaign is paced smoothly too.
     size = max(1, min(PLAN_BATCH, int(rate)))
+    deadline = time.monotonic() + LEASE.total_seconds() / 2
+    wait = 0.0
     while position < len(audience) and time.monotonic() < deadline:
+        # Sending is slower than the rate (a slow or failing SMTP server): record nothing more
+        # until the dispatchers catch up, so neither their reads nor the dead letters pile up.
+        if await d.store.count({"status": Status.PENDING.value}) > BACKLOG_LIMIT:
+            wait = BACKLOG_PAUSE
+            break
         batch = audience[position : position + size]
         started = time.monotonic()
         await _record_batch(d, campaign_id, batch)
@@ -144,10 +152,8 @@ async def plan(d: Deliveries, send: dict[str, Any]) -> float:
         await d.store.send_progress(
             campaign_id, cursor=batch[-1], finished=False, leased_until=clock.now() + LEASE
         )
-        # The rate: a batch of `size` takes size / rate seconds to come due. Planning also waits
-        # while more than two full batches of this campaign are still pending.
+        # The rate: a batch of `size` takes size / rate seconds to come due.
         await asyncio.sleep(max(0.0, len(batch) / rate - (time.monotonic() - started)))
-        await _wait_for_dispatch(d, campaign_id)
     finished = position >= len(audience)
     await d.store.send_progress(
         campaign_id,
@@ -157,29 +163,17 @@ async def plan(d: Deliveries, send: dict[str, Any]) -> float:
     )
     if finished:
         log.info("campaign %s planned for %d recipients", campaign_id, len(audience))
-    return 0.0
-
-
-async def _wait_for_dispatch(d: Deliveries, campaign_id: str) -> None:
-    """Wait while more than two batches of the campaign are pending: sending is slower than the
-    rate asked for, and recording further ahead would only lengthen the dispatcher's reads."""
-    for _ in range(BACKLOG_WAITS):
-        backlog = await d.store.count({"campaign_id": campaign_id, "status": Status.PENDING.value})
-        if backlog <= 2 * PLAN_BATCH:
-            return
-        await asyncio.sleep(BACKLOG_PAUSE)
+    return wait
 
 
 async def _record_batch(d: Deliveries, campaign_id: str, user_ids: list[str]) -> None:
+    """The batch's deliveries. The audience was read opted in; whether each still is, and their
+    locale, is looked up when their message goes (dispatch), not twice."""
     recipients = await asyncio.gather(*(d.store.recipient(user_id) for user_id in user_ids))
-    preferences = await d.store.many_preferences(user_ids)
     now = clock.now()
     found = []
     for user_id, recipient in zip(user_ids, recipients, strict=True):
-        chosen = preferences[user_id]
         if recipient is None or not recipient.customer:
-            continue
-        if not chosen.wants(Topic.PROMOTIONS, Channel.EMAIL):
             continue
         found.append(
             Delivery(
@@ -192,7 +186,6 @@ async def _record_batch(d: Deliveries, campaign_id: str, user_ids: list[str]) ->
                 due_at=now,
                 created_at=now,
                 user_id=user_id,
-                locale=chosen.locale,
                 context={"name": recipient.name, "email": recipient.email},
                 campaign_id=campaign_id,
             )

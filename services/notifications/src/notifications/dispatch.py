@@ -20,8 +20,11 @@ import contextlib
 import logging
 import random
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
+
+from pymongo.errors import PyMongoError
 
 from notifications import campaigns
 from notifications.deliveries import Deliveries
@@ -42,13 +45,18 @@ log = logging.getLogger("notifications.dispatch")
 # How long an attempt may hold its delivery: far beyond one hand-over (each is bounded by
 # SMTP_TIMEOUT or TWILIO_TIMEOUT) and a link lookup, so only a dead instance outlives it.
 CLAIM_WINDOW = timedelta(seconds=120)
-ATTEMPT_TIMEOUT = 60.0
+# One attempt's bound, the wait for a free SMTP connection included; the app's shutdown drain
+# (app.DRAIN_TIMEOUT) waits longer than this.
+ATTEMPT_TIMEOUT = 25.0
+RECORD_ATTEMPTS = 5
+RECORD_PAUSE = 2.0
 IDLE_WAIT = 1.0
 RECOVER_EVERY = 15.0
 
 
 def backoff(settings_delay: float, cap: float, attempt: int) -> float:
-    """Full jitter over an exponential ceiling: retries of many messages spread out."""
+    """Between half and all of an exponential ceiling: retries of many messages spread out, and
+    none comes much sooner than the ceiling says."""
     ceiling = min(cap, settings_delay * 2 ** min(attempt - 1, 30))
     return random.uniform(ceiling / 2, ceiling)  # spacing retries, not a secret
 
@@ -58,6 +66,8 @@ class Dispatcher:
         self.deliveries = deliveries
         self._next_recovery = 0.0
         self._stopping = False
+        # Claims other instances hold (claim id -> monotonic end of their window).
+        self._held_elsewhere: dict[str, float] = {}
 
     async def run(self) -> None:
         """Pass after pass until `stop`; a failed pass is logged and the next one tries again."""
@@ -76,20 +86,21 @@ class Dispatcher:
         self.deliveries.recorded.set()
 
     async def step(self) -> None:
-        """One pass; returns when it sent a full batch, or waited for something to be due."""
+        """One pass; returns at once when it sent something, else waits for something to be due."""
         d = self.deliveries
         if time.monotonic() >= self._next_recovery:
             self._next_recovery = time.monotonic() + RECOVER_EVERY
             await self.recover()
         d.recorded.clear()
-        now = clock.now()
+        now, moment = clock.now(), time.monotonic()
+        self._held_elsewhere = {k: v for k, v in self._held_elsewhere.items() if v > moment}
         pending = await d.store.in_status(Status.PENDING)
-        due = sorted((x for x in pending if x.due_at <= now), key=lambda x: x.due_at)
-        due = due[: d.settings.dispatch_batch]
-        if due and not self._stopping:
-            await self.attempt(due)
-            if len(due) == d.settings.dispatch_batch:
-                return
+        due = sorted(
+            (x for x in pending if x.due_at <= now and x.claim_id not in self._held_elsewhere),
+            key=lambda x: x.due_at,
+        )[: d.settings.dispatch_batch]
+        if due and not self._stopping and await self.attempt(due):
+            return
         if self._stopping:
             return
         later = [x.due_at for x in pending if x.due_at > now]
@@ -98,26 +109,56 @@ class Dispatcher:
             async with asyncio.timeout(max(wait, 0.01)):
                 await d.recorded.wait()
 
-    async def attempt(self, due: list[Delivery]) -> None:
+    async def attempt(self, due: list[Delivery]) -> int:
+        """Claim, hand over and record what this instance won of `due`; how many it won."""
         d = self.deliveries
         won, lost = await d.store.claim(due)
         if lost:
+            # Another instance is on these: look past them until their window closes.
+            until = time.monotonic() + CLAIM_WINDOW.total_seconds()
+            self._held_elsewhere.update((x.claim_id, until) for x in lost)
             await self.unblock(lost)
         if not won:
-            return
-        until = clock.now() + CLAIM_WINDOW
+            return 0
+        until_at = clock.now() + CLAIM_WINDOW
         await d.store.update(
             {
-                x.id: {"status": Status.SENDING.value, "attempts": x.attempts + 1, "until": until}
+                x.id: {
+                    "status": Status.SENDING.value,
+                    "attempts": x.attempts + 1,
+                    "until": until_at,
+                }
                 for x in won
             }
         )
-        results = await asyncio.gather(*(self.send_one(x) for x in won))
-        await d.store.update(dict(zip((x.id for x in won), results, strict=True)))
+        results = await asyncio.gather(*(self.send_one(x) for x in won), return_exceptions=True)
+        outcomes = {}
+        for delivery, result in zip(won, results, strict=True):
+            if isinstance(result, BaseException):
+                # Unknown whether it went: left `sending`, recovered (and counted) after its window.
+                log.error("delivery %s: %r", delivery.id, result)
+            else:
+                outcomes[delivery.id] = result
+        await self._record(outcomes)
+        return len(won)
+
+    async def _record(self, outcomes: dict[str, dict[str, Any]]) -> None:
+        """Write what the hand-overs did, trying again for a while: until it lands, each message
+        sent counts as mid-attempt, and would be sent again after its window."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                await self.deliveries.store.update(outcomes)
+                return
+            except PyMongoError:
+                if attempt == RECORD_ATTEMPTS - 1:
+                    raise
+                log.warning("recording %d outcomes failed; trying again", len(outcomes))
+                await asyncio.sleep(RECORD_PAUSE)
 
     async def unblock(self, lost: list[Delivery]) -> None:
         """Claims another instance took. One that never marked its delivery `sending` within the
-        window died before sending: that attempt number is skipped, nothing was sent."""
+        window died before sending: that attempt number is skipped, nothing was sent. (Every
+        instance that sees it writes the same `attempts`.)"""
         claimed = await self.deliveries.store.claimed_at(x.claim_id for x in lost)
         cutoff = clock.now() - CLAIM_WINDOW
         stale = {
@@ -128,15 +169,16 @@ class Dispatcher:
         await self.deliveries.store.update(stale)
 
     async def recover(self) -> None:
-        """Deliveries left `sending` by a dead instance: attempted again, perhaps a duplicate."""
+        """Deliveries left `sending` by a dead instance: attempted again, perhaps a duplicate.
+        Each one's recovery is claimed by insert too, so one instance re-queues and counts it."""
         d = self.deliveries
         now = clock.now()
-        stuck = {}
-        for document in await d.store.sending_past(now):
-            d.metrics.possible_duplicates.labels(document.channel.value).inc()
-            log.warning("delivery %s was left mid-attempt; sending it again", document.id)
-            stuck[document.id] = {"status": Status.PENDING.value, "due_at": now}
-        await d.store.update(stuck)
+        stuck = await d.store.sending_past(now)
+        mine = await d.store.claim_recovery(stuck)
+        for delivery in mine:
+            d.metrics.possible_duplicates.labels(delivery.channel.value).inc()
+            log.warning("delivery %s was left mid-attempt; sending it again", delivery.id)
+        await d.store.update({x.id: {"status": Status.PENDING.value, "due_at": now} for x in mine})
 
     async def send_one(self, delivery: Delivery) -> dict[str, Any]:
         """The delivery's changes after this attempt."""
@@ -146,7 +188,12 @@ class Dispatcher:
             async with asyncio.timeout(ATTEMPT_TIMEOUT):
                 status = await self._hand_over(delivery)
         except PermanentFailure as failure:
-            await d.store.suppress(delivery.channel, delivery.to, failure.code)
+            try:
+                await d.store.suppress(delivery.channel, delivery.to, failure.code)
+            except PyMongoError:
+                log.warning(
+                    "could not suppress %s; its next message will fail again", mask(delivery.to)
+                )
             return self._final(delivery, Status.FAILED, "failed", str(failure))
         except (Undeliverable, TemplateBroken) as failure:
             return self._final(delivery, Status.FAILED, "failed", str(failure))
@@ -195,6 +242,8 @@ class Dispatcher:
             preferences = await d.store.preferences(delivery.user_id)
             if not preferences.wants(delivery.topic, delivery.channel):
                 return Status.OPTED_OUT
+            if delivery.locale is None:
+                delivery = replace(delivery, locale=preferences.locale)
         if delivery.channel is Channel.SMS:
             return await self._text(delivery)
         if not valid_address(delivery.to):
@@ -213,7 +262,10 @@ class Dispatcher:
         if not E164.match(delivery.to):
             raise PermanentFailure("invalid-number", f"{mask(delivery.to)} is not E.164")
         hour = clock.now().strftime("%Y-%m-%dT%H")
-        if not await d.store.take_sms_slot(delivery.to, hour, d.settings.sms_per_hour):
+        # The first attempt takes the slot; a retry of the same message uses it still.
+        if delivery.attempts == 0 and not await d.store.take_sms_slot(
+            delivery.to, hour, d.settings.sms_per_hour
+        ):
             return Status.RATE_LIMITED
         rendered = d.renderer.render_sms(delivery.template, delivery.context, delivery.locale)
         started = time.monotonic()
@@ -226,6 +278,7 @@ class Dispatcher:
         context = dict(delivery.context)
         if delivery.campaign_id is not None:
             return await campaigns.render_for(d, delivery)
-        if "link_id" in context:
-            context["link"] = await d.link(context["user_id"], context["link_id"])
+        if delivery.link_id is not None and delivery.user_id is not None:
+            # Only deliveries users' events made carry a link id: nothing a request sends can.
+            context["link"] = await d.link(delivery.user_id, delivery.link_id)
         return d.renderer.render(delivery.template, context, delivery.locale), None

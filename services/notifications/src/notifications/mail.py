@@ -23,6 +23,8 @@ from notifications.settings import NotificationsSettings
 
 log = logging.getLogger("notifications.mail")
 ONE_CLICK = "List-Unsubscribe=One-Click"
+# What a server answers for a mailbox that does not exist or cannot be: only these suppress it.
+MAILBOX_GONE = frozenset({550, 551, 553})
 # RFC 5322's own line limit, not the default policy's 78: a header longer than 78 characters
 # with no space to fold at (an unsubscribe URL) would otherwise be written as an encoded word,
 # which no mail client reads as a URL.
@@ -102,16 +104,22 @@ class Mailer:
             data = message.as_bytes(policy=HEADERS.clone(linesep="\r\n"))
             await client.sendmail(parseaddr(str(message["From"]))[1], [to], data)
         except aiosmtplib.SMTPRecipientsRefused as refused:
-            code = min(recipient.code for recipient in refused.recipients)
-            if code >= 500:
-                raise PermanentFailure("address-refused", f"{code} for {mask(to)}") from None
-            raise TransientFailure("smtp-busy", f"{code} for {mask(to)}") from None
-        except aiosmtplib.SMTPResponseException as error:
+            recipient = refused.recipients[0]
+            if recipient.code in MAILBOX_GONE or recipient.message.startswith("5.1."):
+                raise PermanentFailure(
+                    "address-refused", f"{recipient.code} for {mask(to)}"
+                ) from None
+            # A relay or policy refusal (530, 554 5.7.1) says more of us than of the address.
+            raise TransientFailure("smtp-refused-recipient", str(recipient.code)) from None
+        except aiosmtplib.SMTPDataError as error:
             if error.code >= 500:
-                raise Undeliverable("smtp-refused", f"{error.code} {error.message}") from None
-            raise TransientFailure("smtp-busy", f"{error.code} {error.message}") from None
+                raise Undeliverable("smtp-refused-message", str(error.code)) from None
+            raise TransientFailure("smtp-busy", str(error.code)) from None
+        except aiosmtplib.SMTPResponseException as error:
+            # The greeting, our login, our sender: our side, worth trying again once fixed.
+            raise TransientFailure("smtp-refused", str(error.code)) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-            raise TransientFailure("smtp-unreachable", f"{type(error).__name__}: {error}") from None
+            raise TransientFailure("smtp-unreachable", type(error).__name__) from None
 
     async def close(self) -> None:
         while not self._idle.empty():

@@ -112,6 +112,7 @@ class Delivery:
     locale: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
     campaign_id: str | None = None
+    link_id: str | None = None  # users' link (verification, reset) to read just before sending
     sent_at: datetime | None = None
     error: str | None = None
 

@@ -143,9 +143,14 @@ OPERATIONS = {
     ),
     "list_deliveries": Operation(query=schemas.DeliveryQuery, response=DeliveriesOut),
     "get_delivery": Operation(response=DeliveryOut, errors=(404,)),
-    "retry_delivery": Operation(response=DeliveryOut, statuses=(202,), errors=(404, 409)),
+    "retry_delivery": Operation(
+        response=DeliveryOut,
+        statuses=(202,),
+        headers=(IDEMPOTENCY_KEY_REQUIRED,),
+        errors=(404, 409),
+    ),
     "add_suppression": Operation(
-        body=schemas.SuppressionSchema, response=SuppressionOut, statuses=(201,)
+        body=schemas.SuppressionSchema, response=SuppressionOut, statuses=(201,), errors=(404,)
     ),
     "get_suppression": Operation(response=SuppressionOut, errors=(404,)),
     "lift_suppression": Operation(statuses=(204,), errors=(404,)),

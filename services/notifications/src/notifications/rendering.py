@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,10 +30,13 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from notifications.errors import TemplateBroken, UnknownLocale
+from shopkit.money import CURRENCY, MAX_AMOUNT
 
 SHOP_NAME = "Shop"
 CAMPAIGN_TEMPLATES_KEPT = 64
-SMS_LIMIT = 320  # two concatenated segments: longer is cut, never refused
+SMS_LIMIT = 320
+MAX_EXPONENT = 100
+MAX_REPEAT = 10_000  # two concatenated segments: longer is cut, never refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +60,51 @@ def valid_locale(tag: str) -> str:
 @pass_context
 def _money(context: Context, amount: int, currency: str) -> str:
     """Minor units as the locale writes the currency: 123456 EUR is `€1,234.56` or `1.234,56 €`."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or abs(amount) > MAX_AMOUNT:
+        raise TemplateBroken(f"money needs an amount of minor units, not {amount!r:.40}")
+    if not isinstance(currency, str) or not CURRENCY.match(currency):
+        raise TemplateBroken(f"money needs an ISO 4217 currency, not {currency!r:.40}")
     places = get_currency_precision(currency)
-    value = Decimal(int(amount)).scaleb(-places)
+    value = Decimal(amount).scaleb(-places)
     return str(format_currency(value, currency, locale=context.get("locale", "en")))
 
 
 @pass_context
 def _when(context: Context, moment: str | datetime) -> str:
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    return str(format_datetime(moment, "medium", locale=context.get("locale", "en")))
+    """An RFC 3339 moment as the locale writes it, in UTC, saying so."""
+    try:
+        if isinstance(moment, str):
+            moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        if not isinstance(moment, datetime):
+            raise TypeError(type(moment).__name__)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        written = format_datetime(moment, "medium", tzinfo=UTC, locale=context.get("locale", "en"))
+    except (TypeError, ValueError, OverflowError) as error:
+        raise TemplateBroken(f"when needs an RFC 3339 moment: {error}") from None
+    return f"{written} UTC"
+
+
+def _repeated_length(left: Any, right: Any) -> int:
+    """How long `left * right` would be when it repeats a text or list; 0 otherwise."""
+    for items, times in ((left, right), (right, left)):
+        if isinstance(items, str | list) and isinstance(times, int):
+            return len(items) * times
+    return 0
+
+
+class LimitedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox (no attribute escapes, `range` capped), and no `*` or `**` whose result
+    could exhaust an instance: a campaign's templates are written by staff, run on every send."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and (not isinstance(right, int) or abs(right) > MAX_EXPONENT):
+            raise TemplateBroken("exponents above 100 are not allowed in a template")
+        if operator == "*" and _repeated_length(left, right) > MAX_REPEAT:
+            raise TemplateBroken("a repeated text or list is limited to 10,000 items")
+        return super().call_binop(context, operator, left, right)
 
 
 def _with_filters(environment: Environment) -> Environment:
@@ -89,11 +127,9 @@ class Renderer:
                 keep_trailing_newline=False,
             )
         )
-        self._sandbox = _with_filters(
-            SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-        )
+        self._sandbox = _with_filters(LimitedSandbox(undefined=StrictUndefined, autoescape=False))
         self._sandbox_html = _with_filters(
-            SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+            LimitedSandbox(undefined=StrictUndefined, autoescape=True)
         )
         self._packaged = frozenset(self._files.list_templates())
         self._campaign_templates: dict[tuple[str, bool], Template] = {}
@@ -108,14 +144,20 @@ class Renderer:
                 text=_block(text, "body", values).strip() + "\n",
                 html=html.render(values),
             )
-        except (TemplateError, TypeError, ValueError, KeyError) as error:
+        except TemplateBroken:
+            raise
+        except Exception as error:
+            # (TemplateError, TypeError, ArithmeticError, ...) is the template's fault, not a 500
             raise TemplateBroken(f"{name}: {error}") from None
 
     def render_sms(self, name: str, context: Mapping[str, Any], locale: str | None) -> Rendered:
         template = self._files.get_template(f"{name}.sms.txt")
         try:
             body = template.render(self._values(context, locale)).strip()
-        except (TemplateError, TypeError, ValueError, KeyError) as error:
+        except TemplateBroken:
+            raise
+        except Exception as error:
+            # (TemplateError, TypeError, ArithmeticError, ...) is the template's fault, not a 500
             raise TemplateBroken(f"{name}: {error}") from None
         return Rendered(subject="", text=body[:SMS_LIMIT])
 
@@ -129,7 +171,10 @@ class Renderer:
                 text=self._compiled(text, html=False).render(values).strip() + "\n",
                 html=self._compiled(html, html=True).render(values),
             )
-        except (TemplateError, TypeError, ValueError, KeyError) as error:
+        except TemplateBroken:
+            raise
+        except Exception as error:
+            # (TemplateError, TypeError, ArithmeticError, ...) is the template's fault, not a 500
             raise TemplateBroken(str(error)) from None
 
     def check_campaign(self, subject: str, text: str, html: str) -> None:

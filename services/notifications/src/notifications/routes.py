@@ -4,12 +4,11 @@ the templates, the delivery log, the dead-letter list and suppressions."""
 from __future__ import annotations
 
 import html
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from notifications import unsubscribe
+from notifications import preferences, unsubscribe
 from notifications.errors import (
     DeliveryNotFound,
     DeliveryNotRetryable,
@@ -95,21 +94,19 @@ async def get_preferences(request: web.Request) -> web.Response:
 async def change_preferences(request: web.Request) -> web.Response:
     """Change what is given; transactional email stays on, promotions are off until turned on."""
     body = await load_body(request, PreferencesSchema)
+    user_id = principal(request).subject
     store = request.app[DELIVERIES].store
-    current = await store.preferences(principal(request).subject)
-    channels = {topic: dict(chosen) for topic, chosen in current.channels.items()}
-    for topic, chosen in body.get("topics", {}).items():
-        for channel, on in chosen.items():
-            channels.setdefault(Topic(topic), {})[Channel(channel)] = on
-    locale = body.get("locale", current.locale)
-    changed = Preferences(
-        current.user_id,
-        channels,
-        body.get("phone", current.phone),
-        valid_locale(locale) if locale else None,
+    await preferences.change(
+        store,
+        user_id,
+        choices=[
+            (Topic(topic), Channel(channel), on)
+            for topic, chosen in body.get("topics", {}).items()
+            for channel, on in chosen.items()
+        ],
+        profile={key: body[key] for key in ("phone", "locale") if key in body},
     )
-    await store.save_preferences(changed)
-    return json_response(present_preferences(changed), headers=NO_STORE)
+    return json_response(present_preferences(await store.preferences(user_id)), headers=NO_STORE)
 
 
 # --- one-click unsubscribe (RFC 8058): the link is the credential
@@ -149,13 +146,7 @@ async def unsubscribe_now(request: web.Request) -> web.Response:
     user_id, topic = unsubscribe.verify(
         d.settings.unsubscribe_secret.value, request.match_info["token"]
     )
-    current = await d.store.preferences(user_id)
-    if current.wants(topic, Channel.EMAIL):
-        channels = {t: dict(chosen) for t, chosen in current.channels.items()}
-        channels.setdefault(topic, {})[Channel.EMAIL] = False
-        await d.store.save_preferences(
-            Preferences(user_id, channels, current.phone, current.locale)
-        )
+    await d.store.choose(user_id, topic, Channel.EMAIL, False)
     return _page("Unsubscribed", f"<p>You will get no more {html.escape(topic.value)} emails.</p>")
 
 
@@ -245,11 +236,9 @@ async def list_deliveries(request: web.Request) -> web.Response:
     ):
         if query.get(field):
             find[stored] = query[field]
-    before = None
-    if query.get("cursor"):
-        moment, last_id = query["cursor"]
-        before = (datetime.fromisoformat(moment), last_id)
-    rows = await request.app[DELIVERIES].store.page(find, before=before, limit=query["limit"] + 1)
+    rows = await request.app[DELIVERIES].store.page(
+        find, before=query.get("cursor"), limit=query["limit"] + 1
+    )
     limit = query["limit"]
     more = len(rows) > limit
     items = [present_delivery(row) for row in rows[:limit]]
@@ -276,6 +265,7 @@ async def get_delivery(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/notifications/deliveries/{delivery_id}/retry")
 @requires(*STAFF_ROLES)
+@idempotent()
 async def retry_delivery(request: web.Request) -> web.Response:
     """Send a dead-lettered or failed delivery again, with a fresh set of attempts. Repeating the
     request while it is pending changes nothing."""
@@ -306,10 +296,10 @@ async def add_suppression(request: web.Request) -> web.Response:
     body = await load_body(request, SuppressionSchema)
     channel = Channel(body["channel"])
     await request.app[DELIVERIES].store.suppress(channel, body["address"], body["reason"])
-    found = await request.app[DELIVERIES].store.suppression(
-        f"{channel.value}:{address_hash(body['address'])}"
-    )
-    assert found is not None
+    suppression_id = f"{channel.value}:{address_hash(body['address'])}"
+    found = await request.app[DELIVERIES].store.suppression(suppression_id)
+    if found is None:  # lifted by someone else in between
+        raise SuppressionNotFound(f"suppression {suppression_id} was lifted meanwhile")
     return json_response(_present_suppression(found), status=201)
 
 

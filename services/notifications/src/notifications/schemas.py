@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from notifications.model import FIXED, Channel, Status, Topic
 from notifications.sms import E164
-from shopkit.pagination import CursorField
+from shopkit.pagination import MAX_LIMIT, CursorField
 from shopkit.schemas import Schema
 
 NAME = validate.Length(min=1, max=200)
@@ -75,8 +76,22 @@ class DeliveryQuery(Schema):
     template = fields.String(validate=NAME)
     channel = fields.String(validate=validate.OneOf([channel.value for channel in Channel]))
     campaign = fields.String(validate=NAME)
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, MAX_LIMIT))
     cursor = CursorField(list, load_default=None)
+
+    @validates_schema
+    def _cursor_is_a_position(self, data: dict[str, Any], **_: Any) -> None:
+        """A cursor is [created_at (RFC 3339), delivery id], as this API wrote it."""
+        cursor = data.get("cursor")
+        if cursor is None:
+            return
+        try:
+            moment, last_id = cursor
+            if not isinstance(last_id, str):
+                raise TypeError(last_id)
+            data["cursor"] = (datetime.fromisoformat(moment), last_id)
+        except (TypeError, ValueError):
+            raise ValidationError("not a cursor of this list", field_name="cursor") from None
 
 
 class SuppressionSchema(Schema):

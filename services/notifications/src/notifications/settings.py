@@ -83,6 +83,12 @@ class NotificationsSettings(KitSettings):
     max_retry_delay: float = env(
         "MAX_RETRY_DELAY", 3600.0, help="longest wait between two attempts of one message"
     )
+    message_max_age: int = env(
+        "MESSAGE_MAX_AGE",
+        86400,
+        help="seconds after its event a message is still sent; older events (a stream replayed "
+        "from its start at first deployment) send nothing",
+    )
     dispatch_batch: int = env(
         "DISPATCH_BATCH", 100, help="messages one instance takes on at a time"
     )
@@ -122,11 +128,18 @@ class NotificationsSettings(KitSettings):
 
     def __post_init__(self) -> None:
         if self.send_attempts < 1 or self.sms_per_hour < 0 or self.smtp_connections < 1:
-            raise ValueError("SEND_ATTEMPTS and SMTP_CONNECTIONS must be at least 1")
+            raise ValueError(
+                "SEND_ATTEMPTS and SMTP_CONNECTIONS must be at least 1, SMS_PER_HOUR at least 0"
+            )
         if min(self.retry_delay, self.max_retry_delay, self.campaign_rate) <= 0:
             raise ValueError("RETRY_DELAY, MAX_RETRY_DELAY and CAMPAIGN_RATE must be positive")
-        if self.dispatch_batch < 1:
-            raise ValueError("DISPATCH_BATCH must be at least 1")
+        if self.dispatch_batch < 1 or self.message_max_age < 1:
+            raise ValueError("DISPATCH_BATCH and MESSAGE_MAX_AGE must be at least 1")
+        if self.smtp_username and not self.smtp_starttls and not self.local:
+            raise ValueError(
+                "SMTP_USERNAME without SMTP_STARTTLS would send the SMTP password in the clear: "
+                "set SMTP_STARTTLS=true (allowed only with ENVIRONMENT=local)"
+            )
         if not self.local and self.unsubscribe_secret.value == EXAMPLE_UNSUBSCRIBE_SECRET:
             raise ValueError(
                 "UNSUBSCRIBE_SECRET: the example value of .env.example is allowed only with "

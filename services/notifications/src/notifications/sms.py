@@ -16,8 +16,9 @@ from notifications.settings import NotificationsSettings
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
 # Twilio's codes for a number that can never get a message from us: invalid, not a mobile,
-# unsubscribed (the recipient texted STOP), unreachable for good.
-PERMANENT_CODES = frozenset({21211, 21214, 21408, 21610, 21612, 21614})
+# unsubscribed (the recipient texted STOP), unreachable by SMS. Codes about our account (21408,
+# a region not enabled) do not suppress the customer's number.
+PERMANENT_CODES = frozenset({21211, 21214, 21610, 21612, 21614})
 
 
 class SmsSender:
@@ -42,7 +43,8 @@ class SmsSender:
                 )
         except TwilioRestException as error:
             code = f"twilio-{error.code or error.status}"
-            detail = f"{error.status} for {mask(to)}: {error.msg}"
+            # Twilio's message names the number: only its status and code are kept.
+            detail = f"{error.status} for {mask(to)}"
             if error.code in PERMANENT_CODES:
                 raise PermanentFailure(code, detail) from None
             # Busy, down, or our own credentials refused: worth trying again (once fixed).

@@ -6,8 +6,9 @@
   stay there for long, so the dispatcher's reads do not grow with the messages sent.
 - `claims`: one per attempt (`<delivery>#<round>.<attempt>`). Whoever inserts it makes the attempt:
   FerretDB has no atomic conditional update, a unique `_id` is the one arbiter two instances share.
-- `recipients`: what users told of each account (email, name); `preferences`: what the customer
-  chose (a flat `promotions_email` under an index: the campaign audience).
+- `recipients`: what users told of each account (email, name); `preferences`: the phone and locale a
+  customer gave; `choices`: one document per (customer, topic, channel) they chose, so that no two
+  writers share a document (`choice` = `promotions.email` under an index: the campaign audience).
 - `suppressions`: `<channel>:<address hash>` of addresses that failed for good or bounced.
 - `orders`: what `order.placed` said of each order, for the messages that follow it.
 - `campaigns`, `campaign_sends`: promotions, and the sending of each (inserted once: sent once).
@@ -43,7 +44,8 @@ from shopkit import clock, sweeps
 DUPLICATE_KEY = 11000
 DELIVERY_RETENTION = timedelta(days=90)
 CLAIM_RETENTION = timedelta(days=2)
-ORDER_RETENTION = timedelta(days=120)
+# Long past the last refund or dispute an order may see.
+ORDER_RETENTION = timedelta(days=400)
 FIND_TIMEOUT_MS = 10_000
 
 
@@ -65,6 +67,7 @@ def _delivery_document(delivery: Delivery) -> dict[str, Any]:
         "locale": delivery.locale,
         "context": delivery.context,
         "campaign_id": delivery.campaign_id,
+        "link_id": delivery.link_id,
         "sent_at": None,
         "error": None,
         sweeps.FIELD: sweeps.purge_on(delivery.created_at + DELIVERY_RETENTION),
@@ -87,17 +90,10 @@ def _delivery(document: Mapping[str, Any]) -> Delivery:
         locale=document.get("locale"),
         context=document.get("context") or {},
         campaign_id=document.get("campaign_id"),
+        link_id=document.get("link_id"),
         sent_at=document["sent_at"] if document.get("sent_at") else None,
         error=document.get("error"),
     )
-
-
-def _preferences(document: Mapping[str, Any]) -> Preferences:
-    channels = {
-        Topic(topic): {Channel(channel): bool(on) for channel, on in chosen.items()}
-        for topic, chosen in (document.get("channels") or {}).items()
-    }
-    return Preferences(document["_id"], channels, document.get("phone"), document.get("locale"))
 
 
 async def _insert_all(collection: Any, documents: list[dict[str, Any]]) -> set[str]:
@@ -123,7 +119,8 @@ class NotificationStore:
         self.deliveries = db["deliveries"]
         self.claims = db["claims"]
         self.recipients = db["recipients"]
-        self.preferences_ = db["preferences"]
+        self.profiles = db["preferences"]
+        self.choices = db["choices"]
         self.suppressions = db["suppressions"]
         self.orders = db["orders"]
         self.campaigns = db["campaigns"]
@@ -136,7 +133,8 @@ class NotificationStore:
         await self.deliveries.create_index([("template", ASCENDING), ("created_at", DESCENDING)])
         await self.deliveries.create_index([("campaign_id", ASCENDING), ("status", ASCENDING)])
         await self.deliveries.create_index("created_day")
-        await self.preferences_.create_index("promotions_email")
+        await self.choices.create_index("user_id")
+        await self.choices.create_index("choice")
         await self.sends.create_index("finished")
         await self.sms_slots.create_index("window")
         for collection in (self.deliveries, self.claims, self.orders, self.sms_slots):
@@ -184,6 +182,17 @@ class NotificationStore:
             [d for d in deliveries if d.claim_id in won],
             [d for d in deliveries if d.claim_id not in won],
         )
+
+    async def claim_recovery(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Of deliveries left mid-attempt, those this caller is first to recover."""
+        now = clock.now()
+        ids = {f"recover:{d.id}#{d.round}.{d.attempts}": d for d in deliveries}
+        documents = [
+            {"_id": key, "at": now, sweeps.FIELD: sweeps.purge_on(now + CLAIM_RETENTION)}
+            for key in ids
+        ]
+        won = await _insert_all(self.claims, documents)
+        return [delivery for key, delivery in ids.items() if key in won]
 
     async def claimed_at(self, claim_ids: Iterable[str]) -> dict[str, datetime]:
         found = await asyncio.gather(
@@ -251,37 +260,48 @@ class NotificationStore:
         return Recipient(user_id, document["email"], document["name"], document["customer"])
 
     async def preferences(self, user_id: str) -> Preferences:
-        document = await self.preferences_.find_one({"_id": user_id})
-        return Preferences.default(user_id) if document is None else _preferences(document)
+        profile, choices = await asyncio.gather(
+            self.profiles.find_one({"_id": user_id}),
+            self.choices.find({"user_id": user_id}).to_list(None),
+        )
+        channels: dict[Topic, dict[Channel, bool]] = {}
+        for choice in choices:
+            channels.setdefault(Topic(choice["topic"]), {})[Channel(choice["channel"])] = choice[
+                "on"
+            ]
+        profile = profile or {}
+        return Preferences(user_id, channels, profile.get("phone"), profile.get("locale"))
 
-    async def many_preferences(self, user_ids: Iterable[str]) -> dict[str, Preferences]:
-        unique = sorted(set(user_ids))
-        found = await asyncio.gather(*(self.preferences(user_id) for user_id in unique))
-        return dict(zip(unique, found, strict=True))
+    async def save_profile(self, user_id: str, *, phone: str | None, locale: str | None) -> None:
+        await self.profiles.update_one(
+            {"_id": user_id},
+            {"$set": {"phone": phone, "locale": locale, "updated_at": clock.now()}},
+            upsert=True,
+        )
 
-    async def save_preferences(self, preferences: Preferences) -> None:
-        channels = {
-            topic.value: {channel.value: on for channel, on in chosen.items()}
-            for topic, chosen in preferences.channels.items()
-        }
-        await self.preferences_.update_one(
-            {"_id": preferences.user_id},
+    async def choose(self, user_id: str, topic: Topic, channel: Channel, on: bool) -> None:
+        """One choice, one document: an unsubscribe and a change of anything else never write
+        the same document, so neither can undo the other (FerretDB writes documents whole)."""
+        await self.choices.replace_one(
+            {"_id": f"{user_id}:{topic.value}:{channel.value}"},
             {
-                "$set": {
-                    "channels": channels,
-                    "phone": preferences.phone,
-                    "locale": preferences.locale,
-                    "promotions_email": preferences.wants(Topic.PROMOTIONS, Channel.EMAIL),
-                    "updated_at": clock.now(),
-                }
+                "user_id": user_id,
+                "topic": topic.value,
+                "channel": channel.value,
+                "choice": f"{topic.value}.{channel.value}",
+                "on": on,
+                "at": clock.now(),
             },
             upsert=True,
         )
 
     async def promotions_audience(self) -> list[str]:
         """Every user id that opted into promotional email, in id order."""
-        cursor = self.preferences_.find({"promotions_email": True}, {"_id": 1}, max_time_ms=60_000)
-        return sorted([document["_id"] async for document in cursor])
+        cursor = self.choices.find(
+            {"choice": f"{Topic.PROMOTIONS.value}.{Channel.EMAIL.value}", "on": True},
+            {"user_id": 1},
+        )
+        return sorted([document["user_id"] async for document in cursor])
 
     # --- suppressions
 
@@ -375,6 +395,9 @@ class NotificationStore:
             return campaign
         return replace(
             campaign,
+            subject=send["subject"],
+            text=send["text"],
+            html=send["html"],
             rate=send["rate"],
             started_at=send["started_at"],
             planned=send["finished"],
@@ -389,12 +412,16 @@ class NotificationStore:
     async def change_campaign(self, campaign_id: str, changes: Mapping[str, str]) -> None:
         await self.campaigns.update_one({"_id": campaign_id}, {"$set": dict(changes)})
 
-    async def start_campaign(self, campaign_id: str, rate: float) -> bool:
-        """Record that the campaign is to be sent; False when it was already."""
+    async def start_campaign(self, campaign: Campaign, rate: float) -> bool:
+        """Record that the campaign is to be sent, with its content as it is now (a change racing
+        the start cannot reach half the audience); False when it was already."""
         try:
             await self.sends.insert_one(
                 {
-                    "_id": campaign_id,
+                    "_id": campaign.id,
+                    "subject": campaign.subject,
+                    "text": campaign.text,
+                    "html": campaign.html,
                     "rate": rate,
                     "started_at": clock.now(),
                     "finished": False,

@@ -8,9 +8,9 @@ and again just before sending.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -36,11 +36,11 @@ from notifications.events import (
 from notifications.keys import DELIVERIES
 from notifications.model import Channel, Delivery, Recipient, Status, Topic, address_hash
 from shopkit import broker, clock
+from shopkit.auth import STAFF_ROLES
 from shopkit.events import Event
 from shopkit.inbox import consume
 
 log = logging.getLogger("notifications.triggers")
-STAFF_ROLES = frozenset({"admin", "staff", "support"})
 # Where a parcel can be followed, for the carriers staff name most; another carrier gets none.
 TRACKING = {
     "dhl": "https://www.dhl.com/global-en/home/tracking.html?tracking-id={number}",
@@ -50,6 +50,11 @@ TRACKING = {
     "dpd": "https://tracking.dpd.de/status/en_US/parcel/{number}",
     "royal-mail": "https://www.royalmail.com/track-your-item#/tracking-results/{number}",
 }
+
+
+# Cancellations the customer hears of otherwise: a failed payment has its own message, and a
+# checkout that never completed was never confirmed to them.
+TOLD_OTHERWISE = frozenset({"payment_failed", "checkout_incomplete"})
 
 
 class OrderUnknown(Exception):
@@ -71,9 +76,9 @@ def delivery(
     *,
     user_id: str | None = None,
     locale: str | None = None,
-    now: datetime | None = None,
+    link_id: str | None = None,
 ) -> Delivery:
-    moment = now or clock.now()
+    moment = clock.now()
     return Delivery(
         id=f"{event.id}:{channel.value}:{address_hash(to)}",
         template=template,
@@ -86,6 +91,7 @@ def delivery(
         user_id=user_id,
         locale=locale,
         context=context,
+        link_id=link_id,
     )
 
 
@@ -173,20 +179,17 @@ def to_staff(
 # --- users
 
 
-async def on_user_event(app: web.Application, event: Event) -> None:
-    deliveries = app[DELIVERIES]
+async def on_user_event(deliveries: Deliveries, event: Event) -> list[Delivery]:
     found: list[Delivery] = []
     if event.type == UserEvent.REGISTERED:
         registered = UserRegistered.from_json(event.data)
-        customer = not STAFF_ROLES.intersection(registered.roles)
+        customer = not set(STAFF_ROLES).intersection(registered.roles)
         recipient = Recipient(registered.user_id, registered.email, registered.name, customer)
         await deliveries.store.save_recipient(recipient)
     elif event.type == UserEvent.EMAIL_VERIFICATION_REQUESTED:
         link = LinkRequested.from_json(event.data)
         recipient_ = await deliveries.store.recipient(link.user_id)
         context = {
-            "user_id": link.user_id,
-            "link_id": link.link_id,
             "email": link.email,
             "name": recipient_.name if recipient_ else "",
             "expires_at": link.expires_at,
@@ -201,20 +204,24 @@ async def on_user_event(app: web.Application, event: Event) -> None:
                 link.email,
                 context,
                 user_id=link.user_id,
+                link_id=link.link_id,
             )
         ]
     elif event.type == UserEvent.PASSWORD_RESET_REQUESTED:
         link = LinkRequested.from_json(event.data)
-        context = {"user_id": link.user_id, "link_id": link.link_id, "expires_at": link.expires_at}
-        found = await to_user(
-            deliveries,
-            event,
-            "password_reset",
-            Topic.TRANSACTIONAL,
-            link.email,
-            context,
-            link.user_id,
-        )
+        context = {"expires_at": link.expires_at}
+        found = [
+            delivery(
+                event,
+                "password_reset",
+                Topic.TRANSACTIONAL,
+                Channel.EMAIL,
+                link.email,
+                context,
+                user_id=link.user_id,
+                link_id=link.link_id,
+            )
+        ]
     elif event.type == UserEvent.PASSWORD_CHANGED:
         changed = PasswordChanged.from_json(event.data)
         context = {"at": clock.rfc3339(event.occurred_at)}
@@ -249,7 +256,7 @@ async def on_user_event(app: web.Application, event: Event) -> None:
             context,
             moved.user_id,
         )
-    await deliveries.record(found)
+    return found
 
 
 # --- orders and payments
@@ -267,14 +274,13 @@ def _order_context(deliveries: Deliveries, order: dict[str, Any]) -> dict[str, A
     return {"order": order, "order_url": url}
 
 
-async def on_order_event(app: web.Application, event: Event) -> None:
-    deliveries = app[DELIVERIES]
+async def on_order_event(deliveries: Deliveries, event: Event) -> list[Delivery]:
     if event.type == OrderEvent.PLACED:
         placed = OrderPlaced.from_json(event.data)
         await deliveries.store.save_order(
             {**placed.to_json(), "lines": [dict(line) for line in placed.lines]}
         )
-        return
+        return []
     order = await _order(deliveries, OrderFact.from_json(event.data).order_id)
     email, user_id = order["email"], order.get("user_id")
     context = _order_context(deliveries, order)
@@ -299,7 +305,8 @@ async def on_order_event(app: web.Application, event: Event) -> None:
             deliveries, event, "order_delivered", Topic.SHIPPING, email, context, user_id
         )
     elif event.type == OrderEvent.CANCELLED:
-        context["reason"] = OrderEnded.from_json(event.data).reason
+        if OrderEnded.from_json(event.data).reason in TOLD_OTHERWISE:
+            return []
         found = await to_user(
             deliveries, event, "order_cancelled", Topic.TRANSACTIONAL, email, context, user_id
         )
@@ -309,14 +316,13 @@ async def on_order_event(app: web.Application, event: Event) -> None:
         found = await to_user(
             deliveries, event, "order_refunded", Topic.TRANSACTIONAL, email, context, user_id
         )
-    await deliveries.record(found)
+    return found
 
 
-async def on_payment_event(app: web.Application, event: Event) -> None:
-    deliveries = app[DELIVERIES]
+async def on_payment_event(deliveries: Deliveries, event: Event) -> list[Delivery]:
     failed = PaymentFailed.from_json(event.data)
     order = await _order(deliveries, failed.order_id)
-    context = _order_context(deliveries, order) | {"reason": failed.reason or ""}
+    context = _order_context(deliveries, order)
     found = await to_user(
         deliveries,
         event,
@@ -326,13 +332,36 @@ async def on_payment_event(app: web.Application, event: Event) -> None:
         context,
         order.get("user_id"),
     )
-    await deliveries.record(found)
+    return found
 
 
-async def on_stock_event(app: web.Application, event: Event) -> None:
-    deliveries = app[DELIVERIES]
+async def on_stock_event(deliveries: Deliveries, event: Event) -> list[Delivery]:
     low = StockLow.from_json(event.data)
-    await deliveries.record(to_staff(deliveries, event, "staff_stock_low", low.to_json()))
+    return to_staff(deliveries, event, "staff_stock_low", low.to_json())
+
+
+async def handle(
+    plan: Callable[[Deliveries, Event], Awaitable[list[Delivery]]],
+    app: web.Application,
+    event: Event,
+) -> None:
+    """Record what an event sends, if it is recent enough to be worth sending.
+
+    The age limit (MESSAGE_MAX_AGE) matters when a consumer starts from the beginning of a stream:
+    the first deployment, or a durable recreated. Its bookkeeping (recipients, orders) is kept
+    from every event; only messages about the past are not sent."""
+    deliveries = app[DELIVERIES]
+    try:
+        found = await plan(deliveries, event)
+    except (KeyError, TypeError, ValueError) as error:
+        # An event of another shape (an older version) would fail every redelivery alike.
+        log.warning("event %s (%s) is not understood (%r); ignored", event.id, event.type, error)
+        return
+    age = (clock.now() - event.occurred_at).total_seconds()
+    if found and age > deliveries.settings.message_max_age:
+        log.info("event %s (%s) is %.0f s old: nothing sent", event.id, event.type, age)
+        return
+    await deliveries.record(found)
 
 
 def consumers(
@@ -343,13 +372,13 @@ def consumers(
     def one(
         publisher: str,
         types: list[str],
-        handler: Callable[[web.Application, Event], Awaitable[None]],
+        plan: Callable[[Deliveries, Event], Awaitable[list[Delivery]]],
     ) -> Callable[[web.Application], AsyncIterator[None]]:
         return consume(
             f"{service}-{publisher}",
             stream=publisher,
             subjects=[broker.subject(publisher, name) for name in types],
-            handler=handler,
+            handler=functools.partial(handle, plan),
             retry_delay=2.0,
             max_deliver=10,
         )
