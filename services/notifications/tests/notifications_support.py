@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -95,6 +96,7 @@ class Notifications:
         *,
         event_id: str | None = None,
         message_id: str | None = None,
+        occurred_at: datetime | None = None,
     ) -> str:
         """Publish as `publisher` would; the event's id. `message_id` differs from the event id to
         get past JetStream's duplicate window, as a relay republishing after two hours would."""
@@ -107,7 +109,7 @@ class Notifications:
             seq=1,
             type=event_type,
             data=data,
-            occurred_at=clock.now(),
+            occurred_at=occurred_at or clock.now(),
         )
         await js.publish(
             broker.subject(service, event_type),

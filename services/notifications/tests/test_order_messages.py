@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from nats.aio.client import Client as NatsClient
 from notifications_support import Mailbox, Notifications, address, new_id, paid, placed
+
+from shopkit import clock
 
 
 async def test_paying_an_order_delivers_exactly_one_confirmation_with_its_lines_and_total(
@@ -127,3 +130,26 @@ async def test_shipping_sends_the_tracking_link_by_email_and_sms_to_an_opted_in_
         ("sms", "sent", "order_shipped")
     ]
     assert sms[0]["recipient"] == "+49********678"
+
+
+async def test_an_event_from_long_ago_keeps_its_order_but_sends_nothing(
+    notifications: Notifications, nats_client: NatsClient, mailbox: Mailbox
+) -> None:
+    # given a stream replayed from its start, as at the first deployment
+    email, order_id = address("history"), new_id("ord")
+    long_ago = clock.now() - timedelta(days=30)
+    await notifications.publish(
+        nats_client, "orders", "order.placed", placed(order_id, email), occurred_at=long_ago
+    )
+    await notifications.publish(
+        nats_client, "orders", "order.paid", paid(order_id, email), occurred_at=long_ago
+    )
+
+    # when a fresh event about the same order follows
+    await notifications.publish(
+        nats_client, "orders", "order.delivered", {"order_id": order_id, "actor": "staff-1"}
+    )
+
+    # then only the fresh one sends, from what the old one kept
+    arrived = await mailbox.arrived(email, count=2, timeout=5)
+    assert [m["Subject"] for m in arrived] == [f"Order SO-{order_id[-6:].upper()} was delivered"]

@@ -9,6 +9,7 @@ from notifications_support import API, Mailbox, Notifications, address, new_id
 
 from notifications.rendering import Renderer
 from notifications.samples import SAMPLES
+from shopkit.pagination import encode_cursor
 
 
 @pytest.mark.parametrize("name", Renderer("en").names())
@@ -107,3 +108,30 @@ async def test_the_delivery_log_masks_recipients_and_is_for_staff_only(
     )
     assert entry["id"] in {x["id"] for x in today}
     assert refused.status == 403
+
+
+async def test_a_cursor_this_list_never_wrote_is_refused(notifications: Notifications) -> None:
+    answers = [
+        await notifications.client.get(
+            f"{API}/deliveries", params={"cursor": cursor}, headers=notifications.staff()
+        )
+        for cursor in (
+            encode_cursor([1, "x"]),
+            encode_cursor(["nope", "x"]),
+            encode_cursor(["a", "b", "c"]),
+            "%%%",
+        )
+    ]
+
+    assert [a.status for a in answers] == [422, 422, 422, 422]
+
+
+async def test_a_template_the_data_breaks_is_a_422_not_a_500(notifications: Notifications) -> None:
+    answer = await notifications.client.post(
+        f"{API}/templates/order_refunded/preview",
+        json={"data": {"amount": {"not": "money"}, "currency": "EUR"}},
+        headers=notifications.staff(),
+    )
+
+    assert answer.status == 422
+    assert (await answer.json())["type"].endswith("/template-broken")

@@ -1,15 +1,21 @@
-"""The MongoDB client lifecycle on PyMongo's async API (one client per app, created on the app's loop)."""
+"""The MongoDB client lifecycle on PyMongo's async API (one client per app, created on the app's loop),
+and inserts that only a first writer wins."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
 
 from shopkit.keys import DB, SETTINGS
 
-__all__ = ["client", "mongo_ctx", "ping"]
+__all__ = ["client", "insert_new", "mongo_ctx", "ping"]
+
+DUPLICATE_KEY = 11000
 
 
 def client(url: str) -> AsyncMongoClient:  # type: ignore[type-arg]
@@ -29,3 +35,27 @@ async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def ping(app: web.Application) -> None:
     await app[DB].command("ping")
+
+
+async def insert_new(
+    collection: AsyncCollection[Any], documents: Sequence[Mapping[str, Any]]
+) -> set[Any]:
+    """Insert each document whose `_id` is not taken, in one command; the ids inserted now.
+
+    The claim of a unique id is the one arbiter two instances share (FerretDB's conditional
+    updates are not atomic). Sent in `_id` order: FerretDB runs an `insert_many` as one
+    transaction, and two instances inserting overlapping ids in opposite orders would deadlock.
+    Any error but a taken id is raised.
+    """
+    if not documents:
+        return set()
+    ordered = sorted((dict(d) for d in documents), key=lambda d: str(d["_id"]))
+    lost: set[int] = set()
+    try:
+        await collection.insert_many(ordered, ordered=False)
+    except BulkWriteError as error:
+        for failed in error.details.get("writeErrors", []):
+            if failed.get("code") != DUPLICATE_KEY:
+                raise
+            lost.add(int(failed["index"]))
+    return {document["_id"] for index, document in enumerate(ordered) if index not in lost}

@@ -15,11 +15,16 @@ log = logging.getLogger("shopkit.tasks")
 
 
 async def run_forever(
-    name: str, step: Callable[[], Awaitable[float | None]], interval: float
+    name: str,
+    step: Callable[[], Awaitable[float | None]],
+    interval: float,
+    *,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Call `step` repeatedly; it may return how long to sleep before the next call."""
+    """Call `step` repeatedly; it may return how long to sleep before the next call. With `stop`,
+    the loop also ends once it is set, after the step under way (a graceful end)."""
     task = asyncio.current_task()
-    while True:
+    while stop is None or not stop.is_set():
         try:
             pause = await step()
         except asyncio.CancelledError:

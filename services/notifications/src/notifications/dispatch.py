@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -40,6 +39,8 @@ from notifications.model import Channel, Delivery, Status, Topic, mask
 from notifications.rendering import Rendered
 from notifications.sms import E164
 from shopkit import clock
+from shopkit.events import RetryPolicy
+from shopkit.tasks import run_forever
 
 log = logging.getLogger("notifications.dispatch")
 # How long an attempt may hold its delivery: far beyond one hand-over (each is bounded by
@@ -54,35 +55,26 @@ IDLE_WAIT = 1.0
 RECOVER_EVERY = 15.0
 
 
-def backoff(settings_delay: float, cap: float, attempt: int) -> float:
-    """Between half and all of an exponential ceiling: retries of many messages spread out, and
-    none comes much sooner than the ceiling says."""
-    ceiling = min(cap, settings_delay * 2 ** min(attempt - 1, 30))
-    return random.uniform(ceiling / 2, ceiling)  # spacing retries, not a secret
-
-
 class Dispatcher:
     def __init__(self, deliveries: Deliveries) -> None:
         self.deliveries = deliveries
         self._next_recovery = 0.0
-        self._stopping = False
+        self._stop = asyncio.Event()
         # Claims other instances hold (claim id -> monotonic end of their window).
         self._held_elsewhere: dict[str, float] = {}
 
     async def run(self) -> None:
         """Pass after pass until `stop`; a failed pass is logged and the next one tries again."""
-        while not self._stopping:
-            try:
-                await self.step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("dispatch pass failed; trying again")
-                await asyncio.sleep(IDLE_WAIT)
+
+        async def one_pass() -> float:
+            await self.step()  # it waits for work itself
+            return 0.0
+
+        await run_forever("notifications.dispatch", one_pass, IDLE_WAIT, stop=self._stop)
 
     def stop(self) -> None:
         """Finish the pass under way (its messages handed over are recorded), start no other."""
-        self._stopping = True
+        self._stop.set()
         self.deliveries.recorded.set()
 
     async def step(self) -> None:
@@ -99,9 +91,9 @@ class Dispatcher:
             (x for x in pending if x.due_at <= now and x.claim_id not in self._held_elsewhere),
             key=lambda x: x.due_at,
         )[: d.settings.dispatch_batch]
-        if due and not self._stopping and await self.attempt(due):
+        if due and not self._stop.is_set() and await self.attempt(due):
             return
-        if self._stopping:
+        if self._stop.is_set():
             return
         later = [x.due_at for x in pending if x.due_at > now]
         wait = min([IDLE_WAIT, *((at - now).total_seconds() for at in later)])
@@ -205,7 +197,9 @@ class Dispatcher:
             if attempts >= d.settings.send_attempts:
                 return self._final(delivery, Status.DEAD, "dead_lettered", error)
             d.metrics.count(delivery.channel, delivery.template, "retried")
-            wait = backoff(d.settings.retry_delay, d.settings.max_retry_delay, attempts)
+            wait = RetryPolicy(
+                d.settings.send_attempts, d.settings.retry_delay, d.settings.max_retry_delay
+            ).delay(attempts - 1)
             return {
                 "status": Status.PENDING.value,
                 "due_at": now + timedelta(seconds=wait),

@@ -26,7 +26,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from notifications.model import (
     Campaign,
@@ -40,8 +40,8 @@ from notifications.model import (
     mask,
 )
 from shopkit import clock, sweeps
+from shopkit.mongo import insert_new
 
-DUPLICATE_KEY = 11000
 DELIVERY_RETENTION = timedelta(days=90)
 CLAIM_RETENTION = timedelta(days=2)
 # Long past the last refund or dispute an order may see.
@@ -96,24 +96,6 @@ def _delivery(document: Mapping[str, Any]) -> Delivery:
     )
 
 
-async def _insert_all(collection: Any, documents: list[dict[str, Any]]) -> set[str]:
-    """Insert each document unless its `_id` is taken; the ids inserted. In `_id` order: FerretDB
-    runs one `insert_many` as one transaction, and two instances inserting overlapping ids in
-    opposite orders would deadlock."""
-    if not documents:
-        return set()
-    documents = sorted(documents, key=lambda document: str(document["_id"]))
-    lost: set[int] = set()
-    try:
-        await collection.insert_many(documents, ordered=False)
-    except BulkWriteError as error:
-        for failed in error.details.get("writeErrors", []):
-            if failed.get("code") != DUPLICATE_KEY:
-                raise
-            lost.add(int(failed["index"]))
-    return {str(d["_id"]) for index, d in enumerate(documents) if index not in lost}
-
-
 class NotificationStore:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.deliveries = db["deliveries"]
@@ -149,7 +131,7 @@ class NotificationStore:
             document = _delivery_document(delivery)
             document["created_day"] = delivery.created_at.date().isoformat()
             documents.append(document)
-        return await _insert_all(self.deliveries, documents)
+        return await insert_new(self.deliveries, documents)
 
     async def delivery(self, delivery_id: str) -> Delivery | None:
         document = await self.deliveries.find_one({"_id": delivery_id})
@@ -177,7 +159,7 @@ class NotificationStore:
             }
             for delivery in deliveries
         ]
-        won = await _insert_all(self.claims, documents)
+        won = await insert_new(self.claims, documents)
         return (
             [d for d in deliveries if d.claim_id in won],
             [d for d in deliveries if d.claim_id not in won],
@@ -191,7 +173,7 @@ class NotificationStore:
             {"_id": key, "at": now, sweeps.FIELD: sweeps.purge_on(now + CLAIM_RETENTION)}
             for key in ids
         ]
-        won = await _insert_all(self.claims, documents)
+        won = await insert_new(self.claims, documents)
         return [delivery for key, delivery in ids.items() if key in won]
 
     async def claimed_at(self, claim_ids: Iterable[str]) -> dict[str, datetime]:
