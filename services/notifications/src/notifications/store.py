@@ -47,6 +47,10 @@ CLAIM_RETENTION = timedelta(days=2)
 # Long past the last refund or dispute an order may see.
 ORDER_RETENTION = timedelta(days=400)
 FIND_TIMEOUT_MS = 10_000
+# FerretDB v1 (PostgreSQL) keeps each statement's read of an update command open, a connection of
+# its pool of 50 each, until the whole command ends (handler/msg_update.go, v1.24): a command of 50
+# statements waits for good, and so does every other client of that FerretDB. A few at a time.
+UPDATE_STATEMENTS = 10
 
 
 def _delivery_document(delivery: Delivery) -> dict[str, Any]:
@@ -183,11 +187,11 @@ class NotificationStore:
         return {document["_id"]: document["at"] for document in found if document}
 
     async def update(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
-        """`$set` each delivery's changes, in one command."""
-        if changes:
+        """`$set` each delivery's changes, UPDATE_STATEMENTS to a command."""
+        updates = [UpdateOne({"_id": key}, {"$set": dict(value)}) for key, value in changes.items()]
+        for start in range(0, len(updates), UPDATE_STATEMENTS):
             await self.deliveries.bulk_write(
-                [UpdateOne({"_id": key}, {"$set": dict(value)}) for key, value in changes.items()],
-                ordered=False,
+                updates[start : start + UPDATE_STATEMENTS], ordered=False
             )
 
     async def page(
