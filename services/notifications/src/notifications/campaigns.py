@@ -33,6 +33,7 @@ LEASE = timedelta(seconds=30)
 BACKLOG_LIMIT = 3 * PLAN_BATCH
 BACKLOG_PAUSE = 0.5
 SAMPLE_RECIPIENT = {"name": "Sam Sample", "email": "sam@example.com"}
+CAMPAIGNS_KEPT = 16  # campaigns being sent whose templates an instance keeps
 
 
 async def create(
@@ -109,12 +110,26 @@ async def render_for(d: Deliveries, delivery: Delivery) -> tuple[Rendered, str]:
     """A campaign delivery's message and its unsubscribe link (for the List-Unsubscribe header)."""
     assert delivery.campaign_id is not None
     assert delivery.user_id is not None
-    campaign = await d.store.campaign(delivery.campaign_id)
-    if campaign is None:
-        raise TemplateBroken(f"campaign {delivery.campaign_id} is gone")
+    campaign = await sent_campaign(d, delivery.campaign_id)
     url = unsubscribe_url(d, delivery.user_id)
     values = {**delivery.context, "unsubscribe_url": url}
     return render(d, campaign, values, delivery.locale), url
+
+
+async def sent_campaign(d: Deliveries, campaign_id: str) -> Campaign:
+    """The campaign being sent, read once per instance: its content is fixed in its send record
+    when it starts, and reading it per message was two of the nine reads each one cost."""
+    campaign = d.campaigns.get(campaign_id)
+    if campaign is not None:
+        return campaign
+    campaign = await d.store.campaign(campaign_id)
+    if campaign is None:
+        raise TemplateBroken(f"campaign {campaign_id} is gone")
+    if campaign.started_at is not None:
+        if len(d.campaigns) >= CAMPAIGNS_KEPT:
+            d.campaigns.clear()
+        d.campaigns[campaign_id] = campaign
+    return campaign
 
 
 # --- the planner

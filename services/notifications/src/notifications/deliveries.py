@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from notifications.errors import TransientFailure, Undeliverable
 from notifications.mail import Mailer
 from notifications.metrics import NotificationMetrics
-from notifications.model import Delivery
+from notifications.model import Campaign, Delivery
 from notifications.rendering import Renderer
 from notifications.settings import NotificationsSettings
 from notifications.sms import SmsSender
@@ -34,6 +34,8 @@ class Deliveries:
     metrics: NotificationMetrics
     # Set when deliveries were recorded: the dispatcher looks at once instead of at its next pass.
     recorded: asyncio.Event = field(default_factory=asyncio.Event)
+    # Campaigns being sent, by id (see campaigns.sent_campaign).
+    campaigns: dict[str, Campaign] = field(default_factory=dict)
 
     async def record(self, deliveries: Sequence[Delivery]) -> set[str]:
         inserted = await self.store.record(deliveries)
