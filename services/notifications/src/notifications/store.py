@@ -49,8 +49,11 @@ ORDER_RETENTION = timedelta(days=400)
 FIND_TIMEOUT_MS = 10_000
 # FerretDB v1 (PostgreSQL) keeps each statement's read of an update command open, a connection of
 # its pool of 50 each, until the whole command ends (handler/msg_update.go, v1.24): a command of 50
-# statements waits for good, and so does every other client of that FerretDB. A few at a time.
-UPDATE_STATEMENTS = 10
+# statements waits for good, and so does every other client of that FerretDB. A few at a time:
+# at most UPDATE_COMMANDS x (UPDATE_STATEMENTS + 1) connections per instance, 24; two instances
+# stay under 50, so their updates cannot all wait on each other.
+UPDATE_STATEMENTS = 5
+UPDATE_COMMANDS = 4
 
 
 def _delivery_document(delivery: Delivery) -> dict[str, Any]:
@@ -187,11 +190,19 @@ class NotificationStore:
         return {document["_id"]: document["at"] for document in found if document}
 
     async def update(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
-        """`$set` each delivery's changes, UPDATE_STATEMENTS to a command."""
+        """`$set` each delivery's changes, UPDATE_STATEMENTS to a command, UPDATE_COMMANDS
+        commands at a time (FerretDB runs a command's statements one after the other)."""
         updates = [UpdateOne({"_id": key}, {"$set": dict(value)}) for key, value in changes.items()]
-        for start in range(0, len(updates), UPDATE_STATEMENTS):
-            await self.deliveries.bulk_write(
-                updates[start : start + UPDATE_STATEMENTS], ordered=False
+        chunks = [
+            updates[start : start + UPDATE_STATEMENTS]
+            for start in range(0, len(updates), UPDATE_STATEMENTS)
+        ]
+        for first in range(0, len(chunks), UPDATE_COMMANDS):
+            await asyncio.gather(
+                *(
+                    self.deliveries.bulk_write(chunk, ordered=False)
+                    for chunk in chunks[first : first + UPDATE_COMMANDS]
+                )
             )
 
     async def page(
