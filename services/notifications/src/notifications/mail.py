@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from email import policy
+from email import charset, policy
+from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import formataddr, formatdate, parseaddr
 
 import aiosmtplib
 
@@ -25,10 +28,14 @@ log = logging.getLogger("notifications.mail")
 ONE_CLICK = "List-Unsubscribe=One-Click"
 # What a server answers for a mailbox that does not exist or cannot be: only these suppress it.
 MAILBOX_GONE = frozenset({550, 551, 553})
-# RFC 5322's own line limit, not the default policy's 78: a header longer than 78 characters
-# with no space to fold at (an unsubscribe URL) would otherwise be written as an encoded word,
-# which no mail client reads as a URL.
-HEADERS = policy.default.clone(max_line_length=998)
+# Messages are built and flattened with the email package's compat32 API: a quarter of the CPU
+# of EmailMessage's header registry (0.25 ms a message against 0.9, which was a third of what a
+# campaign message cost this process). Lines are limited at RFC 5322's 998, not 78: a header
+# longer than 78 characters with no space to fold at (an unsubscribe URL) would otherwise be
+# written as an encoded word, which no mail client reads as a URL.
+WIRE = policy.compat32.clone(max_line_length=998, linesep="\r\n")
+UTF8 = charset.Charset("utf-8")
+UTF8.body_encoding = charset.QP  # readable in the raw message, as EmailMessage wrote it
 
 
 def compose(
@@ -38,22 +45,31 @@ def compose(
     rendered: Rendered,
     *,
     unsubscribe_url: str | None = None,
-) -> EmailMessage:
-    message = EmailMessage(policy=HEADERS)
-    message["From"] = settings.mail_from
+) -> Message:
+    message: Message = _text(rendered.text, "plain")
+    if rendered.html is not None:
+        message = MIMEMultipart(
+            "alternative", _subparts=[message, _text(rendered.html, "html")], policy=WIRE
+        )
+    name, sender = parseaddr(settings.mail_from)
+    message["From"] = formataddr((name, sender), charset="utf-8")
     message["To"] = to
-    message["Subject"] = rendered.subject
+    subject = rendered.subject
+    message["Subject"] = subject if subject.isascii() else Header(subject, UTF8).encode()
     message["Date"] = formatdate(localtime=False, usegmt=True)
-    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "shop.local"
+    domain = sender.rpartition("@")[2] or "shop.local"
     message["Message-ID"] = f"<{hashlib.sha256(delivery_id.encode()).hexdigest()[:40]}@{domain}>"
     if unsubscribe_url is not None:
         # RFC 8058: a mail client may unsubscribe with one POST, no page and no sign-in.
         message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         message["List-Unsubscribe-Post"] = ONE_CLICK
-    message.set_content(rendered.text)
-    if rendered.html is not None:
-        message.add_alternative(rendered.html, subtype="html")
     return message
+
+
+def _text(text: str, subtype: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype, policy=WIRE)
+    part.set_payload(text, "us-ascii" if text.isascii() else UTF8)
+    return part
 
 
 def valid_address(address: str) -> bool:
@@ -85,7 +101,7 @@ class Mailer:
             password=settings.smtp_password.value if settings.smtp_username else None,
         )
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         client = await self._idle.get()
         try:
             await self._send(client, message)
@@ -95,13 +111,13 @@ class Mailer:
         finally:
             self._idle.put_nowait(client)
 
-    async def _send(self, client: aiosmtplib.SMTP, message: EmailMessage) -> None:
+    async def _send(self, client: aiosmtplib.SMTP, message: Message) -> None:
         to = str(message["To"])
         try:
             if not client.is_connected:
                 await client.connect()
-            # Flattened here: aiosmtplib's own flattening folds at 78 characters (see HEADERS).
-            data = message.as_bytes(policy=HEADERS.clone(linesep="\r\n"))
+            # Flattened here: aiosmtplib's own flattening folds at 78 characters (see WIRE).
+            data = message.as_bytes(policy=WIRE)
             await client.sendmail(parseaddr(str(message["From"]))[1], [to], data)
         except aiosmtplib.SMTPRecipientsRefused as refused:
             recipient = refused.recipients[0]
