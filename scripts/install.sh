@@ -33,6 +33,9 @@ install_system_packages() {
     command -v chromium >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
     command -v node >/dev/null || missing+=(nodejs)
     command -v npm >/dev/null || missing+=(npm)
+    # Images: Debian's Docker engine, and debootstrap for the stand-in base (scripts/base-image.sh).
+    [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
+    command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
     if [ "${#missing[@]}" -eq 0 ]; then
         return
     fi
@@ -148,8 +151,25 @@ SCRIPT
 }
 
 install_system_packages
+start_docker() {
+    # Debian's CLI (a docker elsewhere on PATH may lack BuildKit) talking to a daemon, started
+    # here when none answers (no systemd in containers and CI sandboxes).
+    if /usr/bin/docker info >/dev/null 2>&1; then
+        return
+    fi
+    log "starting dockerd"
+    as_root sh -c 'nohup /usr/sbin/dockerd >/var/log/shop-dockerd.log 2>&1 &'
+    for _ in $(seq 60); do
+        /usr/bin/docker info >/dev/null 2>&1 && return
+        sleep 0.5
+    done
+    echo "dockerd did not answer; see /var/log/shop-dockerd.log" >&2
+    exit 1
+}
+
 install_uv
 sync_python
+start_docker
 install_web_tools
 build_ferretdb
 build_stripe_mock

@@ -11,9 +11,13 @@ from typing import Protocol
 
 import aiohttp
 import pytest
-from e2e_support import NOTIFICATIONS_CLIENT_SECRET, ORDERS_CLIENT_SECRET, STRIPE_WEBHOOK_SECRET
+from e2e_support import (
+    NOTIFICATIONS_CLIENT_SECRET,
+    ORDERS_CLIENT_SECRET,
+    STRIPE_WEBHOOK_SECRET,
+    run_instances,
+)
 
-from shopkit.settings import read_env_file
 from shopkit.testing.peers import Peer, free_port
 from shopkit.testing.plugin import MailServer
 
@@ -33,45 +37,6 @@ class StartGateway(Protocol):
         routes: Sequence[gateway_config.Route] | None = None,
         internal_port: int | None = None,
     ) -> str: ...
-
-
-def run_instances(
-    name: str,
-    env: Mapping[str, str],
-    logs: Path,
-    database_names: set[str],
-    count: int,
-    argv: Sequence[str] | None = None,
-) -> Iterator[list[str]]:
-    """`count` processes of one service (its console script unless `argv`) sharing one fresh
-    database."""
-    database = "e2e_" + uuid.uuid4().hex[:12]
-    database_names.add(database)
-    env = {
-        **read_env_file(ROOT / ".env.example"),
-        **env,
-        "SERVICE_NAME": name,
-        "MONGO_DATABASE": database,
-        "LOG_LEVEL": "WARNING",
-    }
-    started: list[Peer] = []
-    try:
-        for index in range(1, count + 1):
-            port = free_port()
-            peer = Peer(
-                name=f"{name}-{index}",
-                argv=list(argv or [str(ROOT / ".venv" / "bin" / name)]),
-                log_path=logs / f"{name}-{index}.log",
-                env={**env, "PORT": str(port)},
-                port=port,
-                ready_url=f"http://127.0.0.1:{port}/readyz",
-            )
-            # One at a time: instances bootstrap shared state (the admin account, indexes).
-            started.append(peer.start())
-        yield [f"127.0.0.1:{peer.port}" for peer in started]
-    finally:
-        for peer in reversed(started):
-            peer.stop()
 
 
 @pytest.fixture(scope="session")

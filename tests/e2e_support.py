@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from shopkit.settings import read_env_file
+from shopkit.testing.peers import Peer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 # orders' client secret at users (conftest gives it to both): its service token for /internal/.
@@ -30,3 +32,42 @@ async def admin_headers(gateway: str, http: aiohttp.ClientSession) -> dict[str, 
     credentials = {"email": env["ADMIN_EMAIL"], "password": env["ADMIN_PASSWORD"]}
     async with http.post(f"{gateway}/api/v1/auth/login", json=credentials) as r:
         return {"Authorization": f"Bearer {(await expect_json(r, 200))['access_token']}"}
+
+
+def run_instances(
+    name: str,
+    env: Mapping[str, str],
+    logs: Path,
+    database_names: set[str],
+    count: int,
+    argv: Sequence[str] | None = None,
+) -> Iterator[list[str]]:
+    """`count` processes of one service (its console script unless `argv`) sharing one fresh
+    database."""
+    database = "e2e_" + uuid.uuid4().hex[:12]
+    database_names.add(database)
+    env = {
+        **read_env_file(ROOT / ".env.example"),
+        **env,
+        "SERVICE_NAME": name,
+        "MONGO_DATABASE": database,
+        "LOG_LEVEL": "WARNING",
+    }
+    started: list[Peer] = []
+    try:
+        for index in range(1, count + 1):
+            port = free_port()
+            peer = Peer(
+                name=f"{name}-{index}",
+                argv=list(argv or [str(ROOT / ".venv" / "bin" / name)]),
+                log_path=logs / f"{name}-{index}.log",
+                env={**env, "PORT": str(port)},
+                port=port,
+                ready_url=f"http://127.0.0.1:{port}/readyz",
+            )
+            # One at a time: instances bootstrap shared state (the admin account, indexes).
+            started.append(peer.start())
+        yield [f"127.0.0.1:{peer.port}" for peer in started]
+    finally:
+        for peer in reversed(started):
+            peer.stop()

@@ -1,0 +1,114 @@
+"""The services' one image recipe: lint clean, built for real on the stand-in base (no registry
+here), and a service running from it read-only, as a non-root user, healthy by its own check."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from e2e_support import ROOT, run_instances
+
+from shopkit.settings import read_env_file
+
+DOCKER = "/usr/bin/docker"  # Debian's CLI: BuildKit through it works without buildx
+BASE = "shop-python-base:bookworm"
+# What run_instances sets beside .env.example and the test's own settings.
+SET_BY_RUN_INSTANCES = ("SERVICE_NAME", "MONGO_DATABASE", "LOG_LEVEL", "PORT")
+
+
+def _run(*argv: str) -> str:
+    done = subprocess.run(
+        argv,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DOCKER_BUILDKIT": "1"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def users_image() -> str:
+    base = _run("bash", "scripts/base-image.sh", BASE).splitlines()[-1]
+    tag = "shop-users:test"
+    _run(
+        DOCKER, "build", "--quiet", "--file", "services/Dockerfile",
+        "--build-arg", f"PYTHON_IMAGE={base}", "--build-arg", "SERVICE=users",
+        "--tag", tag, ".",
+    )  # fmt: skip
+    return tag
+
+
+@pytest.fixture
+def users_container(
+    users_image: str,
+    mongo_url: str,
+    nats_url: str,
+    database_names: set[str],
+    tmp_path: Path,
+) -> Iterator[tuple[str, str]]:
+    """One users instance from the image, on the host's network (its peers listen on loopback),
+    hardened as compose and Helm run it; (its address, its container name)."""
+    env = {"MONGO_URL": mongo_url, "NATS_URL": nats_url}
+    names = {*read_env_file(ROOT / ".env.example"), *env, *SET_BY_RUN_INSTANCES}
+    container = "shop-test-users-" + uuid.uuid4().hex[:8]
+    argv = [
+        DOCKER, "run", "--rm", "--name", container, "--network", "host",
+        "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges",
+        *(option for name in sorted(names) for option in ("--env", name)),
+        users_image,
+    ]  # fmt: skip
+    instances = run_instances("users", env, tmp_path, database_names, 1, argv=argv)
+    [address] = next(instances)
+    try:
+        yield address, container
+    finally:
+        instances.close()
+
+
+def test_the_dockerfile_is_hadolint_clean() -> None:
+    _run(str(ROOT / ".venv" / "bin" / "hadolint"), "services/Dockerfile")
+
+
+def test_the_image_carries_the_service_but_neither_build_tools_nor_dev_dependencies(
+    users_image: str,
+) -> None:
+    check = (
+        "import importlib.util as u, os;"
+        "print(u.find_spec('users') is not None, u.find_spec('pytest') is None,"
+        " os.path.exists('/opt/uv'), os.path.exists('/src'))"
+    )
+    found = _run(DOCKER, "run", "--rm", "--entrypoint", "python3", users_image, "-c", check)
+    assert found == "True True False False"
+
+
+async def test_a_service_runs_from_its_image_read_only_as_a_non_root_user_and_healthy(
+    users_container: tuple[str, str],
+) -> None:
+    address, container = users_container
+
+    async with aiohttp.ClientSession() as http, http.get(f"http://{address}/healthz") as answer:
+        assert answer.status == 200
+
+    assert _run(DOCKER, "exec", container, "id", "-u") == "10001"
+    assert (
+        _run(DOCKER, "inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", container) == "true"
+    )
+    deadline = time.monotonic() + 60
+    health = ""
+    while time.monotonic() < deadline:
+        health = _run(DOCKER, "inspect", "--format", "{{.State.Health.Status}}", container)
+        if health != "starting":
+            break
+        await asyncio.sleep(1)
+    assert health == "healthy"
