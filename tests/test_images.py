@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import registry
 from e2e_support import ROOT, run_instances
 
 from shopkit.settings import read_env_file
@@ -37,15 +38,23 @@ def _run(*argv: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def users_image() -> str:
-    base = _run("bash", "scripts/base-image.sh", BASE).splitlines()[-1]
-    tag = "shop-users:test"
+def base_image() -> str:
+    return _run("bash", "scripts/base-image.sh", BASE).splitlines()[-1]
+
+
+def _build(base_image: str, service: str) -> str:
+    tag = f"shop-{service}:test"
     _run(
         DOCKER, "build", "--quiet", "--file", "services/Dockerfile",
-        "--build-arg", f"PYTHON_IMAGE={base}", "--build-arg", "SERVICE=users",
+        "--build-arg", f"PYTHON_IMAGE={base_image}", "--build-arg", f"SERVICE={service}",
         "--tag", tag, ".",
     )  # fmt: skip
     return tag
+
+
+@pytest.fixture(scope="session")
+def users_image(base_image: str) -> str:
+    return _build(base_image, "users")
 
 
 @pytest.fixture
@@ -74,6 +83,18 @@ def users_container(
         yield address, container
     finally:
         instances.close()
+
+
+@pytest.mark.parametrize("service", sorted(registry.load()))
+def test_every_service_of_the_registry_builds_from_the_one_recipe_and_enters_by_its_script(
+    base_image: str, service: str
+) -> None:
+    image = _build(base_image, service)
+
+    entry = _run(DOCKER, "run", "--rm", "--entrypoint", "readlink", image, "/app/bin/service")
+
+    assert entry == f"/app/bin/{service}"
+    _run(DOCKER, "run", "--rm", "--entrypoint", "python3", image, "-c", f"import {service}")
 
 
 def test_the_dockerfile_is_hadolint_clean() -> None:
