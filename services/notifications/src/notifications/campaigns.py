@@ -149,14 +149,13 @@ async def plan(d: Deliveries, send: dict[str, Any]) -> float:
     before the next pass."""
     campaign_id, rate = send["_id"], float(send["rate"])
     now = clock.now()
-    # Half the lease from before it is taken: the loop never outlives the lease it holds.
-    deadline = time.monotonic() + LEASE.total_seconds() / 2
     if not await d.store.lease_send(campaign_id, now + LEASE, now):
         return LEASE.total_seconds() / 3
     audience = await d.store.promotions_audience()
     position = bisect.bisect_right(audience, send.get("cursor") or "")
     # A batch is at most a second of sending, so a slow campaign is paced smoothly too.
     size = max(1, min(PLAN_BATCH, int(rate)))
+    deadline = time.monotonic() + LEASE.total_seconds() / 2
     while position < len(audience) and time.monotonic() < deadline:
         # Sending is slower than the rate (a slow or failing SMTP server): record nothing more
         # until the dispatchers catch up, so neither their reads nor the dead letters pile up.
@@ -187,17 +186,11 @@ async def plan(d: Deliveries, send: dict[str, Any]) -> float:
 
 async def _backlog(d: Deliveries) -> int:
     """Pending deliveries: as this instance's dispatcher last saw them, or counted when it has
-    not ended a pass for a while (a slow hand-over). Counted, those being sent are in too: a
-    failing hand-over makes them pending again. (Two equalities: FerretDB reads every row for
-    an `$in`.)"""
+    not ended a pass for a while (a slow hand-over)."""
     seen = d.recent_backlog(BACKLOG_SEEN)
     if seen is not None:
         return seen
-    pending, sending = await asyncio.gather(
-        d.store.count({"status": Status.PENDING.value}),
-        d.store.count({"status": Status.SENDING.value}),
-    )
-    return pending + sending
+    return await d.store.count({"status": Status.PENDING.value})
 
 
 async def _record_batch(d: Deliveries, campaign_id: str, user_ids: list[str]) -> None:
