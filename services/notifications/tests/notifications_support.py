@@ -51,11 +51,6 @@ class Mailbox:
         found = await self._get("/api/v1/search", query=f'to:"{recipient}"')
         return list(found["messages"])
 
-    async def total(self) -> int:
-        """How many messages the server holds (it keeps every one)."""
-        found = await self._get("/api/v1/messages", limit="1")
-        return int(found["total"])
-
     async def message(self, message_id: str) -> dict[str, Any]:
         found: dict[str, Any] = await self._get(f"/api/v1/message/{message_id}")
         return found

@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from notifications_support import API, Mailbox, Notifications, address, eventually, new_id
 
-from notifications import campaigns, unsubscribe
+from notifications import unsubscribe
 from notifications.keys import DELIVERIES
-from notifications.model import Channel, Recipient, Topic
-from shopkit.testing import peers
-from shopkit.testing.plugin import MailServer
+from notifications.model import Topic
 
 PROMOTIONS = "/api/v1/promotions"
 CAMPAIGN = {
@@ -183,44 +180,3 @@ async def test_a_campaign_being_sent_can_no_longer_change(
     )
 
     assert answer.status == 409
-
-
-async def test_a_campaign_waits_for_a_down_smtp_server_instead_of_queueing_its_audience(
-    start_notifications: Callable[..., Awaitable[Notifications]], tmp_path: Path
-) -> None:
-    # given 350 opted-in customers and an SMTP server that is not up yet
-    smtp_port, api_port = peers.free_port(), peers.free_port()
-    notifications = await start_notifications(SMTP_PORT=str(smtp_port), SEND_ATTEMPTS="100")
-    store = notifications.client.app[DELIVERIES].store
-    tag = new_id("crowd")
-    emails = [f"{tag}-{n}@shop.example" for n in range(350)]
-    for n, email in enumerate(emails):
-        user_id = f"{tag}-{n:03}"
-        await store.save_recipient(Recipient(user_id, email, "Crowd"))
-        await store.choose(user_id, Topic.PROMOTIONS, Channel.EMAIL, True)
-    campaign = await _create(notifications)
-
-    # when staff send it at a rate that would record its whole audience within a second
-    assert (await _send(notifications, campaign["id"], rate=1000)).status == 202
-    await asyncio.sleep(4)
-
-    # then no more than a batch beyond the backlog limit waits to be sent
-    recorded = await store.count({"campaign_id": campaign["id"]})
-    assert 0 < recorded <= campaigns.BACKLOG_LIMIT + campaigns.PLAN_BATCH
-
-    # and once the server is up, every customer gets the campaign, once
-    mailpit = peers.mailpit(tmp_path, smtp_port, api_port).start()
-    try:
-        server = MailServer("127.0.0.1", smtp_port, f"http://127.0.0.1:{api_port}")
-
-        async def all_sent() -> bool:
-            answer = await notifications.client.get(
-                f"{PROMOTIONS}/{campaign['id']}", headers=notifications.staff()
-            )
-            body = await answer.json()
-            return bool(body["state"] == "sent" and body["counts"].get("sent") == len(emails))
-
-        await eventually(all_sent, timeout=60)
-        assert await Mailbox(server).total() == len(emails)
-    finally:
-        mailpit.stop()

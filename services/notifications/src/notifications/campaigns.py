@@ -29,12 +29,9 @@ log = logging.getLogger("notifications.campaigns")
 TEMPLATE = "campaign"
 PLAN_BATCH = 100
 LEASE = timedelta(seconds=30)
-# Pending messages (of every kind) past which planners wait for the dispatchers: a batch is
-# pending while the one before it is sent, and a dispatcher's pass reads what is pending.
-BACKLOG_LIMIT = PLAN_BATCH
+# Pending messages (of every kind) past which planners wait for the dispatchers.
+BACKLOG_LIMIT = 3 * PLAN_BATCH
 BACKLOG_PAUSE = 0.5
-# How old the dispatcher's figure of the backlog may be for a planner to go by it, not count.
-BACKLOG_SEEN = 1.0
 SAMPLE_RECIPIENT = {"name": "Sam Sample", "email": "sam@example.com"}
 CAMPAIGNS_KEPT = 16  # campaigns being sent whose templates an instance keeps
 
@@ -156,13 +153,13 @@ async def plan(d: Deliveries, send: dict[str, Any]) -> float:
     # A batch is at most a second of sending, so a slow campaign is paced smoothly too.
     size = max(1, min(PLAN_BATCH, int(rate)))
     deadline = time.monotonic() + LEASE.total_seconds() / 2
+    wait = 0.0
     while position < len(audience) and time.monotonic() < deadline:
         # Sending is slower than the rate (a slow or failing SMTP server): record nothing more
         # until the dispatchers catch up, so neither their reads nor the dead letters pile up.
-        # The wait keeps the lease and the audience: reading it again costs a row per customer.
-        if await _backlog(d) > BACKLOG_LIMIT:
-            await d.next_pass(BACKLOG_PAUSE)
-            continue
+        if await d.store.count({"status": Status.PENDING.value}) > BACKLOG_LIMIT:
+            wait = BACKLOG_PAUSE
+            break
         batch = audience[position : position + size]
         started = time.monotonic()
         await _record_batch(d, campaign_id, batch)
@@ -181,16 +178,7 @@ async def plan(d: Deliveries, send: dict[str, Any]) -> float:
     )
     if finished:
         log.info("campaign %s planned for %d recipients", campaign_id, len(audience))
-    return 0.0
-
-
-async def _backlog(d: Deliveries) -> int:
-    """Pending deliveries: as this instance's dispatcher last saw them, or counted when it has
-    not ended a pass for a while (a slow hand-over)."""
-    seen = d.recent_backlog(BACKLOG_SEEN)
-    if seen is not None:
-        return seen
-    return await d.store.count({"status": Status.PENDING.value})
+    return wait
 
 
 async def _record_batch(d: Deliveries, campaign_id: str, user_ids: list[str]) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -38,42 +36,12 @@ class Deliveries:
     recorded: asyncio.Event = field(default_factory=asyncio.Event)
     # Campaigns being sent, by id (see campaigns.sent_campaign).
     campaigns: dict[str, Campaign] = field(default_factory=dict)
-    # What this instance's dispatcher saw at the end of its last pass: (monotonic time, pending
-    # deliveries of every instance it left), and an event set at each pass's end. Planners pace
-    # themselves on it instead of counting the pending deliveries again.
-    backlog: tuple[float, int] | None = None
-    dispatched: asyncio.Event = field(default_factory=asyncio.Event)
-    # Deliveries this instance recorded since it started.
-    recorded_total: int = 0
 
     async def record(self, deliveries: Sequence[Delivery]) -> set[str]:
         inserted = await self.store.record(deliveries)
         if inserted:
             self.recorded.set()
-            self.recorded_total += len(inserted)
-            if self.backlog is not None:
-                seen_at, left = self.backlog
-                self.backlog = (seen_at, left + len(inserted))
         return inserted
-
-    def passed(self, left: int, recorded_before: int) -> None:
-        """The dispatcher ended a pass that left `left` of the deliveries it read pending; it
-        read them when `recorded_total` was `recorded_before`."""
-        self.backlog = (time.monotonic(), left + self.recorded_total - recorded_before)
-        self.dispatched.set()
-        self.dispatched.clear()
-
-    def recent_backlog(self, max_age: float) -> int | None:
-        """The pending deliveries the last pass left, if it ended within `max_age` seconds."""
-        if self.backlog is None or time.monotonic() - self.backlog[0] > max_age:
-            return None
-        return self.backlog[1]
-
-    async def next_pass(self, at_most: float) -> None:
-        """Until the dispatcher ends its next pass, or `at_most` seconds."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(at_most):
-                await self.dispatched.wait()
 
     async def link(self, user_id: str, link_id: str) -> str:
         """The storefront link carrying the token users keeps for `link_id` (never on the bus)."""

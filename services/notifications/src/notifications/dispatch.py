@@ -86,15 +86,12 @@ class Dispatcher:
         d.recorded.clear()
         now, moment = clock.now(), time.monotonic()
         self._held_elsewhere = {k: v for k, v in self._held_elsewhere.items() if v > moment}
-        recorded_before = d.recorded_total
         pending = await d.store.in_status(Status.PENDING)
         due = sorted(
             (x for x in pending if x.due_at <= now and x.claim_id not in self._held_elsewhere),
             key=lambda x: x.due_at,
         )[: d.settings.dispatch_batch]
-        won, retrying = await self.attempt(due) if due and not self._stop.is_set() else (0, 0)
-        d.passed(len(pending) - won + retrying, recorded_before)
-        if won:
+        if due and not self._stop.is_set() and await self.attempt(due):
             return
         if self._stop.is_set():
             return
@@ -104,9 +101,8 @@ class Dispatcher:
             async with asyncio.timeout(max(wait, 0.01)):
                 await d.recorded.wait()
 
-    async def attempt(self, due: list[Delivery]) -> tuple[int, int]:
-        """Claim, hand over and record what this instance won of `due`; how many it won, and
-        how many of those are pending again (to be retried)."""
+    async def attempt(self, due: list[Delivery]) -> int:
+        """Claim, hand over and record what this instance won of `due`; how many it won."""
         d = self.deliveries
         won, lost = await d.store.claim(due)
         if lost:
@@ -115,7 +111,7 @@ class Dispatcher:
             self._held_elsewhere.update((x.claim_id, until) for x in lost)
             await self.unblock(lost)
         if not won:
-            return 0, 0
+            return 0
         until_at = clock.now() + CLAIM_WINDOW
         await d.store.update(
             {
@@ -136,8 +132,7 @@ class Dispatcher:
             else:
                 outcomes[delivery.id] = result
         await self._record(outcomes)
-        retrying = sum(1 for x in outcomes.values() if x["status"] == Status.PENDING.value)
-        return len(won), retrying
+        return len(won)
 
     async def _record(self, outcomes: dict[str, dict[str, Any]]) -> None:
         """Write what the hand-overs did, trying again for a while: until it lands, each message
