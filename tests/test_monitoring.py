@@ -336,6 +336,9 @@ async def _result(http: aiohttp.ClientSession, prometheus: str, expr: str) -> li
     return result
 
 
+# Half a minute of journeys, up to a minute of waiting for the series, then the drawing: more than
+# the default 120 s on a loaded 2-core machine.
+@pytest.mark.timeout(300)
 async def test_after_a_journey_every_recording_rule_and_dashboard_query_has_data(
     gateway: str, prometheus: str, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
