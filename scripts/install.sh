@@ -36,6 +36,11 @@ install_system_packages() {
     # Images: Debian's Docker engine, and debootstrap for the stand-in base (scripts/base-image.sh).
     [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
     command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+    # Monitoring: Prometheus with promtool, Alertmanager with amtool, and the exporter that turns
+    # nginx's stub_status into metrics (tests/test_monitoring.py runs all three).
+    command -v promtool >/dev/null || missing+=(prometheus)
+    command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+    command -v prometheus-nginx-exporter >/dev/null || missing+=(prometheus-nginx-exporter)
     if [ "${#missing[@]}" -eq 0 ]; then
         return
     fi
