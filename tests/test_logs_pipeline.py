@@ -89,14 +89,45 @@ def test_the_saved_objects_are_a_data_view_and_two_searches_whose_references_res
 
 
 @pytest.fixture(scope="module")
+def filebeat_binary() -> str:
+    """Filebeat 7.10.2 OSS, built by the project on first use (a minute or two), then at once."""
+    return subprocess.run(
+        [str(ROOT / "scripts" / "install-filebeat.sh")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_the_compose_configuration_passes_filebeats_own_check(
+    filebeat_binary: str, tmp_path: Path
+) -> None:
+    checked = subprocess.run(
+        [
+            filebeat_binary,
+            "test",
+            "config",
+            "-c",
+            str(FILEBEAT_CONFIG),
+            "--path.config",
+            str(FILEBEAT_CONFIG.parent),
+            "--path.home",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env={"SEARCH_URL": "http://127.0.0.1:9200"},
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.fixture(scope="module")
 def filebeat(
-    opensearch_url: str, service_logs: Path, tmp_path_factory: pytest.TempPathFactory
+    filebeat_binary: str,
+    opensearch_url: str,
+    service_logs: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Peer]:
     """Filebeat with the compose platform's configuration, reading the e2e services' log files
     instead of Docker's: the same processors, template and output."""
-    binary = subprocess.run(
-        [str(ROOT / "scripts" / "install-filebeat.sh")], capture_output=True, text=True, check=True
-    ).stdout.strip()
     state = tmp_path_factory.mktemp("filebeat")
     config = yaml.safe_load(FILEBEAT_CONFIG.read_text())
     config["filebeat.inputs"] = [
@@ -111,7 +142,7 @@ def filebeat(
     rendered.chmod(0o600)  # Filebeat refuses a configuration others may write
     peer = Peer(
         name="filebeat",
-        argv=[binary, "-e", "-c", str(rendered), "--path.home", str(state)],
+        argv=[filebeat_binary, "-e", "-c", str(rendered), "--path.home", str(state)],
         log_path=state / "filebeat.log",
         env={"SEARCH_URL": opensearch_url},
         port=port,
