@@ -175,6 +175,8 @@ async def services_in_trace(
     return found
 
 
+# Run alone, its set-up starts the whole end-to-end platform first (45 s on a quiet machine).
+@pytest.mark.timeout(300)
 async def test_one_checkouts_trace_id_is_in_the_shipped_lines_of_every_service_it_touched(
     gateway: str, http: aiohttp.ClientSession, opensearch_url: str, filebeat: Peer
 ) -> None:

@@ -209,6 +209,7 @@ class Consumer:
             await self._settle(message, event)
 
     async def _settle(self, message: Msg, event: Event) -> None:
+        """Run the handler on the decoded event, then acknowledge, retry or dead-letter it."""
         deliveries = message.metadata.num_delivered
         try:
             handled = await self._handle_once(event, may_run=deliveries <= self._max_deliver)
