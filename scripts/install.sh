@@ -181,4 +181,5 @@ build_stripe_mock
 build_mailpit
 install_twilio_peer
 bash "$ROOT/scripts/install-opensearch.sh" >/dev/null
+bash "$ROOT/scripts/install-filebeat.sh" >/dev/null
 log "tools ready"

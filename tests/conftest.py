@@ -66,6 +66,13 @@ def start_instances(
 
 
 @pytest.fixture(scope="session")
+def service_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where each instance of the shop's services writes its log lines (`<name>-<n>.log`): what
+    the logs pipeline test ships with Filebeat."""
+    return tmp_path_factory.mktemp("service-logs")
+
+
+@pytest.fixture(scope="session")
 def internal_port() -> int:
     """The port of the gateway's internal listener, chosen before the services start: those that
     call other services (carts, orders) are given its address, as .env.example gives them :8090."""
@@ -84,7 +91,7 @@ def users_instances(
     mongo_url: str,
     nats_url: str,
     database_names: set[str],
-    tmp_path_factory: pytest.TempPathFactory,
+    service_logs: Path,
 ) -> Iterator[list[str]]:
     env = {
         "MONGO_URL": mongo_url,
@@ -93,8 +100,9 @@ def users_instances(
             f"orders:{ORDERS_CLIENT_SECRET},notifications:{NOTIFICATIONS_CLIENT_SECRET}"
         ),
     }
-    logs = tmp_path_factory.mktemp("users")
-    yield from run_instances("users", env, logs, database_names, services["users"].instances)
+    yield from run_instances(
+        "users", env, service_logs, database_names, services["users"].instances
+    )
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +113,7 @@ def products_instances(
     opensearch_url: str,
     users_instances: list[str],
     database_names: set[str],
-    tmp_path_factory: pytest.TempPathFactory,
+    service_logs: Path,
 ) -> Iterator[list[str]]:
     env = {
         "MONGO_URL": mongo_url,
@@ -115,8 +123,9 @@ def products_instances(
         # Straight to a users instance: the gateway starts after the services it routes to.
         "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
     }
-    logs = tmp_path_factory.mktemp("products")
-    yield from run_instances("products", env, logs, database_names, services["products"].instances)
+    yield from run_instances(
+        "products", env, service_logs, database_names, services["products"].instances
+    )
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +137,7 @@ def carts_instances(
     products_instances: list[str],
     internal_url: str,
     database_names: set[str],
-    tmp_path_factory: pytest.TempPathFactory,
+    service_logs: Path,
 ) -> Iterator[list[str]]:
     env = {
         "MONGO_URL": mongo_url,
@@ -140,8 +149,9 @@ def carts_instances(
         # the service, not here.
         "GUEST_CARTS_PER_MINUTE": "100000",
     }
-    logs = tmp_path_factory.mktemp("carts")
-    yield from run_instances("carts", env, logs, database_names, services["carts"].instances)
+    yield from run_instances(
+        "carts", env, service_logs, database_names, services["carts"].instances
+    )
 
 
 @pytest.fixture(scope="session")
@@ -152,7 +162,7 @@ def payments_instances(
     stripe_url: str,
     users_instances: list[str],
     database_names: set[str],
-    tmp_path_factory: pytest.TempPathFactory,
+    service_logs: Path,
 ) -> Iterator[list[str]]:
     env = {
         "MONGO_URL": mongo_url,
@@ -162,8 +172,9 @@ def payments_instances(
         "STRIPE_API_KEY": "sk_test_e2e",
         "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
     }
-    logs = tmp_path_factory.mktemp("payments")
-    yield from run_instances("payments", env, logs, database_names, services["payments"].instances)
+    yield from run_instances(
+        "payments", env, service_logs, database_names, services["payments"].instances
+    )
 
 
 @pytest.fixture(scope="session")
@@ -177,7 +188,7 @@ def orders_instances(
     payments_instances: list[str],
     internal_url: str,
     database_names: set[str],
-    tmp_path_factory: pytest.TempPathFactory,
+    service_logs: Path,
 ) -> Iterator[list[str]]:
     env = {
         "MONGO_URL": mongo_url,
@@ -191,8 +202,9 @@ def orders_instances(
         "SERVICE_CLIENT_ID": "orders",
         "SERVICE_CLIENT_SECRET": ORDERS_CLIENT_SECRET,
     }
-    logs = tmp_path_factory.mktemp("orders")
-    yield from run_instances("orders", env, logs, database_names, services["orders"].instances)
+    yield from run_instances(
+        "orders", env, service_logs, database_names, services["orders"].instances
+    )
 
 
 @pytest.fixture(scope="session")
@@ -205,7 +217,7 @@ def notifications_instances(
     twilio_url: str,
     internal_url: str,
     database_names: set[str],
-    tmp_path_factory: pytest.TempPathFactory,
+    service_logs: Path,
 ) -> Iterator[list[str]]:
     env = {
         "MONGO_URL": mongo_url,
@@ -218,9 +230,8 @@ def notifications_instances(
         "SMTP_PORT": str(mail_server.smtp_port),
         "TWILIO_API_URL": twilio_url,
     }
-    logs = tmp_path_factory.mktemp("notifications")
     yield from run_instances(
-        "notifications", env, logs, database_names, services["notifications"].instances
+        "notifications", env, service_logs, database_names, services["notifications"].instances
     )
 
 

@@ -51,7 +51,10 @@ def run_instances(
         **env,
         "SERVICE_NAME": name,
         "MONGO_DATABASE": database,
-        "LOG_LEVEL": "WARNING",
+        # A line per request and event, each with its trace id: tests/test_logs_pipeline.py follows
+        # one checkout's trace through them.
+        "LOG_LEVEL": "INFO",
+        "LOG_REQUESTS": "true",
     }
     started: list[Peer] = []
     try:

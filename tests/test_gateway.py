@@ -147,6 +147,23 @@ async def test_a_request_id_is_generated_when_absent_or_unusable(
     assert len(set(ids)) == 3
 
 
+async def test_a_valid_traceparent_is_passed_on_and_the_gateway_starts_a_trace_otherwise(
+    gateway: str, http: aiohttp.ClientSession
+) -> None:
+    # given a client in a trace of its own: users serves the request in that trace
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traced = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    async with http.get(f"{gateway}/api/v1/auth/jwks", headers=traced) as response:
+        assert response.headers["traceresponse"].split("-")[1] == trace_id
+    # given none, or an invalid one (an all-zero trace id): the trace is the gateway's, named by
+    # the request id it makes
+    invalid = {"traceparent": f"00-{'0' * 32}-00f067aa0ba902b7-01"}
+    for headers in ({}, invalid):
+        async with http.get(f"{gateway}/api/v1/auth/jwks", headers=headers) as response:
+            started = response.headers["traceresponse"].split("-")[1]
+            assert started == response.headers["X-Request-ID"]
+
+
 async def test_security_headers_are_on_a_proxied_success(
     gateway: str, http: aiohttp.ClientSession
 ) -> None:

@@ -1,4 +1,4 @@
-"""ECS JSON logs: one JSON object per line with the service, the request id and the user id."""
+"""ECS JSON logs: one JSON object per line with the service, trace, span, request, user and event."""
 
 from __future__ import annotations
 
@@ -10,27 +10,32 @@ import pytest
 from shopkit import context, logs
 
 
-def test_a_log_line_is_ecs_json_with_request_and_user_ids(
+def test_a_log_line_is_ecs_json_with_the_trace_span_request_user_and_event(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # given a request's work in the trace its caller named, for a signed-in user, on an event
     logs.configure("testsvc", "INFO")
-    request_token = context.request_id.set("req-123")
-    user_token = context.user_id.set("user-9")
-    try:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with context.scope(traceparent, request="req-123", event="evt-1") as span:
+        context.user_id.set("user-9")
+        # when it logs
         logging.getLogger("shop.test").info("order placed", extra={"order.id": "o-1"})
-    finally:
-        context.request_id.reset(request_token)
-        context.user_id.reset(user_token)
+    logging.getLogger("shop.test").info("afterwards")
 
-    line = capsys.readouterr().out.strip().splitlines()[-1]
-    document = json.loads(line)
-    assert document["message"] == "order placed"
-    assert document["log.level"] == "info"
-    assert document["service"]["name"] == "testsvc"
-    assert document["trace"]["id"] == "req-123"
-    assert document["user"]["id"] == "user-9"
-    assert document["order"]["id"] == "o-1"
-    assert "@timestamp" in document
+    # then the line is one ECS JSON object carrying who, what and which trace
+    inside, outside = (json.loads(line) for line in capsys.readouterr().out.splitlines()[-2:])
+    assert inside["message"] == "order placed"
+    assert inside["log.level"] == "info"
+    assert "@timestamp" in inside
+    assert inside["service"]["name"] == "testsvc"
+    assert inside["trace"] == {"id": "4bf92f3577b34da6a3ce929d0e0e4736"}
+    assert inside["span"] == {"id": span.span_id}
+    assert inside["http"]["request"]["id"] == "req-123"
+    assert inside["user"]["id"] == "user-9"
+    assert inside["event"]["id"] == "evt-1"
+    assert inside["order"]["id"] == "o-1"
+    # and lines after the work carry none of its ids
+    assert {"trace", "span", "http", "user", "event"}.isdisjoint(outside)
 
 
 def test_configuring_twice_does_not_double_lines(capsys: pytest.CaptureFixture[str]) -> None:

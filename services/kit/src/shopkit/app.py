@@ -24,7 +24,14 @@ from shopkit.answers import json_response
 from shopkit.auth import PRINCIPAL, JwksKeys, KeySource, TokenVerifier, authorize, public
 from shopkit.commits import AfterCommit
 from shopkit.events import Event, EventStore
-from shopkit.headers import ALLOW, CONTENT_TYPE, REQUEST_ID, RETRY_AFTER
+from shopkit.headers import (
+    ALLOW,
+    CONTENT_TYPE,
+    REQUEST_ID,
+    RETRY_AFTER,
+    TRACEPARENT,
+    TRACERESPONSE,
+)
 from shopkit.keys import (
     AFTER_COMMIT,
     DB,
@@ -72,50 +79,50 @@ def _route_label(request: web.Request) -> str:
 async def request_context(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Give every request an id (the client's when sane), log it once, and count it by route template."""
+    """Give every request an id (the client's when sane) and a span of the caller's trace (or of a
+    new one), log it once, and count it by route template."""
     incoming = request.headers.get(REQUEST_ID, "")
     request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    token = context.request_id.set(request_id)
-    user_token = context.user_id.set(None)
-    metrics = request.app[METRICS]
-    service = request.app[SETTINGS].service_name
-    started = time.perf_counter()
-    status = 500
-    metrics.in_flight.inc()
-    try:
-        response = await handler(request)
-        status = response.status
-        response.headers[REQUEST_ID] = request_id
-        return response
-    finally:
-        elapsed = time.perf_counter() - started
-        metrics.in_flight.dec()
-        route = _route_label(request)
-        metrics.requests.labels(service, request.method, route, str(status)).inc()
-        metrics.latency.labels(service, request.method, route).observe(elapsed)
-        # The gateway's access log records every request; a service logs what needs attention
-        # (client errors, slow answers) and the rest only at DEBUG, keeping logging off the hot path.
-        level = logging.DEBUG
-        if elapsed > SLOW_REQUEST_SECONDS:
-            level = logging.WARNING
-        elif status >= 400:
-            level = logging.INFO
-        if route not in {"/healthz", "/readyz", "/metrics"} and log.isEnabledFor(level):
-            log.log(
-                level,
-                "%s %s %s",
-                request.method,
-                route,
-                status,
-                extra={
-                    "http.request.method": request.method,
-                    "url.path": request.path,
-                    "http.response.status_code": status,
-                    "event.duration": int(elapsed * 1e9),
-                },
-            )
-        context.request_id.reset(token)
-        context.user_id.reset(user_token)
+    with context.scope(request.headers.get(TRACEPARENT), request=request_id) as span:
+        metrics = request.app[METRICS]
+        settings = request.app[SETTINGS]
+        started = time.perf_counter()
+        status = 500
+        metrics.in_flight.inc()
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers[REQUEST_ID] = request_id
+            response.headers[TRACERESPONSE] = span.traceparent
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.in_flight.dec()
+            route = _route_label(request)
+            metrics.requests.labels(settings.service_name, request.method, route, str(status)).inc()
+            metrics.latency.labels(settings.service_name, request.method, route).observe(elapsed)
+            # The gateway's access log records every request; a service logs what needs attention
+            # (client errors, slow answers) and the rest only at DEBUG, keeping logging off the hot
+            # path, unless told to log every request (LOG_REQUESTS).
+            level = logging.INFO if settings.log_requests else logging.DEBUG
+            if elapsed > SLOW_REQUEST_SECONDS:
+                level = logging.WARNING
+            elif status >= 400:
+                level = logging.INFO
+            if route not in {"/healthz", "/readyz", "/metrics"} and log.isEnabledFor(level):
+                log.log(
+                    level,
+                    "%s %s %s",
+                    request.method,
+                    route,
+                    status,
+                    extra={
+                        "http.request.method": request.method,
+                        "url.path": request.path,
+                        "http.response.status_code": status,
+                        "event.duration": int(elapsed * 1e9),
+                    },
+                )
 
 
 @web.middleware

@@ -55,7 +55,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from shopkit import clock
+from shopkit import clock, context
 from shopkit.grouped import GroupedInserts
 from shopkit.headers import RETRY_AFTER
 from shopkit.problems import Conflict, Problem, ServiceUnavailable
@@ -111,12 +111,16 @@ class EventIdReused(Conflict):
 
 @dataclass(frozen=True, slots=True)
 class Event:
+    """A stored event. `traceparent` names the span that appended it (W3C Trace Context), so its
+    consumers continue that trace; it travels beside the event (a message header), not in it."""
+
     id: str
     stream_id: str
     seq: int
     type: str
     data: dict[str, Any]
     occurred_at: datetime
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +221,7 @@ def decode(payload: bytes) -> Event:
 
 
 def _to_document(event: Event) -> dict[str, Any]:
-    return {
+    document: dict[str, Any] = {
         "_id": slot(event.stream_id, event.seq),
         "id": event.id,
         "stream_id": event.stream_id,
@@ -226,6 +230,9 @@ def _to_document(event: Event) -> dict[str, Any]:
         "data": event.data,
         "occurred_at": event.occurred_at,
     }
+    if event.traceparent is not None:
+        document["traceparent"] = event.traceparent
+    return document
 
 
 def _from_document(document: Mapping[str, Any]) -> Event:
@@ -236,6 +243,8 @@ def _from_document(document: Mapping[str, Any]) -> Event:
         type=document["type"],
         data=document["data"],
         occurred_at=_as_utc(document["occurred_at"]),
+        # Absent from events stored before traces were kept: their consumers start a trace.
+        traceparent=document.get("traceparent"),
     )
 
 
@@ -304,6 +313,7 @@ class EventStore:
             type=type,
             data=data,
             occurred_at=clock.now(),
+            traceparent=context.traceparent(),
         )
         journaled = publish and self.relayed
         # False when an append of the same event id is under way or was interrupted: its intent

@@ -20,6 +20,8 @@ __all__ = [
     "REAL_IP",
     "REQUEST_ID",
     "RETRY_AFTER",
+    "TRACEPARENT",
+    "TRACERESPONSE",
     "VARY",
     "WWW_AUTHENTICATE",
 ]
@@ -41,6 +43,9 @@ WWW_AUTHENTICATE: Final = "WWW-Authenticate"
 IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 IDEMPOTENT_REPLAYED: Final = "Idempotent-Replayed"
 REQUEST_ID: Final = "X-Request-ID"
+# W3C Trace Context: the caller's span (Level 1), and the span that answered (Level 2).
+TRACEPARENT: Final = "traceparent"
+TRACERESPONSE: Final = "traceresponse"
 REAL_IP: Final = "X-Real-IP"
 # A guest's cart, which has no account to belong to.
 CART_TOKEN: Final = "X-Cart-Token"

@@ -16,7 +16,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from shopkit import context
-from shopkit.headers import AUTHORIZATION, IDEMPOTENCY_KEY, REQUEST_ID
+from shopkit.headers import AUTHORIZATION, IDEMPOTENCY_KEY, REQUEST_ID, TRACEPARENT
 from shopkit.metrics import Metrics
 from shopkit.problems import BadGateway, GatewayTimeout, Problem, ServiceUnavailable
 
@@ -236,6 +236,10 @@ class ServiceClient:
         request_id = context.request_id.get()
         if request_id:
             headers[REQUEST_ID] = request_id
+        # The upstream's span becomes a child of the one making the call: one trace across both.
+        traceparent = context.traceparent()
+        if traceparent:
+            headers[TRACEPARENT] = traceparent
         if token:
             headers[AUTHORIZATION] = f"Bearer {token}"
         if idempotency_key is not None:

@@ -18,8 +18,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shopkit import broker, clock, sweeps
+from shopkit import broker, clock, context, sweeps
 from shopkit.events import Event, decode
+from shopkit.headers import TRACEPARENT
 from shopkit.keys import DB, JETSTREAM, METRICS, SETTINGS
 from shopkit.metrics import Metrics
 from shopkit.tasks import background
@@ -96,6 +97,7 @@ class Consumer:
         retry_delay: float = 1.0,
         batch: int = 10,
         fetch_timeout: float = 1.0,
+        log_every_event: bool = False,
     ) -> None:
         if not subjects:
             raise ValueError("a consumer needs at least one subject")
@@ -112,6 +114,7 @@ class Consumer:
         self._retry_delay = retry_delay
         self._batch = batch
         self._fetch_timeout = fetch_timeout
+        self._log_every_event = log_every_event
         self._subscription: JetStreamContext.PullSubscription | None = None
         self._next_purge = 0.0  # monotonic: the first pass purges
 
@@ -204,6 +207,13 @@ class Consumer:
             # Redelivering a body that is not an event cannot help.
             await self._dead_letter(message, "?", error)
             return
+        # In the trace of the request that appended the event: the handler's log lines and the
+        # calls and events it makes carry that trace id, and the event's id.
+        with context.scope((message.headers or {}).get(TRACEPARENT), event=event.id):
+            await self._settle(message, event)
+
+    async def _settle(self, message: Msg, event: Event) -> None:
+        """Run the handler on the decoded event, then acknowledge, retry or dead-letter it."""
         deliveries = message.metadata.num_delivered
         try:
             handled = await self._handle_once(event, may_run=deliveries <= self._max_deliver)
@@ -223,7 +233,17 @@ class Consumer:
             self._count(event.type, "retried")
             return
         await message.ack()
-        self._count(event.type, "handled" if handled else "duplicate")
+        outcome = "handled" if handled else "duplicate"
+        self._count(event.type, outcome)
+        level = logging.INFO if self._log_every_event else logging.DEBUG
+        log.log(
+            level,
+            "%s %s by %s",
+            event.type,
+            outcome,
+            self.durable,
+            extra={"event.action": event.type, "event.outcome": "success"},
+        )
 
     async def _handle_once(self, event: Event, *, may_run: bool) -> bool:
         """Run the handler unless the inbox says this durable already did; whether it ran."""
@@ -338,6 +358,7 @@ def consume(
             ack_wait=ack_wait,
             retry_delay=retry_delay,
             batch=batch,
+            log_every_event=app[SETTINGS].log_requests,
         )
         async for _ in background(f"consumer.{durable}", lambda _app: consumer.step(), 1.0)(app):
             yield

@@ -1,4 +1,5 @@
-"""ECS JSON log lines on stdout, carrying the service name, the request id and the user id."""
+"""ECS JSON log lines on stdout, carrying the service name, the trace and span ids, the request id,
+the user id and the event being handled."""
 
 from __future__ import annotations
 
@@ -18,14 +19,18 @@ class _ContextFilter(logging.Filter):
         self.service = service
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.__dict__["service.name"] = self.service
-        request_id = context.request_id.get()
-        if request_id:
-            record.__dict__["trace.id"] = request_id
-            record.__dict__["http.request.id"] = request_id
-        user = context.user_id.get()
-        if user:
-            record.__dict__["user.id"] = user
+        fields = record.__dict__
+        fields["service.name"] = self.service
+        span = context.span.get()
+        if span is not None:
+            fields["trace.id"] = span.trace_id
+            fields["span.id"] = span.span_id
+        if request_id := context.request_id.get():
+            fields["http.request.id"] = request_id
+        if user := context.user_id.get():
+            fields["user.id"] = user
+        if event_id := context.event_id.get():
+            fields["event.id"] = event_id
         return True
 
 

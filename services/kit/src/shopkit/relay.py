@@ -17,8 +17,9 @@ from aiohttp import web
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from shopkit import broker, clock
+from shopkit import broker, clock, context
 from shopkit.events import DEFAULT_COLLECTION, Event, EventStore, Intent, encode
+from shopkit.headers import TRACEPARENT
 from shopkit.keys import DB, JETSTREAM, METRICS, SETTINGS
 from shopkit.metrics import Metrics
 from shopkit.tasks import background
@@ -213,7 +214,9 @@ class Relay:
         if self._before_publish is None:
             return True
         try:
-            await self._before_publish(event)
+            # In the trace of the request that appended it: the hook's log lines and calls join it.
+            with context.scope(event.traceparent, event=event.id):
+                await self._before_publish(event)
         except Exception:
             # Hold back this stream only (its later events keep their order behind this one);
             # the other streams must not stall on it. Lag shows it.
@@ -249,7 +252,7 @@ class Relay:
             encode(event),
             timeout=self._publish_timeout,
             stream=broker.stream_name(self._service),
-            headers={"Nats-Msg-Id": event.id},
+            headers=_headers(event),
         )
         # Counted once, when JetStream stored it: a resent copy it drops is not counted again (one
         # whose first ack never reached a killed relay is not counted at all).
@@ -261,6 +264,14 @@ class Relay:
             return
         lag = (clock.now() - oldest).total_seconds() if oldest is not None else 0.0
         self._metrics.outbox_lag.set(max(lag, 0.0))
+
+
+def _headers(event: Event) -> dict[str, str]:
+    """JetStream drops a copy by its `Nats-Msg-Id`; consumers continue the `traceparent`'s trace."""
+    headers = {"Nats-Msg-Id": event.id}
+    if event.traceparent is not None:
+        headers[TRACEPARENT] = event.traceparent
+    return headers
 
 
 def relay_ctx(

@@ -133,6 +133,12 @@ class KitSettings:
     )
     nats_url: str = env("NATS_URL", "nats://127.0.0.1:4222", help="NATS server with JetStream")
     log_level: str = env("LOG_LEVEL", "INFO", help="logging level")
+    log_requests: bool = env(
+        "LOG_REQUESTS",
+        False,
+        help="log every request served and event handled at INFO, not only failures and slow ones "
+        "(to follow one trace through the logs)",
+    )
     jwks_url: str = env("JWKS_URL", "", help="where services fetch the users service's public keys")
     jwt_issuer: str = env("JWT_ISSUER", "https://shop.local", help="issuer of access tokens")
     jwt_audience: str = env("JWT_AUDIENCE", "shop", help="audience of access tokens")

@@ -460,7 +460,14 @@ def opensearch(state_dir: Path, port: int) -> Peer:
     home.mkdir(parents=True, exist_ok=True)
     return Peer(
         name="opensearch",
-        argv=[require_binary("shop-search-node"), str(home.resolve()), str(port)],
+        argv=[
+            require_binary("shop-search-node"),
+            str(home.resolve()),
+            str(port),
+            # Answer `GET /` as Elasticsearch 7.10.2 would: Filebeat 7.10 (tests/test_logs_pipeline.py)
+            # ships only to a server that says so.
+            "compatibility.override_main_response_version=true",
+        ],
         log_path=state_dir / "logs" / "opensearch.log",
         env={"SEARCH_JAVA_OPTS": "-Xms512m -Xmx512m -XX:+UseSerialGC"},
         port=port,
