@@ -102,6 +102,19 @@ def _config(*files: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
+    "dockerfile", sorted((COMPOSE_DIR / "standins").glob("*.Dockerfile")), ids=str
+)
+def test_the_stand_in_images_are_hadolint_clean(dockerfile: Path) -> None:
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "hadolint"), str(dockerfile)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
     "files",
     [(PLATFORM,), (PLATFORM, MONITORING), (PLATFORM, LOCAL), (PLATFORM, MONITORING, LOCAL)],
     ids=["platform", "monitoring", "local", "monitoring-local"],

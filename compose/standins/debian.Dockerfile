@@ -8,7 +8,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends nats-server \
     && rm -rf /var/lib/apt/lists/* \
     && mkdir /data && chown nobody:nogroup /data
-USER nobody
+USER 65534:65534
 EXPOSE 4222 8222
 ENTRYPOINT ["/usr/sbin/nats-server"]
 

@@ -13,7 +13,7 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid search --no-create-home --home-dir /nonexistent search \
     && mkdir -p /usr/share/opensearch/data && chown -R search:search /usr/share/opensearch
 COPY *.jar /opt/opensearch/lib/
-USER search
+USER 10001:10001
 EXPOSE 9200
 # Its home and data where the official image keeps them (compose.yaml's volume). Settings as
 # the node's key=value arguments: every interface of the container, and the main

@@ -12,7 +12,7 @@ RUN groupadd --system --gid 10001 peer \
 FROM base AS ferretdb
 RUN mkdir -p /data/db && chown peer:peer /data/db
 COPY ferretdb /usr/local/bin/ferretdb
-USER peer
+USER 10001:10001
 EXPOSE 27017
 # The base image's CMD (python3) would become the peer's arguments.
 CMD []
@@ -23,14 +23,14 @@ ENTRYPOINT ["/usr/local/bin/ferretdb", "--handler=sqlite", "--sqlite-url=file:/d
 # At the official image's path, so compose.yaml's command and healthcheck fit both.
 FROM base AS mailpit
 COPY mailpit /mailpit
-USER peer
+USER 10001:10001
 EXPOSE 1025 8025
 CMD []
 ENTRYPOINT ["/mailpit"]
 
 FROM base AS stripe-mock
 COPY stripe-mock /stripe-mock
-USER peer
+USER 10001:10001
 EXPOSE 12111
 CMD []
 ENTRYPOINT ["/stripe-mock", "-http-port", "12111", "-https-port", "12112"]
