@@ -39,6 +39,11 @@ install_system_packages() {
     # Compose: Debian's docker-compose 1.29 (seconds to install; it honours depends_on conditions
     # and builds through the docker CLI with BuildKit). Compose v2 would be a 9-minute Go build.
     command -v docker-compose >/dev/null || missing+=(docker-compose)
+    # Monitoring: Prometheus with promtool, Alertmanager with amtool, and the exporter that turns
+    # nginx's stub_status into metrics (tests/test_monitoring.py runs all three).
+    command -v promtool >/dev/null || missing+=(prometheus)
+    command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+    command -v prometheus-nginx-exporter >/dev/null || missing+=(prometheus-nginx-exporter)
     if [ "${#missing[@]}" -eq 0 ]; then
         return
     fi

@@ -427,6 +427,9 @@ def test_the_internal_listener_is_loopback_only_unlimited_and_absent_unless_aske
     assert "location /internal/inventory/ {" in internal
     assert "location = /internal/payments {" in internal
     assert "location /api/v1/auth/ {" in internal
+    # nginx's counters for the metrics exporter: on the loopback listener, never the public one
+    assert "location = /nginx_status {" in internal
+    assert "stub_status" not in public_only
     # every listen of the whole config is on the loopback interface
     listens = re.findall(r"^\s*listen (\S+);", config, flags=re.MULTILINE)
     assert listens == ["127.0.0.1:8080", "127.0.0.1:8090"]

@@ -40,6 +40,23 @@ async def test_a_guest_cart_opens_only_with_its_token(shop: Shop, catalog: Catal
     assert quantities(await shop.cart(guest)) == {"MUG-1": 1}
 
 
+async def test_each_cart_opened_is_counted_once_by_its_owner(shop: Shop, catalog: Catalog) -> None:
+    # given a user and a guest who each put two lines in a new cart
+    await catalog.add({"MUG-1": 1250, "MUG-2": 990})
+    ann = shop.user("ann")
+    await shop.add("MUG-1", 1, ann)
+    await shop.add("MUG-2", 1, ann)
+    guest = await shop.guest("MUG-1")
+    await shop.add("MUG-2", 1, guest)
+
+    # when the metrics are read
+    metrics = await (await shop.call("GET", "/metrics")).text()
+
+    # then one cart of each kind was opened
+    assert 'carts_opened_total{owner="user"} 1.0' in metrics
+    assert 'carts_opened_total{owner="guest"} 1.0' in metrics
+
+
 async def test_staff_read_any_cart_by_id_and_customers_none(shop: Shop, catalog: Catalog) -> None:
     await catalog.add({"MUG-1": 1250})
     guest = await shop.guest("MUG-1")

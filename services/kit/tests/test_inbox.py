@@ -157,6 +157,31 @@ async def test_each_event_is_handled_once_and_acked(
     assert handled(metrics, "handled") == 5
 
 
+async def test_the_events_waiting_behind_each_delivery_are_the_consumers_lag(
+    db: AsyncDatabase[Any],
+    js: JetStreamContext,
+    publisher: str,
+    durable: str,
+    publish: Callable[[str, str], Awaitable[Event]],
+) -> None:
+    # given four published events, and a handler that reads the lag as each one reaches it
+    for n in range(4):
+        await publish("order.paid", f"order-{n}")
+    metrics = Metrics.create("notifications")
+    labels = {"service": "notifications", "consumer": durable}
+    seen: list[float | None] = []
+
+    async def note_lag(event: Event) -> None:
+        seen.append(metrics.registry.get_sample_value("events_consumer_pending", labels))
+
+    # when the consumer takes them one at a time
+    reader = consumer(js, db, publisher, durable, note_lag, metrics=metrics, batch=1)
+    await run_until(reader, lambda: len(seen) == 4)
+
+    # then the lag counts down to nothing
+    assert seen == [3, 2, 1, 0]
+
+
 async def test_an_event_delivered_again_after_it_was_handled_is_not_handled_again(
     db: AsyncDatabase[Any],
     js: JetStreamContext,

@@ -225,6 +225,28 @@ async def test_a_yen_order_is_whole_yen_from_cart_to_payment(shop: Shop, catalog
     assert created[0].form["currency"].lower() == "jpy"
 
 
+async def test_placed_orders_are_counted_with_their_totals_and_refused_ones_are_not(
+    shop: Shop, catalog: Catalog
+) -> None:
+    # given one cart worth 30.00 EUR and one worth 0.30 EUR (below Stripe's minimum)
+    lamp, sticker = _sku(), _sku()
+    await catalog.add({lamp: 3000, sticker: 30}, stock=5)
+    customer = await shop.fill(shop.customer(), {lamp: 1})
+    thrifty = await shop.fill(shop.customer(), {sticker: 1})
+
+    # when both check out
+    order = await shop.placed(customer, shipping_method="pickup")
+    refused = await shop.place(thrifty, shipping_method="pickup")
+
+    # then only the placed order is counted, with its total
+    assert refused.status == 422
+    metrics = await (await shop.orders.get("/metrics")).text()
+    assert 'orders_placed_total{currency="EUR"} 1.0' in metrics
+    assert f'orders_revenue_minor_units_total{{currency="EUR"}} {order["total"]["amount"]}.0' in (
+        metrics
+    )
+
+
 async def test_a_new_order_waits_until_the_paid_one_has_left_the_cart(
     shop: Shop, catalog: Catalog
 ) -> None:

@@ -64,6 +64,25 @@ async def test_a_replayed_webhook_is_acknowledged_and_acted_on_once(
     assert 'payments_failed_total{code="insufficient_funds"} 1.0' in metrics
 
 
+async def test_a_success_for_another_amount_than_the_orders_is_counted_as_a_mismatch(
+    shop: Shop,
+) -> None:
+    # given a payment of 2599 EUR awaiting, and one that succeeds as expected
+    order, intent = await _paid_order(shop)
+    matching, matching_intent = await _paid_order(shop)
+    await shop.intent_event("payment_intent.succeeded", matching, matching_intent)
+
+    # when Stripe says the first succeeded for 2500
+    await shop.intent_event(
+        "payment_intent.succeeded", order, intent, object={"amount_received": 2500}
+    )
+
+    # then it is paid, and only it is counted as a mismatch
+    assert (await shop.payment(order))["status"] == "paid"
+    metrics = await (await shop.client.get("/metrics")).text()
+    assert "payments_amount_mismatches_total 1.0" in metrics
+
+
 async def test_a_success_after_a_failure_makes_the_payment_paid(shop: Shop) -> None:
     # given a payment that failed (the customer's first card)
     order, intent = await _paid_order(shop)

@@ -11,6 +11,7 @@ from nats.aio.msg import Msg
 from carts import checkout, internal, purging, routes
 from carts.carts import Carts, Held, Retention
 from carts.keys import CARTS, GUEST_QUOTA, PRICES, SETTINGS
+from carts.metrics import CartMetrics
 from carts.openapi import OPERATIONS
 from carts.owners import GuestQuota
 from carts.pricing import Prices, on_product_message
@@ -53,7 +54,8 @@ def create_app(
             user=timedelta(days=settings.user_cart_days),
             empty=timedelta(hours=settings.empty_cart_hours),
         )
-        app[CARTS] = Carts(events, store, cache, retention, app[AFTER_COMMIT])
+        metrics = CartMetrics.create(app[METRICS].registry)
+        app[CARTS] = Carts(events, store, cache, retention, app[AFTER_COMMIT], metrics)
         app[GUEST_QUOTA] = GuestQuota(settings.guest_carts_per_minute)
         yield
         await cache.detach()

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from carts.changes import Decision
 from carts.errors import CartNotFound
+from carts.metrics import CartMetrics
 from carts.model import Cart, CartStatus, fold
 from carts.owners import guest_cart_id, new_guest_token, new_user_cart_id
 from carts.store import CartStore
@@ -76,10 +77,12 @@ class Carts:
         cache: Cache[Held],
         retention: Retention,
         after_commit: AfterCommit,
+        metrics: CartMetrics | None = None,
     ) -> None:
         self.events, self.store, self.retention = events, store, retention
         self._cache = cache
         self._after_commit = after_commit
+        self._metrics = metrics
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         # Which cart is whose: a user's cart changes only when the old one is purged.
         self._users: OrderedDict[str, str] = OrderedDict()
@@ -204,6 +207,7 @@ class Carts:
         # record stays empty and goes with the sweeper.
         named = await self.store.claim_user_cart(user_id, made.id)
         if named == made.id:
+            self._count_opened("user")
             return made, True
         held = await self.of_user(user_id)
         if held is None:
@@ -213,7 +217,13 @@ class Carts:
     async def open_for_guest(self) -> tuple[Held, str]:
         """A new guest cart and its token."""
         token = new_guest_token()
-        return await self.create(guest_cart_id(token), None), token
+        made = await self.create(guest_cart_id(token), None)
+        self._count_opened("guest")
+        return made, token
+
+    def _count_opened(self, owner: str) -> None:
+        if self._metrics is not None:
+            self._metrics.opened.labels(owner).inc()
 
     @contextlib.asynccontextmanager
     async def _exclusive(self, cart_id: str) -> AsyncIterator[None]:

@@ -191,6 +191,10 @@ class Consumer:
 
     async def _process(self, message: Msg) -> None:
         """Handle a message and end its delivery: acknowledged, redelivered later or dead-lettered."""
+        if self._metrics is not None:
+            # JetStream says with each delivery how many wait behind it: the lag, for free.
+            pending = message.metadata.num_pending
+            self._metrics.consumer_pending.labels(self._service, self.durable).set(pending or 0)
         if not self._wanted(message.subject):
             await message.ack()
             return

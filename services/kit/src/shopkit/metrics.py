@@ -21,6 +21,7 @@ class Metrics:
     events_published: Counter
     events_handled: Counter
     events_dead_lettered: Counter
+    consumer_pending: Gauge
     upstream_calls: Counter
     token_revocations: Gauge
 
@@ -71,6 +72,13 @@ class Metrics:
                 "events_dead_lettered",
                 "Events given up after bounded redelivery",
                 ["service", "type"],
+                registry=registry,
+            ),
+            consumer_pending=Gauge(
+                "events_consumer_pending",
+                "Events waiting for a durable consumer, as JetStream counted them with the last "
+                "one it delivered (its consumer lag)",
+                ["service", "consumer"],
                 registry=registry,
             ),
             upstream_calls=Counter(

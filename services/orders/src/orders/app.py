@@ -13,6 +13,7 @@ from orders import lifecycle, rates, routes
 from orders.checkout import Checkout, Timing
 from orders.clients import Upstreams
 from orders.keys import CHECKOUT, ORDERS, RATES, SETTINGS, UPSTREAMS
+from orders.metrics import OrderMetrics
 from orders.openapi import OPERATIONS
 from orders.orders import Orders
 from orders.settings import OrdersSettings
@@ -86,7 +87,8 @@ def create_app(
             deadline=timedelta(seconds=settings.checkout_deadline),
             reservation_grace=timedelta(seconds=settings.reservation_grace),
         )
-        app[CHECKOUT] = Checkout(app[ORDERS], upstreams, app[RATES], timing)
+        metrics = OrderMetrics.create(app[METRICS].registry)
+        app[CHECKOUT] = Checkout(app[ORDERS], upstreams, app[RATES], timing, metrics)
         yield
 
     app.cleanup_ctx.append(orders_ctx)

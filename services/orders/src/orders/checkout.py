@@ -31,6 +31,7 @@ from orders.errors import (
     GuestDetailsMissing,
     InsufficientStock,
 )
+from orders.metrics import OrderMetrics
 from orders.model import ENDED, Order, OrderStatus
 from orders.orders import Orders
 from orders.rates import Rates
@@ -107,11 +108,19 @@ MAXIMUM_CHARGE = 99_999_999
 
 
 class Checkout:
-    def __init__(self, orders: Orders, upstreams: Upstreams, rates: Rates, timing: Timing) -> None:
+    def __init__(
+        self,
+        orders: Orders,
+        upstreams: Upstreams,
+        rates: Rates,
+        timing: Timing,
+        metrics: OrderMetrics | None = None,
+    ) -> None:
         self._orders = orders
         self._up = upstreams
         self._rates = rates
         self._timing = timing
+        self._metrics = metrics
 
     async def place(self, caller: Caller, request: OrderRequest, order_id: str) -> Placed:
         existing = await self._orders.get(order_id)
@@ -190,6 +199,8 @@ class Checkout:
             raise CheckoutAbandoned(
                 "this checkout took too long and was given up; place the order again"
             )
+        if self._metrics is not None:
+            self._metrics.order_placed(placed)
         return Placed(placed, payment.get("client_secret"), made=True)
 
     async def _draft(

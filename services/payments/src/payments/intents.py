@@ -55,12 +55,31 @@ async def changed(
     if fresh(outcome):
         if intent is Intent.SUCCEEDED:
             payments.metrics.succeeded.labels(payment.currency).inc()
+            _check_amount(payments, payment, stripe_intent)
         elif intent is Intent.FAILED:
             payments.metrics.failed.labels(reason or "unknown").inc()
     if payment.intent is Intent.SUCCEEDED and await payments.store.has_ended(order_id):
         await refunds.refund_ended_order(payments, order_id)
         payment, _ = await payments.load(order_id)
     return payment
+
+
+def _check_amount(payments: Payments, payment: Payment, stripe_intent: dict[str, Any]) -> None:
+    """Count and log a success for another sum than the order's: the customer paid what Stripe
+    says, so staff must settle the difference by hand (a refund, or asking for the rest)."""
+    received = stripe_intent.get("amount_received", stripe_intent.get("amount"))
+    currency = str(stripe_intent.get("currency") or payment.currency).upper()
+    if not isinstance(received, int) or (received, currency) == (payment.amount, payment.currency):
+        return
+    log.error(
+        "order %s paid %s %s at Stripe for %s %s",
+        payment.order_id,
+        received,
+        currency,
+        payment.amount,
+        payment.currency,
+    )
+    payments.metrics.amount_mismatches.inc()
 
 
 async def retrieved(payments: Payments, order_id: str, stripe_intent: dict[str, Any]) -> Payment:

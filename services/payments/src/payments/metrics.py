@@ -13,6 +13,7 @@ class PaymentMetrics:
     succeeded: Counter
     failed: Counter
     disputes: Counter
+    amount_mismatches: Counter
     refunds: Counter
     automatic_refunds: Counter
     stripe_events: Counter
@@ -34,6 +35,11 @@ class PaymentMetrics:
             ),
             disputes=Counter(
                 "payments_disputes", "Disputes opened on a payment", registry=registry
+            ),
+            amount_mismatches=Counter(
+                "payments_amount_mismatches",
+                "Successful payments whose amount or currency at Stripe differs from the order's",
+                registry=registry,
             ),
             refunds=Counter(
                 "payments_refunds", "Refunds by outcome", ["outcome"], registry=registry

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +24,7 @@ from test_inventory_support import (
     new_order,
 )
 
+from products.inventory import sweeper
 from products.inventory.reservation import REQUESTED_EVENT
 from products.inventory.reservations import RESERVATIONS_COLLECTION, reservation_stream
 from shopkit import broker, clock
@@ -294,6 +297,42 @@ async def test_the_background_sweeper_expires_reservations_on_its_own(stock: Sto
 
     await eventually(expired_and_given_back)
     await stock.assert_ledger_adds_up("TEE-L")
+
+
+async def test_a_reservation_the_sweeper_cannot_expire_shows_as_stuck_until_it_can(
+    stock: Stock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a reservation past its time that every sweep fails on, and a minute of patience cut
+    # to nothing
+    await stock.receive("TEE-M", 2)
+    assert (await stock.reserve("order-wedged", {"TEE-M": 1}, ttl_seconds=1)).status == 201
+    inventory = inventory_of(stock.client)
+    monkeypatch.setattr(sweeper, "STUCK_AFTER", timedelta(0))
+    change = inventory.reservations.change
+
+    async def failing_change(order_id: str, *args: Any) -> Any:
+        if order_id == "order-wedged":
+            raise PyMongoError("this reservation's stream cannot be written")
+        return await change(order_id, *args)
+
+    monkeypatch.setattr(inventory.reservations, "change", failing_change)
+
+    async def stuck() -> float:
+        metrics = await (await stock.client.get("/metrics")).text()
+        [value] = re.findall(r"^stock_reservations_stuck\{[^}]*\} (\S+)$", metrics, re.M)
+        return float(value)
+
+    # then the background sweeps report it stuck
+    await eventually(lambda: _equals(stuck(), 1.0))
+
+    # when sweeps can write again, then it expires and nothing is stuck
+    monkeypatch.setattr(inventory.reservations, "change", change)
+    await eventually(lambda: _equals(stuck(), 0.0))
+    assert (await stock.reservation("order-wedged"))["state"] == "expired"
+
+
+async def _equals(value: Awaitable[float], expected: float) -> bool:
+    return await value == expected
 
 
 async def test_a_reservation_whose_maker_died_is_abandoned_and_may_be_made_again(

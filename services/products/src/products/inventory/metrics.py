@@ -1,10 +1,11 @@
-"""Inventory's business metrics: reservations by outcome, and the oversell attempts refused."""
+"""Inventory's business metrics: reservations by outcome, the oversell attempts refused, and the
+reservations the sweeper finds stuck."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from products.inventory.reservation import ReservationState
 
@@ -14,6 +15,7 @@ class InventoryMetrics:
     service: str
     reservations: Counter
     oversell_refused: Counter
+    stuck: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, service: str) -> InventoryMetrics:
@@ -31,9 +33,19 @@ class InventoryMetrics:
                 ["service"],
                 registry=registry,
             ),
+            stuck=Gauge(
+                "stock_reservations_stuck",
+                "Open reservations this instance's last sweep found long past their due time "
+                "(at most one sweep's batch)",
+                ["service"],
+                registry=registry,
+            ),
         )
 
     def count(self, outcome: ReservationState) -> None:
         self.reservations.labels(self.service, outcome.value).inc()
         if outcome is ReservationState.REFUSED:
             self.oversell_refused.labels(self.service).inc()
+
+    def stuck_found(self, count: int) -> None:
+        self.stuck.labels(self.service).set(count)

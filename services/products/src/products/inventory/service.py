@@ -49,7 +49,7 @@ class Inventory:
         self.reservations = Reservations(
             reservations, store, self.stock, reservation_ttl=reservation_ttl, metrics=metrics
         )
-        self._sweeper = Sweeper(self.reservations, store)
+        self._sweeper = Sweeper(self.reservations, store, metrics)
 
     # --- reads
 

@@ -4,8 +4,9 @@ and finishes the line events a crash left undone. Safe on every instance at once
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from products.inventory.metrics import InventoryMetrics
 from products.inventory.reservation import Reservation, ReservationState, conclude
 from products.inventory.reservations import STALE_AFTER, SWEEPER, Reservations
 from products.inventory.store import InventoryStore, OpenReservation
@@ -16,17 +17,29 @@ log = logging.getLogger("products.inventory")
 
 SWEEP_INTERVAL = 1.0
 SWEEP_BATCH = 100
+# Sweeps run every second: an entry due for longer than this was not swept when due (sweeps fail
+# on it, or fall behind), and its stock is held for an order that can no longer use it.
+STUCK_AFTER = timedelta(minutes=1)
 
 
 class Sweeper:
-    def __init__(self, reservations: Reservations, store: InventoryStore) -> None:
+    def __init__(
+        self,
+        reservations: Reservations,
+        store: InventoryStore,
+        metrics: InventoryMetrics | None = None,
+    ) -> None:
         self._reservations = reservations
         self._store = store
+        self._metrics = metrics
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Look at every open reservation that is due; how many entries were due."""
         now = now or clock.now()
         due = await self._store.due(now, SWEEP_BATCH)
+        if self._metrics is not None:
+            # Counted from the batch the pass reads anyway: no query of its own per scrape.
+            self._metrics.stuck_found(sum(entry.due_at <= now - STUCK_AFTER for entry in due))
         for entry in due:
             try:
                 await self._sweep_one(entry, now)
