@@ -24,6 +24,20 @@ INTERNAL_TEMPLATE = ROOT / "nginx" / "internal.conf.template"
 # The API reference page (/api/docs) and the Swagger UI it loads (installed by scripts/install.sh).
 DOCS_DIR = ROOT / "nginx" / "docs"
 SWAGGER_UI_DIR = ROOT / ".tools" / "web" / "node_modules" / "swagger-ui-dist"
+# The gateway of the compose platform (compose/compose.yaml mounts it): rendered from the same
+# template, with every service by its compose name, and kept in the repository so that compose
+# needs no Python. A test fails when it differs from what `--compose` renders.
+COMPOSE_CONFIG = ROOT / "compose" / "gateway" / "nginx.conf"
+# Where compose/compose.yaml mounts the /api/docs files, and the gateway's state folder (pid,
+# temporary files: a tmpfs there, the container's root filesystem being read-only).
+COMPOSE_DOCS_DIR = Path("/srv/docs")
+COMPOSE_SWAGGER_UI_DIR = Path("/srv/swagger-ui")
+COMPOSE_STATE_DIR = Path("/run/gateway")
+# Every instance of a service listens on this port in compose (the image's PORT).
+COMPOSE_SERVICE_PORT = 8000
+# nginx's connection counters (stub_status) for the Prometheus exporter, on a port compose never
+# publishes.
+COMPOSE_STATUS_PORT = 8081
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,21 +267,76 @@ def render(
     services = registry.load()
     if routes is None:
         routes = routes_for(services)
-    affinities = {name: service.affinity for name, service in services.items()}
+    state = state_dir.resolve()
     values = {
-        "listen_port": str(listen_port),
-        "state_dir": str(state_dir.resolve()),
-        "upstreams": _upstreams_block(upstreams, affinities),
-        "routes": _routes_block(routes, upstreams) + _trailing_slash_guards(routes),
-        "problems": _problems_block(),
+        "listen": f"127.0.0.1:{listen_port}",
+        "state_dir": str(state),
+        "error_log": str(state / "error.log"),
+        "access_log": str(state / "access.log"),
         "docs_dir": str(DOCS_DIR),
         "swagger_ui_dir": str(SWAGGER_UI_DIR),
-        "docs_config": _docs_config(upstreams),
         "internal_server": _internal_server(
             internal_port, internal_routes_for(services), upstreams
         ),
+        "status_server": "",
     }
-    return _fill(TEMPLATE.read_text(), values)
+    return _fill_gateway(values, services, upstreams, routes)
+
+
+def render_compose(services: Mapping[str, registry.Service] | None = None) -> str:
+    """The compose platform's gateway: on port 8080 of its container, every service's instances
+    as its compose name on port 8000, logs on standard output and error (Docker's log files,
+    which Filebeat reads), and stub_status on 8081 for the exporter. No internal listener: in
+    compose, services call each other by name (PRODUCTS_URL=http://products:8000).
+
+    nginx resolves each name to all its addresses (one per `--scale`d instance) when it starts
+    or reloads; compose/gateway/run.sh reloads it when those addresses change."""
+    services = services if services is not None else registry.load()
+    upstreams = {name: [f"{name}:{COMPOSE_SERVICE_PORT}"] for name in services}
+    values = {
+        "listen": "8080",
+        "state_dir": str(COMPOSE_STATE_DIR),
+        "error_log": "stderr",
+        "access_log": "/dev/stdout",
+        "docs_dir": str(COMPOSE_DOCS_DIR),
+        "swagger_ui_dir": str(COMPOSE_SWAGGER_UI_DIR),
+        "internal_server": "",
+        "status_server": _status_server(COMPOSE_STATUS_PORT),
+    }
+    return _fill_gateway(values, services, upstreams, routes_for(services))
+
+
+def _status_server(port: int) -> str:
+    return (
+        "    # nginx's connection counters, which prometheus-nginx-exporter turns into metrics\n"
+        "    # (Prometheus cannot read this page itself), on a port compose never publishes.\n"
+        "    server {\n"
+        f"        listen {port};\n"
+        "        access_log off;\n"
+        "        location = /nginx_status {\n"
+        "            stub_status;\n"
+        "        }\n"
+        "        location / {\n"
+        "            return 404;\n"
+        "        }\n"
+        "    }\n"
+    )
+
+
+def _fill_gateway(
+    values: Mapping[str, str],
+    services: Mapping[str, registry.Service],
+    upstreams: Mapping[str, Sequence[str]],
+    routes: Sequence[Route],
+) -> str:
+    affinities = {name: service.affinity for name, service in services.items()}
+    shared = {
+        "upstreams": _upstreams_block(upstreams, affinities),
+        "routes": _routes_block(routes, upstreams) + _trailing_slash_guards(routes),
+        "problems": _problems_block(),
+        "docs_config": _docs_config(upstreams),
+    }
+    return _fill(TEMPLATE.read_text(), {**values, **shared})
 
 
 def nginx_binary() -> str:
@@ -328,15 +397,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="servers of one upstream; repeat per service",
     )
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".run" / "nginx")
+    parser.add_argument(
+        "--compose",
+        action="store_true",
+        help=f"render the compose platform's gateway instead (into {COMPOSE_CONFIG.relative_to(ROOT)} with --output)",
+    )
     parser.add_argument("--output", type=Path, help="write here instead of stdout")
     args = parser.parse_args(argv)
+    if args.compose:
+        _write(render_compose(), args.output)
+        return
     upstreams = dict(args.upstream) or {
         service.name: [f"127.0.0.1:{port}" for port in service.ports]
         for service in registry.load().values()
     }
-    config = render(args.port, upstreams, args.state_dir, internal_port=args.internal_port)
-    if args.output:
-        args.output.write_text(config)
+    _write(
+        render(args.port, upstreams, args.state_dir, internal_port=args.internal_port), args.output
+    )
+
+
+def _write(config: str, output: Path | None) -> None:
+    if output:
+        output.write_text(config)
     else:
         sys.stdout.write(config)
 

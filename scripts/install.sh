@@ -36,6 +36,9 @@ install_system_packages() {
     # Images: Debian's Docker engine, and debootstrap for the stand-in base (scripts/base-image.sh).
     [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
     command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+    # Compose: Debian's docker-compose 1.29 (seconds to install; it honours depends_on conditions
+    # and builds through the docker CLI with BuildKit). Compose v2 would be a 9-minute Go build.
+    command -v docker-compose >/dev/null || missing+=(docker-compose)
     # Monitoring: Prometheus with promtool, Alertmanager with amtool, and the exporter that turns
     # nginx's stub_status into metrics (tests/test_monitoring.py runs all three).
     command -v promtool >/dev/null || missing+=(prometheus)
