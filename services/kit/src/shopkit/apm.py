@@ -100,6 +100,9 @@ def _client(settings: KitSettings) -> elasticapm.Client:
             "install shopkit[apm] (the image build argument APM=true)"
         ) from missing
     secret = settings.apm_secret_token
+    # The agent also reads ELASTIC_APM_* from the environment, ahead of what it is given here: the
+    # same variables, so they agree; only a variable set but empty wins over the kit's default
+    # (ELASTIC_APM_ENVIRONMENT= gives an empty environment, not ENVIRONMENT's).
     return elasticapm.Client(
         service_name=settings.service_name,
         server_url=settings.apm_server_url,
