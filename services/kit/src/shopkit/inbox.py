@@ -375,7 +375,8 @@ def consume(
             retry_delay=retry_delay,
             batch=batch,
             log_every_event=app[SETTINGS].log_requests,
-            apm=app[APM],
+            # Absent from an app assembled without build_app (as some tests do): no APM there.
+            apm=app.get(APM),
         )
         async for _ in background(f"consumer.{durable}", lambda _app: consumer.step(), 1.0)(app):
             yield
