@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -44,12 +45,12 @@ def base_image() -> str:
     return _run("bash", "scripts/base-image.sh", BASE).splitlines()[-1]
 
 
-def _build(base_image: str, service: str) -> str:
-    tag = f"shop-{service}:test"
+def _build(base_image: str, service: str, *, apm: bool = False) -> str:
+    tag = f"shop-{service}:{'test-apm' if apm else 'test'}"
     _run(
         DOCKER, "build", "--quiet", "--file", "services/Dockerfile",
         "--build-arg", f"PYTHON_IMAGE={base_image}", "--build-arg", f"SERVICE={service}",
-        "--tag", tag, ".",
+        "--build-arg", f"APM={str(apm).lower()}", "--tag", tag, ".",
     )  # fmt: skip
     return tag
 
@@ -120,10 +121,20 @@ def test_the_image_carries_the_service_but_neither_build_tools_nor_dev_dependenc
     check = (
         "import importlib.util as u, os;"
         "print(u.find_spec('users') is not None, u.find_spec('pytest') is None,"
-        " os.path.exists('/opt/uv'), os.path.exists('/src'))"
+        " os.path.exists('/opt/uv'), os.path.exists('/src'), u.find_spec('elasticapm') is None)"
     )
     found = _run(DOCKER, "run", "--rm", "--entrypoint", "python3", users_image, "-c", check)
-    assert found == "True True False False"
+    # (the APM agent only when the build asks for it: the next test)
+    assert found == "True True False False True"
+
+
+def test_the_apm_build_argument_adds_the_apm_agent_from_the_lock_file(base_image: str) -> None:
+    image = _build(base_image, "users", apm=True)
+    check = "import elasticapm, users; print(elasticapm.VERSION)"
+    found = _run(DOCKER, "run", "--rm", "--entrypoint", "python3", image, "-c", check)
+    locked = re.search(r'name = "elastic-apm"\nversion = "([^"]+)"', (ROOT / "uv.lock").read_text())
+    assert locked is not None
+    assert found == locked.group(1)
 
 
 async def test_a_service_runs_from_its_image_read_only_as_a_non_root_user_and_healthy(

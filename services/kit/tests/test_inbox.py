@@ -15,7 +15,8 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo, RawStreamMsg
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shopkit import broker, clock
+from shopkit import broker, clock, context
+from shopkit.apm import Apm
 from shopkit.events import Event, EventStore, encode
 from shopkit.inbox import (
     DEAD_LETTERS,
@@ -30,7 +31,8 @@ from shopkit.inbox import (
 from shopkit.keys import DB, JETSTREAM, METRICS, SETTINGS
 from shopkit.metrics import Metrics
 from shopkit.relay import Relay
-from shopkit.settings import KitSettings, Secret
+from shopkit.settings import KitSettings, Secret, load
+from shopkit.testing.apm_intake import ApmIntake
 
 
 @pytest.fixture
@@ -473,3 +475,50 @@ async def test_consume_wires_a_consumer_into_an_app_with_one_line(
 )
 def test_subjects_match_like_nats(pattern: str, subject: str, matches: bool) -> None:
     assert subject_matches(pattern, subject) is matches
+
+
+async def test_each_delivery_is_an_apm_transaction_in_the_publishing_requests_trace(
+    db: AsyncDatabase[Any],
+    js: JetStreamContext,
+    publisher: str,
+    durable: str,
+    publish: Callable[[str, str], Awaitable[Event]],
+) -> None:
+    # given an event appended while serving a request of a caller's trace
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with context.scope(caller) as request_span:
+        event = await publish("order.paid", "order-1")
+    async with ApmIntake() as intake:
+        settings = load(
+            KitSettings,
+            {
+                "SERVICE_NAME": "notifications",
+                "MONGO_URL": "unused",
+                "ELASTIC_APM_SERVER_URL": intake.url,
+            },
+        )
+        recorder = Apm.start(settings)
+        handler = Recorder(failures=1)
+
+        # when a consumer sending to APM fails its first delivery and handles the second
+        reader = consumer(js, db, publisher, durable, handler, apm=recorder)
+        await run_until(reader, lambda: len(handler.calls) == 2)
+        await acknowledged(js, publisher, durable)
+        await recorder.close()
+
+    # then each delivery is a transaction of the request's trace, whose parent is the request's
+    # span, named for the consumer and the event type, with the delivery's outcome as result
+    assert event.traceparent == request_span.traceparent
+    assert intake.rejected == []
+    transactions = intake.events("transaction")
+    assert [(t["trace_id"], t["parent_id"]) for t in transactions] == [
+        (request_span.trace_id, request_span.span_id)
+    ] * 2
+    assert {t["name"] for t in transactions} == {f"{durable} order.paid"}
+    assert {t["type"] for t in transactions} == {"messaging"}
+    assert [(t["result"], t["outcome"]) for t in transactions] == [
+        ("retried", "failure"),
+        ("handled", "success"),
+    ]
+    # and each has an id of its own: the span the handler's log lines carry
+    assert len({t["id"] for t in transactions}) == 2

@@ -19,7 +19,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
-from shopkit import broker, context, idempotency, logs, mongo, openapi, relay, revocations
+from shopkit import apm, broker, context, idempotency, logs, mongo, openapi, relay, revocations
 from shopkit.answers import json_response
 from shopkit.auth import PRINCIPAL, JwksKeys, KeySource, TokenVerifier, authorize, public
 from shopkit.commits import AfterCommit
@@ -34,6 +34,7 @@ from shopkit.headers import (
 )
 from shopkit.keys import (
     AFTER_COMMIT,
+    APM,
     DB,
     HTTP,
     INTERNAL_OPENAPI,
@@ -47,6 +48,7 @@ from shopkit.keys import (
 from shopkit.metrics import Metrics
 from shopkit.problems import Problem, ServiceUnavailable, for_status
 from shopkit.settings import KitSettings, SettingsError, load
+from shopkit.traces import parse
 
 __all__ = ["Api", "BeforePublish", "Context", "build_app", "main", "run"]
 
@@ -123,6 +125,33 @@ async def request_context(
                         "event.duration": int(elapsed * 1e9),
                     },
                 )
+
+
+@web.middleware
+async def apm_transactions(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Record the request's span as an APM transaction named for its route template (only in
+    the middlewares when ELASTIC_APM_SERVER_URL is set)."""
+    recorder, span = request.app[APM], context.span.get()
+    if recorder is None or span is None:
+        return await handler(request)
+    with recorder.transaction("request", span, parse(request.headers.get(TRACEPARENT))) as ending:
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as error:
+            # Below 400 (a redirect raised): `problems` lets it through, aiohttp answers it.
+            status = error.status
+            raise
+        finally:
+            # Elastic's conventions for HTTP transactions: `GET /route/{template}`, `HTTP 2xx`.
+            ending.name = f"{request.method} {_route_label(request)}"
+            ending.result = f"HTTP {status // 100}xx"
+            ending.failed = status >= 500
+            recorder.describe_request(request, status)
 
 
 @web.middleware
@@ -286,9 +315,11 @@ def build_app(
     if idempotency_keys and not database:
         raise ValueError("idempotency records live in the database")
     logs.configure(settings.service_name, settings.log_level)
-    app = web.Application(
-        middlewares=[request_context, problems, authentication], client_max_size=MAX_BODY_BYTES
-    )
+    middlewares = [request_context, problems, authentication]
+    if settings.apm_server_url:
+        # Inside request_context (which opens the span), outside problems (which sets the status).
+        middlewares.insert(1, apm_transactions)
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     kit_settings: KitSettings = settings
     app[SETTINGS] = kit_settings
     if settings_key is not None:
@@ -297,6 +328,8 @@ def build_app(
     # Writes run what follows their commit through it: a committed write never answers 5xx.
     app[AFTER_COMMIT] = AfterCommit(app[METRICS], settings.service_name)
     app[READINESS] = []
+    # First in, last out: the agent outlives every consumer and flushes what they recorded.
+    app.cleanup_ctx.append(apm.apm_ctx)
     app.cleanup_ctx.append(http_ctx)
     if database:
         app.cleanup_ctx.append(mongo.mongo_ctx)

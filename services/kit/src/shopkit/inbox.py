@@ -21,12 +21,15 @@ from pymongo.errors import DuplicateKeyError
 from shopkit import broker, clock, context, sweeps
 from shopkit.events import Event, decode
 from shopkit.headers import TRACEPARENT
-from shopkit.keys import DB, JETSTREAM, METRICS, SETTINGS
+from shopkit.keys import APM, DB, JETSTREAM, METRICS, SETTINGS
 from shopkit.metrics import Metrics
 from shopkit.tasks import background
+from shopkit.traces import parse
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
+
+    from shopkit.apm import Apm
 
 __all__ = [
     "DEAD_LETTERS",
@@ -51,6 +54,8 @@ MAX_ERROR_HEADER = 500
 # stream, and handles again what it forgot: effects are idempotent, the inbox only saves the work.
 RETENTION = timedelta(days=7)
 PURGE_INTERVAL = 600.0
+# Outcomes of a delivery that did not handle the event (metrics label values, APM results).
+RETRIED, DEAD_LETTERED = "retried", "dead_lettered"
 
 
 class AttemptsExhausted(Exception):
@@ -98,6 +103,7 @@ class Consumer:
         batch: int = 10,
         fetch_timeout: float = 1.0,
         log_every_event: bool = False,
+        apm: Apm | None = None,
     ) -> None:
         if not subjects:
             raise ValueError("a consumer needs at least one subject")
@@ -115,6 +121,7 @@ class Consumer:
         self._batch = batch
         self._fetch_timeout = fetch_timeout
         self._log_every_event = log_every_event
+        self._apm = apm
         self._subscription: JetStreamContext.PullSubscription | None = None
         self._next_purge = 0.0  # monotonic: the first pass purges
 
@@ -209,11 +216,19 @@ class Consumer:
             return
         # In the trace of the request that appended the event: the handler's log lines and the
         # calls and events it makes carry that trace id, and the event's id.
-        with context.scope((message.headers or {}).get(TRACEPARENT), event=event.id):
-            await self._settle(message, event)
+        parent = (message.headers or {}).get(TRACEPARENT)
+        with context.scope(parent, event=event.id) as span:
+            if self._apm is None:
+                await self._settle(message, event)
+                return
+            with self._apm.transaction("messaging", span, parse(parent)) as ending:
+                ending.name = f"{self.durable} {event.type}"
+                ending.result = await self._settle(message, event)
+                ending.failed = ending.result in {RETRIED, DEAD_LETTERED}
 
-    async def _settle(self, message: Msg, event: Event) -> None:
-        """Run the handler on the decoded event, then acknowledge, retry or dead-letter it."""
+    async def _settle(self, message: Msg, event: Event) -> str:
+        """Run the handler on the decoded event, then acknowledge, retry or dead-letter it; the
+        outcome (handled, duplicate, retried, dead_lettered)."""
         deliveries = message.metadata.num_delivered
         try:
             handled = await self._handle_once(event, may_run=deliveries <= self._max_deliver)
@@ -223,15 +238,15 @@ class Consumer:
             if deliveries >= self._max_deliver:
                 log.exception("event %s failed its last delivery; dead-lettering", event.id)
                 await self._dead_letter(message, event.type, error)
-                return
+                return DEAD_LETTERED
             log.warning(
                 "event %s failed (delivery %d); retrying", event.id, deliveries, exc_info=True
             )
             # The exponent is capped: 2 ** 1024 overflows a float, and the delay is capped anyway.
             delay = min(self._retry_delay * 2 ** min(deliveries - 1, 30), MAX_RETRY_DELAY)
             await message.nak(delay=delay)
-            self._count(event.type, "retried")
-            return
+            self._count(event.type, RETRIED)
+            return RETRIED
         await message.ack()
         outcome = "handled" if handled else "duplicate"
         self._count(event.type, outcome)
@@ -244,6 +259,7 @@ class Consumer:
             self.durable,
             extra={"event.action": event.type, "event.outcome": "success"},
         )
+        return outcome
 
     async def _handle_once(self, event: Event, *, may_run: bool) -> bool:
         """Run the handler unless the inbox says this durable already did; whether it ran."""
@@ -312,7 +328,7 @@ class Consumer:
             headers=headers,
         )
         await message.term()
-        self._count(event_type, "dead_lettered")
+        self._count(event_type, DEAD_LETTERED)
         if self._metrics is not None:
             self._metrics.events_dead_lettered.labels(self._service, event_type).inc()
 
@@ -359,6 +375,8 @@ def consume(
             retry_delay=retry_delay,
             batch=batch,
             log_every_event=app[SETTINGS].log_requests,
+            # Absent from an app assembled without build_app (as some tests do): no APM there.
+            apm=app.get(APM),
         )
         async for _ in background(f"consumer.{durable}", lambda _app: consumer.step(), 1.0)(app):
             yield

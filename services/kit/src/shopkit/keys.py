@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from nats.aio.client import Client as Nats
     from nats.js import JetStreamContext
 
+    from shopkit.apm import Apm
     from shopkit.auth import TokenVerifier
     from shopkit.commits import AfterCommit
     from shopkit.revocations import Revocations
@@ -24,6 +25,7 @@ else:  # AppKey wants a runtime type; the real ones are for the type checker.
 
 __all__ = [
     "AFTER_COMMIT",
+    "APM",
     "DB",
     "HTTP",
     "INTERNAL_OPENAPI",
@@ -48,6 +50,8 @@ NATS = web.AppKey("nats", Nats)
 JETSTREAM = web.AppKey("jetstream", JetStreamContext)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
+# None unless ELASTIC_APM_SERVER_URL is set (shopkit.apm).
+APM: web.AppKey[Apm | None] = web.AppKey("apm")
 REVOCATIONS = web.AppKey("revocations", Revocations)
 READINESS = web.AppKey("readiness", list[tuple[str, Readiness]])
 OPENAPI = web.AppKey("openapi", dict[str, Any])

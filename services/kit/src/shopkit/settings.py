@@ -152,6 +152,18 @@ class KitSettings:
         help="`local` on a developer's machine (the example secrets are allowed), else production",
     )
 
+    apm_server_url: str = env(
+        "ELASTIC_APM_SERVER_URL",
+        "",
+        help="Elastic APM server to send a transaction per request and event to; empty: APM off",
+    )
+    apm_secret_token: Secret | None = env(
+        "ELASTIC_APM_SECRET_TOKEN", None, help="secret token the APM server expects, if any"
+    )
+    apm_environment: str = env(
+        "ELASTIC_APM_ENVIRONMENT", "", help="environment name in APM; defaults to ENVIRONMENT"
+    )
+
     @property
     def local(self) -> bool:
         return self.environment == LOCAL
