@@ -161,7 +161,7 @@ class Consumer:
             assert self._subscription is not None
         try:
             messages = await self._subscription.fetch(self._batch, timeout=self._fetch_timeout)
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats' own, or the plain one its fetch raises when the wait runs out
             return 0
         for index, message in enumerate(messages):
             if index:
