@@ -1,4 +1,5 @@
-"""`./task new-service -- NAME`: a minimal service from the kit, its registry entry and workspace lines."""
+"""`./task new-service -- NAME`: a minimal service from the kit, its registry entry, workspace
+lines and compose block, and the compose gateway re-rendered."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import argparse
 import difflib
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+import gateway
 import registry
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCES = 2
@@ -255,9 +258,26 @@ FILES = {
 }
 
 
+# The service's block in compose/compose.yaml, the same as the shop's own (those add their
+# peers' URLs and secrets to `environment`).
+COMPOSE_BLOCK = """\
+  $name:
+    <<: *service
+    image: shop-$name:$${SHOP_TAG:-latest}
+    build:
+      context: ..
+      dockerfile: services/Dockerfile
+      args: {SERVICE: $name, PYTHON_IMAGE: *python-image}
+    environment:
+      <<: *service-environment
+
+"""
+GATEWAY_DEPENDENCY = "      $name: {condition: service_healthy}\n"
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Everything the new service needs: its files, and the new text of two shared files."""
+    """Everything the new service needs: its files, and the new text of the shared files."""
 
     files: dict[Path, str]
     edits: dict[Path, tuple[str, str]]
@@ -291,6 +311,45 @@ def _add_member(pyproject: str, name: str) -> str:
     return text
 
 
+def _add_to_compose(compose: str, name: str, others: Collection[str]) -> str:
+    """The service's block before the gateway's (and the comment lines above it), and the
+    service in the gateway's `depends_on` after the last service there (`others`: the
+    registry's services before this one)."""
+    values = {"name": name}
+    lines = compose.splitlines(keepends=True)
+    if "  gateway:\n" not in lines:
+        raise SystemExit("compose/compose.yaml: no `  gateway:` line to add the service before")
+    at = lines.index("  gateway:\n")
+    while at > 0 and lines[at - 1].startswith("  #"):
+        at -= 1
+    lines.insert(at, Template(COMPOSE_BLOCK).substitute(values))
+    gateway_at = lines.index("  gateway:\n")
+    end = next(
+        (i for i in range(gateway_at + 1, len(lines)) if re.match(r"^  [a-z#]", lines[i])),
+        len(lines),
+    )
+    depends = [i for i in range(gateway_at, end) if lines[i] == "    depends_on:\n"]
+    peers = re.compile(r"^      [a-z][a-z0-9-]*: \{condition: service_healthy\}\n$")
+    if depends:
+        last = depends[0]
+        while last + 1 < end and peers.match(lines[last + 1]):
+            last += 1
+        if last > depends[0]:
+            lines.insert(last + 1, Template(GATEWAY_DEPENDENCY).substitute(values))
+    text = "".join(lines)
+    try:
+        services = yaml.safe_load(text)["services"]
+        built = services[name]["build"]["args"]["SERVICE"]
+    except (yaml.YAMLError, KeyError, TypeError) as error:
+        raise SystemExit(f"compose/compose.yaml: adding {name} breaks it ({error!r})") from None
+    if built != name:
+        raise SystemExit(f"compose/compose.yaml: {name}'s block does not build {name}")
+    waits_for = services.get("gateway", {}).get("depends_on") or {}
+    if set(others) & set(waits_for) and name not in waits_for:
+        raise SystemExit(f"compose/compose.yaml: could not add {name} to the gateway's depends_on")
+    return text
+
+
 def plan(root: Path, name: str) -> Plan:
     registry_path = root / "services" / "registry.toml"
     services = registry.load(registry_path)
@@ -308,12 +367,18 @@ def plan(root: Path, name: str) -> Plan:
     entry = f'\n[{name}]\nports = [{ports}]\nprefixes = ["{name}"]\n'
     old_registry = registry_path.read_text()
     new_registry = old_registry + entry
-    registry.parse(new_registry)  # fails here, not later in the stack, if it would not load
+    # Fails here, not later in the stack, if it would not load.
+    new_services = registry.parse(new_registry)
     pyproject_path = root / "pyproject.toml"
     old_pyproject = pyproject_path.read_text()
+    compose_path = root / "compose" / "compose.yaml"
+    old_compose = compose_path.read_text()
+    nginx_path = root / gateway.COMPOSE_CONFIG.relative_to(gateway.ROOT)
     edits = {
         registry_path: (old_registry, new_registry),
         pyproject_path: (old_pyproject, _add_member(old_pyproject, name)),
+        compose_path: (old_compose, _add_to_compose(old_compose, name, services)),
+        nginx_path: (nginx_path.read_text(), gateway.render_compose(new_services)),
     }
     return Plan(files, edits)
 
@@ -353,7 +418,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     apply(made)
     print(
-        f"created services/{args.name}; registered it in services/registry.toml and pyproject.toml"
+        f"created services/{args.name}; registered it in services/registry.toml, pyproject.toml"
+        " and compose/compose.yaml; re-rendered compose/gateway/nginx.conf"
     )
     print("next: `uv sync` (installs its console script), then `./task test`")
 

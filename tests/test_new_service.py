@@ -17,6 +17,7 @@ import gateway as gateway_config  # scripts/, put on sys.path by conftest.py
 import new_service
 import pytest
 import registry
+import yaml
 from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
 
@@ -32,6 +33,9 @@ def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "services").mkdir()
     shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
     shutil.copy(ROOT / "services" / "registry.toml", root / "services" / "registry.toml")
+    (root / "compose" / "gateway").mkdir(parents=True)
+    for shared in ("compose/compose.yaml", "compose/gateway/nginx.conf"):
+        shutil.copy(ROOT / shared, root / shared)
     new_service.main([NAME, "--root", str(root)])
     return root
 
@@ -76,6 +80,38 @@ def test_the_new_service_is_registered_for_the_stack_the_gateway_and_the_workspa
     workspace = tomllib.loads((scaffold / "pyproject.toml").read_text())
     assert NAME in workspace["project"]["dependencies"]
     assert workspace["tool"]["uv"]["sources"][NAME] == {"workspace": True}
+
+
+def test_the_new_service_runs_in_compose_behind_its_gateway(scaffold: Path) -> None:
+    services = yaml.safe_load((scaffold / "compose" / "compose.yaml").read_text())["services"]
+    build = services[NAME]["build"]
+    assert (build["context"], build["dockerfile"]) == ("..", "services/Dockerfile")
+    assert build["args"]["SERVICE"] == NAME
+    assert services[NAME]["depends_on"]["mongo"] == {"condition": "service_healthy"}
+    assert services[NAME]["environment"]["NATS_URL"] == "nats://nats:4222"
+    assert services["gateway"]["depends_on"][NAME] == {"condition": "service_healthy"}
+    # The shop's own services are all still there.
+    assert set(registry.load()) < set(services)
+
+    config = (scaffold / "compose" / "gateway" / "nginx.conf").read_text()
+    assert config == gateway_config.render_compose(
+        registry.load(scaffold / "services" / "registry.toml")
+    )
+    assert f"server {NAME}:8000 " in config
+    route = f"location /api/v1/{NAME}/ {{\n            proxy_pass http://{NAME};\n        }}"
+    assert route in config
+
+
+def test_a_compose_file_without_a_gateway_stops_the_plan_with_a_message(tmp_path: Path) -> None:
+    (tmp_path / "services").mkdir()
+    (tmp_path / "compose" / "gateway").mkdir(parents=True)
+    for shared in ("pyproject.toml", "services/registry.toml", "compose/gateway/nginx.conf"):
+        shutil.copy(ROOT / shared, tmp_path / shared)
+    compose = (ROOT / "compose" / "compose.yaml").read_text()
+    (tmp_path / "compose" / "compose.yaml").write_text(compose.replace("  gateway:\n", "  gw:\n"))
+
+    with pytest.raises(SystemExit, match="no `  gateway:` line"):
+        new_service.plan(tmp_path, NAME)
 
 
 async def test_its_probes_answer_through_the_gateway(
