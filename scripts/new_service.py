@@ -1,10 +1,12 @@
 """`./task new-service -- NAME`: a minimal service from the kit, its registry entry, workspace
-lines and compose block, and the compose gateway re-rendered."""
+lines, compose block, Prometheus job and ServiceAbsent term, the compose gateway and the dashboards
+re-rendered."""
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import re
 import tomllib
 from collections.abc import Collection, Sequence
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+import dashboards
 import gateway
 import registry
 import yaml
@@ -273,6 +276,12 @@ COMPOSE_BLOCK = """\
 
 """
 GATEWAY_DEPENDENCY = "      $name: {condition: service_healthy}\n"
+# Its scrape job in compose/prometheus.yml, found through Docker's DNS like the others.
+SCRAPE_JOB = """\
+  - job_name: $name
+    dns_sd_configs: [{names: [$name], type: A, port: 8000, refresh_interval: 15s}]
+"""
+ALERTS = Path("observability") / "prometheus" / "rules" / "alerts.yml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +359,81 @@ def _add_to_compose(compose: str, name: str, others: Collection[str]) -> str:
     return text
 
 
+def _add_scrape_job(config: str, name: str, others: Collection[str]) -> str:
+    """The service's job after the last job of a registry service (`others`), so before the
+    gateway's and its comment."""
+    lines = config.splitlines(keepends=True)
+    jobs = [i for i, line in enumerate(lines) if line.rstrip("\n") in _job_lines(others)]
+    if not jobs:
+        raise SystemExit(
+            f"compose/prometheus.yml: no `  - job_name:` of a registry service to add {name}'s after"
+        )
+    at = jobs[-1] + 1
+    while at < len(lines) and not re.match(r"^(  [-#]|\S)", lines[at]):
+        at += 1
+    lines.insert(at, Template(SCRAPE_JOB).substitute(name=name))
+    text = "".join(lines)
+    try:
+        jobs_by_name = {job["job_name"]: job for job in yaml.safe_load(text)["scrape_configs"]}
+        [discovery] = jobs_by_name[name]["dns_sd_configs"]
+        found = (discovery["names"], discovery["type"], discovery["port"])
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as error:
+        raise SystemExit(f"compose/prometheus.yml: adding {name} breaks it ({error!r})") from None
+    if found != ([name], "A", 8000):
+        raise SystemExit(f"compose/prometheus.yml: {name}'s job does not find {name}:8000 by DNS")
+    return text
+
+
+def _job_lines(services: Collection[str]) -> set[str]:
+    return {f"  - job_name: {service}" for service in services}
+
+
+def _add_absent_term(alerts: str, name: str) -> str:
+    """`or absent(up{job="NAME"})` on its own line before nginx's, the last of ServiceAbsent."""
+    lines = alerts.splitlines(keepends=True)
+    if "      - alert: ServiceAbsent\n" not in lines:
+        raise SystemExit(f"{ALERTS}: no `      - alert: ServiceAbsent` rule")
+    start = lines.index("      - alert: ServiceAbsent\n")
+    nginx = re.compile(r'^( +)or absent\(up\{job="nginx"\}\)\n$')
+    found = next(
+        ((i, match) for i in range(start, len(lines)) if (match := nginx.match(lines[i]))), None
+    )
+    if found is None or any(line.startswith("      - ") for line in lines[start + 1 : found[0]]):
+        raise SystemExit(
+            f'{ALERTS}: ServiceAbsent\'s expr has no line `or absent(up{{job="nginx"}})` to add'
+            f" {name}'s before"
+        )
+    at, match = found
+    lines.insert(at, f'{match.group(1)}or absent(up{{job="{name}"}})\n')
+    text = "".join(lines)
+    try:
+        rules = [rule for group in yaml.safe_load(text)["groups"] for rule in group["rules"]]
+        [absent] = [rule["expr"] for rule in rules if rule.get("alert") == "ServiceAbsent"]
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as error:
+        raise SystemExit(f"{ALERTS}: adding {name} breaks it ({error!r})") from None
+    if f'absent(up{{job="{name}"}}) or absent(up{{job="nginx"}})' not in absent:
+        raise SystemExit(f"{ALERTS}: {name} is not in ServiceAbsent's expr")
+    return text
+
+
+def _dashboards(
+    root: Path, name: str, before: Sequence[str], after: Sequence[str]
+) -> dict[Path, tuple[str | None, str]]:
+    """The dashboard files the new registry renders otherwise than the old (the service's own and
+    the overview), with their current text (None: new)."""
+    folder = root / dashboards.DASHBOARDS.relative_to(dashboards.ROOT)
+    old, new = dashboards.rendered(before), dashboards.rendered(after)
+    own = f"service-{name}.json"
+    if own not in new or json.loads(new[own])["uid"] != f"shop-service-{name}":
+        raise SystemExit(f"scripts/dashboards.py: renders no dashboard {own} for {name}")
+    changed = {}
+    for file_name, text in new.items():
+        if old.get(file_name) != text:
+            path = folder / file_name
+            changed[path] = (path.read_text(encoding="utf-8") if path.exists() else None, text)
+    return changed
+
+
 def plan(root: Path, name: str) -> Plan:
     registry_path = root / "services" / "registry.toml"
     services = registry.load(registry_path)
@@ -380,6 +464,17 @@ def plan(root: Path, name: str) -> Plan:
         compose_path: (old_compose, _add_to_compose(old_compose, name, services)),
         nginx_path: (nginx_path.read_text(), gateway.render_compose(new_services)),
     }
+    prometheus_path = root / "compose" / "prometheus.yml"
+    old_prometheus = prometheus_path.read_text()
+    edits[prometheus_path] = (old_prometheus, _add_scrape_job(old_prometheus, name, services))
+    alerts_path = root / ALERTS
+    old_alerts = alerts_path.read_text()
+    edits[alerts_path] = (old_alerts, _add_absent_term(old_alerts, name))
+    for path, (old, new) in _dashboards(root, name, list(services), list(new_services)).items():
+        if old is None:
+            files[path] = new
+        else:
+            edits[path] = (old, new)
     return Plan(files, edits)
 
 
@@ -400,9 +495,9 @@ def describe(plan: Plan, root: Path) -> str:
 def apply(plan: Plan) -> None:
     for path, text in plan.files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
     for path, (_, new) in plan.edits.items():
-        path.write_text(new)
+        path.write_text(new, encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -418,8 +513,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     apply(made)
     print(
-        f"created services/{args.name}; registered it in services/registry.toml, pyproject.toml"
-        " and compose/compose.yaml; re-rendered compose/gateway/nginx.conf"
+        f"created services/{args.name} and its dashboard; registered it in services/registry.toml,"
+        " pyproject.toml, compose/compose.yaml, compose/prometheus.yml and the ServiceAbsent alert;"
+        " re-rendered compose/gateway/nginx.conf and the overview dashboard"
     )
     print("next: `uv sync` (installs its console script), then `./task test`")
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import gateway as gateway_config  # scripts/, put on sys.path by conftest.py
+import dashboards  # scripts/, put on sys.path by conftest.py
+import gateway as gateway_config
 import new_service
 import pytest
 import registry
@@ -23,20 +24,32 @@ from nats.aio.msg import Msg
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "guestbook"
+# The shared files the plan edits (and the dashboards it re-renders).
+SHARED = (
+    "pyproject.toml",
+    "services/registry.toml",
+    "compose/compose.yaml",
+    "compose/gateway/nginx.conf",
+    "compose/prometheus.yml",
+    "observability/prometheus/rules/alerts.yml",
+)
+ALERTS = Path("observability/prometheus/rules/alerts.yml")
 ADMIN = {"email": "admin@shop.local", "password": "admin-password-change-me"}
 
 
 @pytest.fixture(scope="module")
 def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the workspace's shared files with the new service generated into it."""
-    root = tmp_path_factory.mktemp("workspace")
-    (root / "services").mkdir()
-    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
-    shutil.copy(ROOT / "services" / "registry.toml", root / "services" / "registry.toml")
-    (root / "compose" / "gateway").mkdir(parents=True)
-    for shared in ("compose/compose.yaml", "compose/gateway/nginx.conf"):
-        shutil.copy(ROOT / shared, root / shared)
+    root = copy_shared(tmp_path_factory.mktemp("workspace"))
     new_service.main([NAME, "--root", str(root)])
+    return root
+
+
+def copy_shared(root: Path) -> Path:
+    for shared in SHARED:
+        (root / shared).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / shared, root / shared)
+    shutil.copytree(ROOT / "dashboards", root / "dashboards", ignore=shutil.ignore_patterns("png"))
     return root
 
 
@@ -103,14 +116,46 @@ def test_the_new_service_runs_in_compose_behind_its_gateway(scaffold: Path) -> N
 
 
 def test_a_compose_file_without_a_gateway_stops_the_plan_with_a_message(tmp_path: Path) -> None:
-    (tmp_path / "services").mkdir()
-    (tmp_path / "compose" / "gateway").mkdir(parents=True)
-    for shared in ("pyproject.toml", "services/registry.toml", "compose/gateway/nginx.conf"):
-        shutil.copy(ROOT / shared, tmp_path / shared)
+    copy_shared(tmp_path)
     compose = (ROOT / "compose" / "compose.yaml").read_text()
     (tmp_path / "compose" / "compose.yaml").write_text(compose.replace("  gateway:\n", "  gw:\n"))
 
     with pytest.raises(SystemExit, match="no `  gateway:` line"):
+        new_service.plan(tmp_path, NAME)
+
+
+def test_the_new_service_is_scraped_alerted_on_and_has_its_dashboard(scaffold: Path) -> None:
+    config = yaml.safe_load((scaffold / "compose" / "prometheus.yml").read_text())
+    jobs = [job["job_name"] for job in config["scrape_configs"]]
+    [discovery] = config["scrape_configs"][jobs.index(NAME)]["dns_sd_configs"]
+    assert (discovery["names"], discovery["type"], discovery["port"]) == ([NAME], "A", 8000)
+    # After the shop's services, before the gateway's job.
+    assert jobs.index(NAME) == jobs.index("nginx") - 1
+    assert set(registry.load()) < set(jobs)
+
+    rules = yaml.safe_load((scaffold / ALERTS).read_text())["groups"]
+    [absent] = [
+        rule["expr"]
+        for group in rules
+        for rule in group["rules"]
+        if rule.get("alert") == "ServiceAbsent"
+    ]
+    jobs_absent = set(re.findall(r'absent\(up\{job="([a-z0-9]+)"\}\)', absent))
+    assert jobs_absent == {*registry.load(scaffold / "services" / "registry.toml"), "nginx"}
+
+    services = list(registry.load(scaffold / "services" / "registry.toml"))
+    committed = {path.name: path.read_text() for path in (scaffold / "dashboards").glob("*.json")}
+    assert committed == dashboards.rendered(services)
+    assert f"service-{NAME}.json" in committed
+    assert f'|{NAME}\\"}})' in committed["overview.json"]  # its instances up, with the others'
+
+
+def test_an_alert_file_without_nginx_last_in_service_absent_stops_the_plan(tmp_path: Path) -> None:
+    copy_shared(tmp_path)
+    alerts = (ROOT / ALERTS).read_text()
+    (tmp_path / ALERTS).write_text(alerts.replace('or absent(up{job="nginx"})', ""))
+
+    with pytest.raises(SystemExit, match="ServiceAbsent's expr has no line"):
         new_service.plan(tmp_path, NAME)
 
 
