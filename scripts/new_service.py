@@ -276,6 +276,12 @@ COMPOSE_BLOCK = """\
 
 """
 GATEWAY_DEPENDENCY = "      $name: {condition: service_healthy}\n"
+# Its override in compose/local.yaml: the stand-in base, and the stand-in MongoDB's address.
+LOCAL_OVERRIDE = """\
+  $name:
+    build: {args: {PYTHON_IMAGE: *standin-base}}
+    environment: *standin-environment
+"""
 # Its scrape job in compose/prometheus.yml, found through Docker's DNS like the others.
 SCRAPE_JOB = """\
   - job_name: $name
@@ -356,6 +362,27 @@ def _add_to_compose(compose: str, name: str, others: Collection[str]) -> str:
     waits_for = services.get("gateway", {}).get("depends_on") or {}
     if set(others) & set(waits_for) and name not in waits_for:
         raise SystemExit(f"compose/compose.yaml: could not add {name} to the gateway's depends_on")
+    return text
+
+
+def _add_local_override(local: str, name: str, others: Collection[str]) -> str:
+    """The service's override after the last service's in compose/local.yaml (`others`: the
+    registry's services before this one), so the platform runs on the stand-ins without it."""
+    lines = local.splitlines(keepends=True)
+    starts = [lines.index(f"  {other}:\n") for other in others if f"  {other}:\n" in lines]
+    if not starts:
+        raise SystemExit("compose/local.yaml: no service's override to add the new one after")
+    at = max(starts) + 1
+    while at < len(lines) and lines[at].startswith("    "):
+        at += 1
+    lines.insert(at, Template(LOCAL_OVERRIDE).substitute(name=name))
+    text = "".join(lines)
+    try:
+        override = yaml.safe_load(text)["services"][name]
+    except (yaml.YAMLError, KeyError, TypeError) as error:
+        raise SystemExit(f"compose/local.yaml: adding {name} breaks it ({error!r})") from None
+    if "MONGO_URL" not in override.get("environment", {}):
+        raise SystemExit(f"compose/local.yaml: {name}'s override has no stand-in MONGO_URL")
     return text
 
 
@@ -464,6 +491,9 @@ def plan(root: Path, name: str) -> Plan:
         compose_path: (old_compose, _add_to_compose(old_compose, name, services)),
         nginx_path: (nginx_path.read_text(), gateway.render_compose(new_services)),
     }
+    local_path = root / "compose" / "local.yaml"
+    old_local = local_path.read_text()
+    edits[local_path] = (old_local, _add_local_override(old_local, name, services))
     prometheus_path = root / "compose" / "prometheus.yml"
     old_prometheus = prometheus_path.read_text()
     edits[prometheus_path] = (old_prometheus, _add_scrape_job(old_prometheus, name, services))

@@ -29,6 +29,7 @@ SHARED = (
     "pyproject.toml",
     "services/registry.toml",
     "compose/compose.yaml",
+    "compose/local.yaml",
     "compose/gateway/nginx.conf",
     "compose/prometheus.yml",
     "observability/prometheus/rules/alerts.yml",
@@ -105,6 +106,14 @@ def test_the_new_service_runs_in_compose_behind_its_gateway(scaffold: Path) -> N
     assert services["gateway"]["depends_on"][NAME] == {"condition": "service_healthy"}
     # The shop's own services are all still there.
     assert set(registry.load()) < set(services)
+    # On a machine without a registry too: the stand-in base, and the stand-in MongoDB.
+    local = yaml.safe_load((scaffold / "compose" / "local.yaml").read_text())["services"]
+    assert (
+        local[NAME]["build"]["args"]["PYTHON_IMAGE"]
+        == local["users"]["build"]["args"]["PYTHON_IMAGE"]
+    )
+    assert local[NAME]["environment"] == local["users"]["environment"]
+    assert set(registry.load()) < set(local)
 
     config = (scaffold / "compose" / "gateway" / "nginx.conf").read_text()
     assert config == gateway_config.render_compose(
