@@ -65,6 +65,9 @@ def _environment(**values: str) -> dict[str, str]:
         "ORDERS_CLIENT_SECRET": ORDERS_CLIENT_SECRET,
         "NOTIFICATIONS_CLIENT_SECRET": NOTIFICATIONS_CLIENT_SECRET,
         "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+        # Local use: the platform's own stripe-mock and Mailpit.
+        "STRIPE_API_URL": "http://stripe-mock:12111",
+        "SMTP_HOST": "mailpit",
         "GRAFANA_ADMIN_PASSWORD": "grafana-" + uuid.uuid4().hex,
         **values,
     }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,7 +80,8 @@ class GroupedInserts:
 
     def _start_sender(self) -> None:
         if self._waiting and len(self._senders) < IN_FLIGHT:
-            sender = asyncio.create_task(self._send_all())
+            # Serves many requests: none of their trace or user ids belongs on its lines.
+            sender = asyncio.create_task(self._send_all(), context=contextvars.Context())
             self._senders.add(sender)
             # A sender cancelled before it ever ran leaves through here only.
             sender.add_done_callback(self._sender_ended)

@@ -162,6 +162,10 @@ class Consumer:
         try:
             messages = await self._subscription.fetch(self._batch, timeout=self._fetch_timeout)
         except TimeoutError:  # nats' own, or the plain one its fetch raises when the wait runs out
+            if self._metrics is not None:
+                # Nothing delivered in a whole wait: nothing pending either (else the gauge
+                # would keep the last delivery's count).
+                self._metrics.consumer_pending.labels(self._service, self.durable).set(0)
             return 0
         for index, message in enumerate(messages):
             if index:
