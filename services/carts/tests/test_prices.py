@@ -6,8 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from carts_support import Catalog, Client, Shop, eventually
 
+from carts.pricing import Prices
+from shopkit.http import ServiceClient, UpstreamResponse
 from shopkit.testing.tokens import TokenFactory
 
 
@@ -110,3 +113,33 @@ async def test_with_products_stopped_a_read_answers_in_time_with_stale_prices_an
     assert cart["subtotal"]["amount"] == 2500
     assert added.status == 503
     assert (await added.json())["type"].endswith("/prices-unavailable")
+
+
+class _ChangingProducts(ServiceClient):
+    """products' real client, where the product changes (its `product.changed` reaches carts) while
+    the first lookup is out, as when a shopper adds a SKU the moment its product is saved."""
+
+    prices: Prices
+    lookups = 0
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> UpstreamResponse:
+        self.lookups += 1
+        if self.lookups == 1:
+            self.prices.forget(["MUG-1"])
+        return await super().request(method, path, **kwargs)
+
+
+async def test_a_sku_whose_product_changes_during_its_lookup_is_asked_again_not_left_unpriced(
+    catalog: Catalog,
+) -> None:
+    await catalog.add({"MUG-1": 1250})
+    async with aiohttp.ClientSession() as session:
+        products = _ChangingProducts(session, "products", str(catalog.products.make_url("")))
+        products.prices = prices = Prices(products, ttl=60)
+
+        quotes = await prices.quotes(["MUG-1"])
+
+    assert products.lookups == 2
+    assert quotes.stale is False
+    assert quotes.found["MUG-1"].price is not None
+    assert quotes.found["MUG-1"].price.amount == 1250

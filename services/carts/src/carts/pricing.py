@@ -29,6 +29,8 @@ from shopkit.problems import Problem
 log = logging.getLogger("carts.pricing")
 LOOKUP = "/api/v1/products/skus"
 LOOKUP_LIMIT = 100
+# A SKU whose product changed while it was being looked up is asked again, this many times in all.
+LOOKUP_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ class Prices:
         self._size = size
         self._quotes: OrderedDict[str, Quote] = OrderedDict()
         # The lookup under way for a SKU, and the drop count when it started.
-        self._in_flight: dict[str, tuple[asyncio.Future[None], int]] = {}
+        self._in_flight: dict[str, tuple[asyncio.Future[set[str]], int]] = {}
         # Drops are numbered, and a lookup stores only quotes of SKUs not dropped since it started.
         self._drops = 0
         self._dropped: dict[str, int] = {}
@@ -82,7 +84,11 @@ class Prices:
         stale = False
         if wanted:
             try:
-                await self._ask(wanted, share=not live)
+                for _ in range(LOOKUP_ATTEMPTS):
+                    # An answer that may predate a change is thrown away: ask again after it.
+                    wanted = await self._ask(wanted, share=not live)
+                    if not wanted:
+                        break
             except Problem:
                 if live:
                     raise
@@ -117,9 +123,10 @@ class Prices:
                 quote.sku, quote.for_sale, quote.price, quote.title, available, quote.fetched_at
             )
 
-    async def _ask(self, skus: list[str], *, share: bool) -> None:
-        """Ask products for `skus`, joining a lookup already under way for a SKU when `share`."""
-        waits: set[asyncio.Future[None]] = set()
+    async def _ask(self, skus: list[str], *, share: bool) -> list[str]:
+        """Ask products for `skus`, joining a lookup already under way for a SKU when `share`: the
+        SKUs whose answer was thrown away because their product changed meanwhile."""
+        waits: set[asyncio.Future[set[str]]] = set()
         joined = {sku: self._joinable(sku) for sku in skus} if share else {}
         mine = [sku for sku in skus if joined.get(sku) is None]
         for start in range(0, len(mine), LOOKUP_LIMIT):
@@ -131,11 +138,14 @@ class Prices:
             lookup.add_done_callback(functools.partial(self._landed, batch=batch))
         waits.update(lookup for lookup in joined.values() if lookup is not None)
         # Shielded: a caller that gives up must not cancel a lookup others wait for.
+        superseded: set[str] = set()
         for result in await asyncio.gather(*map(asyncio.shield, waits), return_exceptions=True):
             if isinstance(result, BaseException):
                 raise result
+            superseded |= result
+        return [sku for sku in skus if sku in superseded]
 
-    def _joinable(self, sku: str) -> asyncio.Future[None] | None:
+    def _joinable(self, sku: str) -> asyncio.Future[set[str]] | None:
         """The lookup under way for `sku`, unless the SKU changed since it started (its answer
         would be thrown away)."""
         under_way = self._in_flight.get(sku)
@@ -143,7 +153,7 @@ class Prices:
             return None
         return under_way[0]
 
-    def _landed(self, lookup: asyncio.Future[None], *, batch: list[str]) -> None:
+    def _landed(self, lookup: asyncio.Future[set[str]], *, batch: list[str]) -> None:
         for sku in batch:
             under_way = self._in_flight.get(sku)
             if under_way is not None and under_way[0] is lookup:
@@ -151,7 +161,8 @@ class Prices:
         if not lookup.cancelled():
             lookup.exception()  # retrieved: a failure is raised to its callers, not logged as lost
 
-    async def _lookup(self, skus: list[str]) -> None:
+    async def _lookup(self, skus: list[str]) -> set[str]:
+        """Quote `skus` from products: the SKUs whose answer was thrown away."""
         started, drops = time.monotonic(), self._drops
         answer = await self._products.request("GET", LOOKUP, params={"skus": ",".join(skus)})
         try:
@@ -163,13 +174,16 @@ class Prices:
         except (KeyError, TypeError, ValueError) as error:
             log.error("products answered the SKU lookup wrongly: %s", error)
             raise ProductsFailed(f"products answered the SKU lookup wrongly ({error})") from None
+        superseded = set()
         for sku, quote in quotes.items():
             if self._dropped.get(sku, 0) > drops:
-                continue  # changed while we asked: this answer may predate the change
+                superseded.add(sku)  # changed while we asked: this answer may predate the change
+                continue
             self._quotes[sku] = quote
             self._quotes.move_to_end(sku)
         while len(self._quotes) > self._size:
             self._quotes.popitem(last=False)
+        return superseded
 
 
 def _quote(item: dict[str, Any], fetched_at: float) -> Quote:
