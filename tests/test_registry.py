@@ -10,6 +10,22 @@ import pytest
 import registry
 
 ROOT = Path(__file__).resolve().parent.parent
+# What new-service reads and edits beside the service's own folder.
+EDITED = ("pyproject.toml", "services/registry.toml", "compose", "observability", "dashboards")
+
+
+def _copy_what_new_service_edits(root: Path) -> None:
+    for name in EDITED:
+        source, target = ROOT / name, root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy(source, target)
+
+
+def _files(root: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in root.rglob("*") if path.is_file()}
 
 
 def test_the_shops_registry_loads_and_routes_every_service() -> None:
@@ -49,17 +65,15 @@ def test_an_impossible_registry_is_refused_naming_the_service(text: str, complai
 def test_a_dry_run_prints_the_plan_and_changes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "services").mkdir()
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    shutil.copy(ROOT / "services" / "registry.toml", tmp_path / "services" / "registry.toml")
-    before = {path: path.read_text() for path in tmp_path.rglob("*.toml")}
+    _copy_what_new_service_edits(tmp_path)
+    before = _files(tmp_path)
 
     new_service.main(["ledger", "--root", str(tmp_path), "--dry-run"])
 
     printed = capsys.readouterr().out
     assert "services/ledger/src/ledger/app.py" in printed
     assert "+ledger = { workspace = true }" in printed
-    assert {path: path.read_text() for path in tmp_path.rglob("*.toml")} == before
+    assert _files(tmp_path) == before
     assert not (tmp_path / "services" / "ledger").exists()
 
 
