@@ -38,6 +38,9 @@ COMPOSE_SERVICE_PORT = 8000
 # nginx's connection counters (stub_status) for the Prometheus exporter, on a port compose never
 # publishes.
 COMPOSE_STATUS_PORT = 8081
+# The Helm chart's gateway (charts/shop, gateway.enabled): the compose one, with each service's
+# pods found through its headless Service `<name>-pods`. The chart can read only its own files.
+KUBERNETES_CONFIG = ROOT / "charts" / "shop" / "files" / "gateway" / "nginx.conf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,8 +294,20 @@ def render_compose(services: Mapping[str, registry.Service] | None = None) -> st
 
     nginx resolves each name to all its addresses (one per `--scale`d instance) when it starts
     or reloads; compose/gateway/run.sh reloads it when those addresses change."""
+    return _in_a_container(services, host_suffix="")
+
+
+def render_kubernetes(services: Mapping[str, registry.Service] | None = None) -> str:
+    """The Helm chart's gateway: the compose gateway, but every service's pods by the name of its
+    headless Service (`orders-pods`), which resolves to each ready pod; the same run.sh reloads
+    nginx when they change (a rollout, a scale)."""
+    return _in_a_container(services, host_suffix="-pods")
+
+
+def _in_a_container(services: Mapping[str, registry.Service] | None, host_suffix: str) -> str:
+    """The gateway in its own container, each service's instances at `<name><host_suffix>:8000`."""
     services = services if services is not None else registry.load()
-    upstreams = {name: [f"{name}:{COMPOSE_SERVICE_PORT}"] for name in services}
+    upstreams = {name: [f"{name}{host_suffix}:{COMPOSE_SERVICE_PORT}"] for name in services}
     values = {
         "listen": "8080",
         "state_dir": str(COMPOSE_STATE_DIR),
@@ -402,10 +417,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help=f"render the compose platform's gateway instead (into {COMPOSE_CONFIG.relative_to(ROOT)} with --output)",
     )
+    parser.add_argument(
+        "--kubernetes",
+        action="store_true",
+        help=f"render the Helm chart's gateway instead (into {KUBERNETES_CONFIG.relative_to(ROOT)} with --output)",
+    )
     parser.add_argument("--output", type=Path, help="write here instead of stdout")
     args = parser.parse_args(argv)
     if args.compose:
         _write(render_compose(), args.output)
+        return
+    if args.kubernetes:
+        _write(render_kubernetes(), args.output)
         return
     upstreams = dict(args.upstream) or {
         service.name: [f"127.0.0.1:{port}" for port in service.ports]

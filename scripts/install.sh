@@ -10,6 +10,10 @@ STRIPE_MOCK_VERSION="v0.203.0"
 # Mailpit: an SMTP server whose API reads back what arrived (its web UI's assets are not in a
 # source build; SMTP and the API are).
 MAILPIT_VERSION="v1.27.11"
+HELM_VERSION="v4.3.2"
+KUBECONFORM_VERSION="v0.8.0"
+KUBE_SCORE_VERSION="v1.20.0"
+ACTIONLINT_VERSION="v1.7.12"
 export PATH="$TOOLS/bin:$PATH:/usr/local/go/bin"
 # Builds from a copied module folder are not git checkouts; stamping VCS info would fail there.
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -118,23 +122,14 @@ build_ferretdb() {
 }
 
 # Stripe's API for the tests and the local stack; its spec and fixtures are compiled in.
-build_stripe_mock() {
-    if [ -x "$TOOLS/bin/stripe-mock" ]; then
+# go_tool BINARY PACKAGE@VERSION: `go install` it into .tools/bin unless it is there.
+go_tool() {
+    if [ -x "$TOOLS/bin/$1" ]; then
         return
     fi
     require_go
-    log "building stripe-mock $STRIPE_MOCK_VERSION"
-    GOBIN="$TOOLS/bin" go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION"
-}
-
-# Mail for the tests and the local stack.
-build_mailpit() {
-    if [ -x "$TOOLS/bin/mailpit" ]; then
-        return
-    fi
-    require_go
-    log "building Mailpit $MAILPIT_VERSION"
-    GOBIN="$TOOLS/bin" go install "github.com/axllent/mailpit@$MAILPIT_VERSION"
+    log "building $2"
+    GOBIN="$TOOLS/bin" go install "$2"
 }
 
 # The Twilio API peer: Stoplight Prism serving Twilio's own OpenAPI description (shipped in
@@ -180,8 +175,15 @@ sync_python
 start_docker
 install_web_tools
 build_ferretdb
-build_stripe_mock
-build_mailpit
+go_tool stripe-mock "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION"
+# Mail for the tests and the local stack.
+go_tool mailpit "github.com/axllent/mailpit@$MAILPIT_VERSION"
+# The Helm chart's checks (tests/test_chart.py).
+go_tool helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+go_tool kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+go_tool kube-score "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION"
+# The GitHub workflows' linter (tests/test_workflows.py).
+go_tool actionlint "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 install_twilio_peer
 bash "$ROOT/scripts/install-opensearch.sh" >/dev/null
 bash "$ROOT/scripts/install-filebeat.sh" >/dev/null

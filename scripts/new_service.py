@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+import chart
 import dashboards
 import gateway
 import registry
@@ -288,6 +289,8 @@ SCRAPE_JOB = """\
     dns_sd_configs: [{names: [$name], type: A, port: 8000, refresh_interval: 15s}]
 """
 ALERTS = Path("observability") / "prometheus" / "rules" / "alerts.yml"
+# The Helm chart's values: the service's entry in `services` (its copies in files/ re-rendered).
+CHART_VALUES = Path("charts") / "shop" / "values.yaml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,7 +508,46 @@ def plan(root: Path, name: str) -> Plan:
             files[path] = new
         else:
             edits[path] = (old, new)
+    values_path = root / CHART_VALUES
+    old_values = values_path.read_text()
+    edits[values_path] = (old_values, _add_chart_entry(old_values, name))
+    planned = {**files, **{path: new for path, (_, new) in edits.items()}}
+    for path, text in chart.rendered(root, new_services, planned).items():
+        if not path.exists():
+            files[path] = text
+        elif path.read_text() != text:
+            edits[path] = (path.read_text(), text)
     return Plan(files, edits)
+
+
+def _add_chart_entry(values: str, name: str) -> str:
+    """The service's entry, last of the chart's `services` map (its settings, secrets and calls
+    are left to add, as in compose)."""
+    lines = values.splitlines(keepends=True)
+    try:
+        start = lines.index("services:\n")
+    except ValueError:
+        raise SystemExit(f"{CHART_VALUES}: no top-level `services:` to add {name} to") from None
+    end = next(
+        (
+            index
+            for index in range(start + 1, len(lines))
+            if lines[index][:1] not in ("", " ", "\n")
+        ),
+        len(lines),
+    )
+    while end > start + 1 and (lines[end - 1] == "\n" or lines[end - 1].startswith("#")):
+        end -= 1  # the next section's heading comment and the blank line before it
+    entry = [f"  {name}:\n", f"    prefixes: [{name}]\n"]
+    text = "".join(lines[:end] + entry + lines[end:])
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SystemExit(f"{CHART_VALUES}: adding {name} breaks it ({error!r})") from None
+    before = yaml.safe_load(values)
+    if parsed["services"].pop(name, None) != {"prefixes": [name]} or parsed != before:
+        raise SystemExit(f"{CHART_VALUES}: could not add {name} to services alone")
+    return text
 
 
 def describe(plan: Plan, root: Path) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import shutil
+import subprocess
 import sys
 import tomllib
 from collections.abc import Callable
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import dashboards  # scripts/, put on sys.path by conftest.py
+import chart  # scripts/, put on sys.path by conftest.py
+import dashboards
 import gateway as gateway_config
 import new_service
 import pytest
@@ -33,6 +35,8 @@ SHARED = (
     "compose/gateway/nginx.conf",
     "compose/prometheus.yml",
     "observability/prometheus/rules/alerts.yml",
+    "observability/prometheus/rules/recording.yml",
+    "compose/gateway/run.sh",
 )
 ALERTS = Path("observability/prometheus/rules/alerts.yml")
 ADMIN = {"email": "admin@shop.local", "password": "admin-password-change-me"}
@@ -51,6 +55,7 @@ def copy_shared(root: Path) -> Path:
         (root / shared).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / shared, root / shared)
     shutil.copytree(ROOT / "dashboards", root / "dashboards", ignore=shutil.ignore_patterns("png"))
+    shutil.copytree(ROOT / "charts", root / "charts")
     return root
 
 
@@ -157,6 +162,29 @@ def test_the_new_service_is_scraped_alerted_on_and_has_its_dashboard(scaffold: P
     assert committed == dashboards.rendered(services)
     assert f"service-{NAME}.json" in committed
     assert f'|{NAME}\\"}})' in committed["overview.json"]  # its instances up, with the others'
+
+
+def test_the_new_service_is_deployed_by_the_helm_chart_behind_its_gateway(scaffold: Path) -> None:
+    values = yaml.safe_load((scaffold / "charts" / "shop" / "values.yaml").read_text())
+    assert values["services"][NAME] == {"prefixes": [NAME]}
+    assert (
+        chart.stale(
+            chart.rendered(scaffold, registry.load(scaffold / "services" / "registry.toml"))
+        )
+        == []
+    )
+    assert f"upstream {NAME} {{" in (scaffold / "charts/shop/files/gateway/nginx.conf").read_text()
+
+    rendered = subprocess.run(
+        [str(ROOT / ".tools" / "bin" / "helm"), "template", "shop", str(scaffold / "charts" / "shop"),
+         "--values", str(ROOT / "charts" / "shop" / "ci" / "minimal-values.yaml")],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    objects = {
+        (doc["kind"], doc["metadata"]["name"]) for doc in yaml.safe_load_all(rendered.stdout) if doc
+    }
+    assert {("Deployment", NAME), ("Service", NAME), ("Job", f"{NAME}-prepare")} <= objects
 
 
 def test_an_alert_file_without_nginx_last_in_service_absent_stops_the_plan(tmp_path: Path) -> None:

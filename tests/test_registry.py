@@ -11,7 +11,14 @@ import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 # What new-service reads and edits beside the service's own folder.
-EDITED = ("pyproject.toml", "services/registry.toml", "compose", "observability", "dashboards")
+EDITED = (
+    "pyproject.toml",
+    "services/registry.toml",
+    "compose",
+    "observability",
+    "dashboards",
+    "charts",
+)
 
 
 def _copy_what_new_service_edits(root: Path) -> None:

@@ -161,3 +161,36 @@ def test_main_exits_with_every_settings_problem_and_no_traceback() -> None:
     assert "SERVICE_NAME is required" in finished.stderr
     assert "MONGO_URL is required" in finished.stderr
     assert "Traceback" not in finished.stderr
+
+
+async def test_prepare_makes_the_indexes_and_the_stream_then_exits_without_serving(
+    service_env: dict[str, str], db: AsyncDatabase[Any], nats_client: Nats
+) -> None:
+    # given a service with an event store, an outbox relay and idempotency records
+    service = "t" + uuid.uuid4().hex[:12]
+    program = (
+        "from shopkit.app import build_app, main\n"
+        "from shopkit.settings import KitSettings\n"
+        "main(KitSettings, lambda s: build_app(s, outbox=True, idempotency_keys=True))\n"
+    )
+    env = {**service_env, "SERVICE_NAME": service, "PORT": "1"}  # a port it could never bind
+
+    # when a deployment's one-off job runs it with --prepare
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", program, "--prepare", env=env, stderr=subprocess.PIPE
+    )
+    _, errors = await asyncio.wait_for(process.communicate(), timeout=60)
+
+    # then it exits at once, having made what the service needs before it serves
+    try:
+        assert process.returncode == 0, errors.decode()
+        indexes = {index["name"] async for index in await db["events"].list_indexes()}
+        assert "id" in indexes
+        records = {
+            tuple(index["key"]) async for index in await db[IDEMPOTENCY_COLLECTION].list_indexes()
+        }
+        assert ("record",) in records
+        stream = await nats_client.jetstream().stream_info(broker.stream_name(service))
+        assert stream.config.name == broker.stream_name(service)
+    finally:
+        await nats_client.jetstream().delete_stream(broker.stream_name(service))

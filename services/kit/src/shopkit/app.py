@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import gc
@@ -10,7 +11,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -375,14 +376,38 @@ def build_app(
     return app
 
 
-def main(settings_class: type[S], create_app: Callable[[S], web.Application]) -> None:
+def main(
+    settings_class: type[S],
+    create_app: Callable[[S], web.Application],
+    argv: Sequence[str] | None = None,
+) -> None:
     """A service's entry point: its settings from the environment (every problem reported at once,
-    then exit 1), then serve `create_app(settings)`."""
+    then exit 1), then serve `create_app(settings)`; with `--prepare`, start and stop it instead."""
+    parser = argparse.ArgumentParser(description="Serve the service's API (settings: environment).")
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="create its indexes, streams and consumers, then exit (a deployment's one-off job)",
+    )
+    args = parser.parse_args(argv)
     try:
         settings = load(settings_class)
     except SettingsError as error:
         sys.exit(str(error))
-    run(create_app(settings))
+    app = create_app(settings)
+    if args.prepare:
+        asyncio.run(prepare(app))
+    else:
+        run(app)
+
+
+async def prepare(app: web.Application) -> None:
+    """Start every context of `app` without listening, then stop them: what a service makes as it
+    starts (indexes, streams, durable consumers) is made, once, before any instance serves."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    await runner.cleanup()
+    logging.getLogger("shopkit.app").info("prepared %s", app[SETTINGS].service_name)
 
 
 def run(app: web.Application) -> None:
