@@ -5,6 +5,7 @@ skipped with its reason, and values.schema.json refuses what the chart would sil
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,8 @@ def test_every_value_set_renders_manifests_kubernetes_accepts(
     location = (
         schemas / "{{ .NormalizedKubernetesVersion }}" / "{{ .ResourceKind }}{{ .KindSuffix }}.json"
     )
-    # Custom resources (ServiceMonitor, PrometheusRule) have no schema here: checked below.
+    # Custom resources (ServiceMonitor, PrometheusRule) have no schema here: their shape is
+    # checked by test_the_monitoring_objects_scrape_each_pod_once_and_carry_the_rules.
     report = _ok(str(TOOLS / "kubeconform"), "-strict", "-summary", "-output", "json",
                  "-kubernetes-version", version,
                  "-schema-location", str(location),
@@ -97,6 +99,9 @@ def test_kube_score_finds_nothing_but_what_is_skipped_with_its_reason(values: Pa
     problems = [
         line for line in done.stdout.splitlines() if line.startswith(("[CRITICAL]", "[WARNING]"))
     ]
+    # (kube-score exits 1 on findings, 2 when it could not score at all)
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    assert "[OK]" in done.stdout, done.stdout + done.stderr
     assert not problems, "\n".join(problems) + done.stderr
 
 
@@ -110,6 +115,9 @@ def test_checkov_finds_nothing_but_what_is_skipped_with_its_reason(
                   "--skip-download", "--output", "json",
                   "--skip-check", ",".join(SKIPPED["checkov"]))  # fmt: skip
     assert report.returncode == 0, report.stdout[-5000:] + report.stderr[-2000:]
+    summary = json.loads(report.stdout)["summary"]
+    assert summary["failed"] == 0, summary
+    assert summary["passed"] > 100, summary
 
 
 def test_every_skipped_check_gives_its_reason() -> None:
@@ -121,12 +129,32 @@ def test_every_skipped_check_gives_its_reason() -> None:
     assert all(isinstance(reason, str) and len(reason) > 40 for reason in reasons)
 
 
-def test_the_schema_refuses_an_unknown_key_naming_it() -> None:
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ("services.orders.replicaz=3", "replicaz"),
+        ("default.autoscaling.enabld=true", "enabld"),
+        ("gateway.exporter.imag=x", "imag"),
+        ("services.carts.resources.requests.cpuu=1", "cpuu"),
+        ("services.gateway.replicas=1", "gateway"),
+        ("default.preStopSeconds=0", "preStopSeconds"),
+    ],
+)
+def test_the_schema_refuses_an_unknown_key_or_impossible_value_naming_it(
+    setting: str, named: str
+) -> None:
+    done = _run(str(TOOLS / "helm"), "template", "shop", str(CHART),
+                "--values", str(CHART / "ci" / "minimal-values.yaml"), "--set", setting)  # fmt: skip
+    assert done.returncode != 0
+    assert named in done.stderr
+
+
+def test_a_call_to_no_service_fails_the_install_naming_it() -> None:
     done = _run(str(TOOLS / "helm"), "template", "shop", str(CHART),
                 "--values", str(CHART / "ci" / "minimal-values.yaml"),
-                "--set", "services.orders.replicaz=3")  # fmt: skip
+                "--set", "services.carts.calls={products,prices}")  # fmt: skip
     assert done.returncode != 0
-    assert "replicaz" in done.stderr
+    assert "services.carts.calls names prices" in done.stderr
 
 
 def test_a_missing_secret_value_fails_the_install_naming_it() -> None:
@@ -149,39 +177,107 @@ def test_the_charts_copies_of_the_gateway_rules_and_dashboards_are_current() -> 
     assert chart.stale(chart.rendered()) == []
 
 
+def _deployments(rendered: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in rendered if doc["kind"] == "Deployment"}
+
+
 def test_a_service_entry_overrides_the_default_even_with_false_or_zero() -> None:
-    rendered = _documents(_template(CHART / "ci" / "everything-values.yaml"))
-    deployments = {doc["metadata"]["name"]: doc for doc in rendered if doc["kind"] == "Deployment"}
-    # notifications is disabled over default.enabled: true; autoscaling drops the fixed replicas
+    # default.autoscaling.enabled is true in this set; carts turns it off and asks for no pod
+    rendered = _documents(_template(CHART / "ci" / "everything-values.yaml",
+                                    "--set", "services.carts.autoscaling.enabled=false",
+                                    "--set", "services.carts.replicas=0"))  # fmt: skip
+    deployments = _deployments(rendered)
+    # notifications is disabled over default.enabled: true
     assert "notifications" not in deployments
+    # autoscaled services leave replicas to their HPA; carts has a fixed count, zero
     assert "replicas" not in deployments["orders"]["spec"]
+    assert deployments["carts"]["spec"]["replicas"] == 0
     hpas = {doc["metadata"]["name"] for doc in rendered if doc["kind"] == "HorizontalPodAutoscaler"}
-    assert hpas == set(deployments) - {"gateway"}
+    assert hpas == set(deployments) - {"gateway", "carts"}
 
 
-def test_a_pod_is_given_longer_to_stop_than_its_pause_and_drain() -> None:
-    rendered = _documents(_template(CHART / "ci" / "minimal-values.yaml"))
-    for deployment in (doc for doc in rendered if doc["kind"] == "Deployment"):
+def test_a_plain_setting_overrides_a_shared_one_and_each_variable_is_set_once() -> None:
+    rendered = _documents(_template(CHART / "ci" / "minimal-values.yaml",
+                                    "--set", "services.orders.env.LOG_LEVEL=DEBUG"))  # fmt: skip
+    for name, deployment in _deployments(rendered).items():
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        names = [item["name"] for item in env]
+        assert len(names) == len(set(names)), name
+        levels = [item["value"] for item in env if item["name"] == "LOG_LEVEL"]
+        assert levels == ["DEBUG" if name == "orders" else "INFO"]
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=lambda path: path.stem)
+def test_a_pod_is_given_longer_to_stop_than_its_pause_and_drain(values: Path) -> None:
+    rendered = _documents(_template(values))
+    behind_gateway = any(name == "gateway" for name in _deployments(rendered))
+    for name, deployment in _deployments(rendered).items():
+        if name == "gateway":
+            continue
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
         env = {item["name"]: item.get("value") for item in container["env"]}
         pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
         assert pod["terminationGracePeriodSeconds"] > pause + int(env["SHUTDOWN_TIMEOUT"])
+        # behind the gateway, the pause outlasts the cluster DNS's cache and the gateway's look
+        assert pause >= (35 if behind_gateway else 10), name
 
 
-def test_a_service_takes_calls_only_from_its_callers_the_gateway_ingress_and_scraper() -> None:
+def test_a_service_takes_calls_only_from_its_callers_the_gateway_and_the_scraper() -> None:
     rendered = _documents(_template(CHART / "ci" / "everything-values.yaml"))
     policies = {doc["metadata"]["name"]: doc for doc in rendered if doc["kind"] == "NetworkPolicy"}
-    peers = [
+    values = yaml.safe_load((CHART / "values.yaml").read_text())  # its network policy defaults
+    [allowed] = policies["payments"]["spec"]["ingress"]
+    names = {
         peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name")
-        for peer in policies["payments"]["spec"]["ingress"][0]["from"]
+        for peer in allowed["from"]
+    }
+    # orders calls payments and the gateway fronts it; carts and products never call it
+    assert {"orders", "gateway"} <= names
+    assert not {"carts", "products"} & names
+    # the scraper may read its metrics; the ingress controller reaches only the gateway
+    assert values["networkPolicy"]["metricsFrom"][0] in allowed["from"]
+    assert values["networkPolicy"]["ingressFrom"][0] not in allowed["from"]
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=lambda path: path.stem)
+def test_a_service_may_reach_every_service_its_settings_name(values: Path) -> None:
+    rendered = _documents(_template(values))
+    policies = {doc["metadata"]["name"]: doc for doc in rendered if doc["kind"] == "NetworkPolicy"}
+    for name, deployment in _deployments(rendered).items():
+        if name == "gateway":
+            continue
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        called = {
+            match
+            for item in env
+            for match in re.findall(r"^http://([a-z]+):8000", item.get("value", ""))
+        }
+        reached = {
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            for rule in policies[name]["spec"]["egress"]
+            for peer in rule.get("to", [])
+            if "podSelector" in peer
+        }
+        # (users reads its own signing keys, not its JWKS_URL)
+        assert called - {name} <= reached, name
+
+
+def test_the_monitoring_objects_scrape_each_pod_once_and_carry_the_rules() -> None:
+    rendered = _documents(_template(CHART / "ci" / "everything-values.yaml"))
+    monitors = [doc for doc in rendered if doc["kind"] == "ServiceMonitor"]
+    services = [doc for doc in rendered if doc["kind"] == "Service"]
+    for monitor in monitors:
+        wanted = monitor["spec"]["selector"]["matchLabels"]
+        selected = [s for s in services if wanted.items() <= s["metadata"]["labels"].items()]
+        pods = [tuple(sorted(s["spec"]["selector"].items())) for s in selected]
+        assert len(pods) == len(set(pods)), [s["metadata"]["name"] for s in selected]
+        assert all(endpoint["port"] in {p["name"] for s in selected for p in s["spec"]["ports"]}
+                   for endpoint in monitor["spec"]["endpoints"])  # fmt: skip
+    [rules] = [doc for doc in rendered if doc["kind"] == "PrometheusRule"]
+    shipped = [
+        group["name"]
+        for path in sorted((ROOT / "observability" / "prometheus" / "rules").glob("*.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
     ]
-    # orders calls payments; the gateway fronts it; carts and products never call it
-    assert {"orders", "gateway"} <= set(peers)
-    assert not {"carts", "products"} & set(peers)
-    egress = [
-        rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
-        for rule in policies["carts"]["spec"]["egress"]
-        if "to" in rule
-    ]
-    assert sorted(egress) == ["products", "users"]
+    assert sorted(group["name"] for group in rules["spec"]["groups"]) == sorted(shipped)

@@ -473,3 +473,42 @@ async def test_scaling_orders_to_three_spreads_the_gateways_requests_over_all_th
         await asyncio.sleep(2)
     assert all(served.values()), served
     assert sum(served.values()) == 30
+
+
+@pytest.mark.timeout(600)
+def test_the_gateway_serves_while_a_service_has_no_instance_answering_it_502() -> None:
+    # given the gateway's image, and every service's name resolving but notifications'
+    base = subprocess.run(
+        ["bash", "scripts/base-image.sh", BASE], cwd=ROOT, capture_output=True, text=True
+    )
+    assert base.returncode == 0, base.stderr
+    image = "shop-standin-nginx:gateway-test"
+    _docker("build", "--quiet", "--file", str(COMPOSE_DIR / "standins" / "debian.Dockerfile"),
+            "--target", "gateway", "--build-arg", f"PYTHON_IMAGE={base.stdout.split()[-1]}",
+            "--tag", image, str(COMPOSE_DIR / "standins"), timeout=600)  # fmt: skip
+    hosts = [f"--add-host={name}:127.0.0.1" for name in registry.load() if name != "notifications"]
+    name = "shoptest-gateway-" + uuid.uuid4().hex[:8]
+    # when it starts (as compose runs it: read-only, its state on a tmpfs)
+    _docker("run", "--detach", "--name", name, "--read-only", "--tmpfs", "/run/gateway", *hosts,
+            "--volume", f"{COMPOSE_DIR / 'gateway'}:/etc/nginx/shop:ro",
+            "--entrypoint", "/bin/sh", image, "/etc/nginx/shop/run.sh")  # fmt: skip
+    try:
+        ask = (
+            "import sys, urllib.request, urllib.error\n"
+            "try:\n    answer = urllib.request.urlopen('http://127.0.0.1:8080' + sys.argv[1], timeout=5)\n"
+            "except urllib.error.HTTPError as error:\n    answer = error\n"
+            "print(answer.status, answer.headers['Content-Type'])\n"
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            done = subprocess.run(["/usr/bin/docker", "exec", name, "python3", "-c", ask, "/healthz"],
+                                  capture_output=True, text=True, check=False)  # fmt: skip
+            if done.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        # then it is up, and only notifications' routes fail, as a problem
+        assert done.stdout.split()[0] == "200", done.stdout + done.stderr + _docker("logs", name)
+        answered = _docker("exec", name, "python3", "-c", ask, "/api/v1/notifications/preferences")
+        assert answered == "502 application/problem+json"
+    finally:
+        _docker("rm", "--force", name)

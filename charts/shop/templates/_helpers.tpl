@@ -40,6 +40,13 @@ app.kubernetes.io/component: {{ .component | default "service" }}
 {{- range $name, $own := .Values.services -}}
 {{- $_ := set $services $name (include "shop.overlay" (dict "base" $.Values.default "over" $own) | fromJson) -}}
 {{- end -}}
+{{- range $name, $service := $services -}}
+{{- range $callee := $service.calls -}}
+{{- if not (hasKey $services $callee) -}}
+{{- fail (printf "services.%s.calls names %s, which is no service" $name $callee) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- toJson $services -}}
 {{- end -}}
 
@@ -55,36 +62,62 @@ app.kubernetes.io/component: {{ .component | default "service" }}
 {{- .Values.secrets.existingSecret | default "shop" -}}
 {{- end -}}
 
-{{/* The container's environment: the shared settings, the Secret's, then the service's own. */}}
+{{/* Keys of the Secret a deployment may go without: no first admin, a mail server without a
+login, no SMS. */}}
+{{- define "shop.optionalSecretKeys" -}}
+{{- list "ADMIN_PASSWORD" "SMTP_PASSWORD" "TWILIO_AUTH_TOKEN" | toJson -}}
+{{- end -}}
+
+{{/* A service's variables from the Secret (variable -> key): the datastores', then its own. */}}
+{{- define "shop.secretEnv" -}}
+{{- $secret := dict "MONGO_URL" "MONGO_URL" "NATS_URL" "NATS_URL" -}}
+{{- range $variable, $key := .service.secretEnv -}}
+{{- $_ := set $secret $variable $key -}}
+{{- end -}}
+{{- toJson $secret -}}
+{{- end -}}
+
+{{/*
+The container's environment, each name once: the Secret's variables first (a plain value may
+refer to them as $(NAME), which Kubernetes expands only from variables above it), then the shared
+settings with the service's own `env` over them.
+*/}}
 {{- define "shop.env" -}}
-- name: PORT
-  value: "8000"
-- name: HOST
-  value: 0.0.0.0
-- name: ENVIRONMENT
-  value: {{ .root.Values.environment | quote }}
-- name: LOG_LEVEL
-  value: {{ .root.Values.logLevel | quote }}
-- name: LOG_REQUESTS
-  value: {{ .root.Values.logRequests | toString | quote }}
-- name: JWT_ISSUER
-  value: {{ .root.Values.jwt.issuer | quote }}
-- name: JWT_AUDIENCE
-  value: {{ .root.Values.jwt.audience | quote }}
-- name: JWKS_URL
-  value: http://users:8000/api/v1/auth/jwks
-- name: SHUTDOWN_TIMEOUT
-  value: {{ .service.drainSeconds | quote }}
-{{- range $variable, $key := merge (dict "MONGO_URL" "MONGO_URL" "NATS_URL" "NATS_URL") .service.secretEnv }}
+{{- $secret := include "shop.secretEnv" . | fromJson -}}
+{{- $optional := include "shop.optionalSecretKeys" . | fromJsonArray -}}
+{{- $plain := dict
+  "PORT" "8000"
+  "HOST" "0.0.0.0"
+  "ENVIRONMENT" .root.Values.environment
+  "LOG_LEVEL" .root.Values.logLevel
+  "LOG_REQUESTS" (toString .root.Values.logRequests)
+  "JWT_ISSUER" .root.Values.jwt.issuer
+  "JWT_AUDIENCE" .root.Values.jwt.audience
+  "JWKS_URL" "http://users:8000/api/v1/auth/jwks"
+  "SHUTDOWN_TIMEOUT" (toString (int .service.drainSeconds))
+-}}
+{{- range $variable, $value := .service.env -}}
+{{- if hasKey $secret $variable -}}
+{{- fail (printf "%s is both in env and in secretEnv of a service: name it once" $variable) -}}
+{{- end -}}
+{{- $_ := set $plain $variable (toString $value) -}}
+{{- end -}}
+{{- range $variable := keys $secret | sortAlpha }}
+{{- $key := get $secret $variable }}
 - name: {{ $variable }}
   valueFrom:
     secretKeyRef:
-      name: {{ include "shop.secretName" $.root }}
+      name: {{ $.secretName | default (include "shop.secretName" $.root) }}
       key: {{ $key }}
+      {{- if has $key $optional }}
+      optional: true
+      {{- end }}
 {{- end }}
-{{- range $variable, $value := .service.env }}
+{{- range $variable := keys $plain | sortAlpha }}
+{{- if not (hasKey $secret $variable) }}
 - name: {{ $variable }}
-  value: {{ $value | toString | quote }}
+  value: {{ get $plain $variable | quote }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
