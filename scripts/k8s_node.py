@@ -68,7 +68,15 @@ IMAGES = TOOLS / "images"
 DEFAULT_STATE = ROOT / ".run" / "k8s"
 GO = "/usr/local/go/bin/go"
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
-APT_PACKAGES = ("containerd", "containernetworking-plugins", "runc", "iptables", "openssl")
+# nftables: its CLI deletes the empty iptables tables the kubelet made (iptables cannot).
+APT_PACKAGES = (
+    "containerd",
+    "containernetworking-plugins",
+    "runc",
+    "iptables",
+    "nftables",
+    "openssl",
+)
 CNI_BIN = Path("/usr/lib/cni")
 
 NODE_NAME = "localhost"
@@ -78,6 +86,7 @@ API_SERVICE_IP = "10.96.0.1"
 DNS_SERVICE_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 BRIDGE = "cni0"
+CNI_NETWORK = "shop-k8s"
 API_PORT = 6443
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
@@ -613,7 +622,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 def cni_config(node: Node) -> dict[str, Any]:
     return {
         "cniVersion": "1.0.0",
-        "name": "shop-k8s",
+        "name": CNI_NETWORK,
         "plugins": [
             {
                 "type": "bridge",
@@ -1056,6 +1065,28 @@ def remove_iptables(baseline: dict[str, dict[str, list[str]]]) -> None:
                 run([binary, "-w", "-t", table, "-X", chain], check=False)
 
 
+def nft_tables() -> list[str]:
+    """The netfilter tables there are, as `FAMILY NAME` (iptables-nft makes them on first use)."""
+    if shutil.which("nft") is None:
+        return []
+    result = run(["nft", "list", "tables"], check=False)
+    lines = result.stdout.decode().splitlines() if result.returncode == 0 else []
+    return [line.removeprefix("table ").strip() for line in lines if line.startswith("table ")]
+
+
+def remove_empty_tables(before: Sequence[str]) -> None:
+    """The iptables tables that were not there before `up` and hold no rule now (the kubelet
+    makes mangle's for its canary chains)."""
+    binaries = {"ip": "iptables", "ip6": "ip6tables"}
+    for table in nft_tables():
+        family, _, name = table.partition(" ")
+        if table in before or family not in binaries or name not in IPTABLES_TABLES:
+            continue
+        rules = iptables_rules(binaries[family], name)
+        if all(line.startswith("-P ") for line in rules):
+            run(["nft", "delete", "table", family, name], check=False)
+
+
 def read_sysctls() -> dict[str, str]:
     values = {}
     for name in SYSCTLS:
@@ -1205,6 +1236,7 @@ def record_host(node: Node) -> None:
         "paths": {str(path): path.exists() for path in HOST_PATHS},
         "cgroups": [str(path) for path in kubepods_cgroups()],
         "netns": sorted(entry.name for entry in list_dir(Path("/run/netns"))),
+        "nft_tables": nft_tables(),
     }
     write_json(node.host_file, baseline)
 
@@ -1509,6 +1541,8 @@ def remove_network(baseline: dict[str, Any]) -> None:
     if (BIN / "kube-proxy").is_file():
         run([BIN / "kube-proxy", "--cleanup"], check=False, timeout=60)
     remove_iptables(baseline.get("chains", {}))
+    if "nft_tables" in baseline:
+        remove_empty_tables(baseline["nft_tables"])
 
 
 def remove_host_paths(state: Path, existed: dict[str, bool]) -> None:
@@ -1517,10 +1551,18 @@ def remove_host_paths(state: Path, existed: dict[str, bool]) -> None:
         with contextlib.suppress(OSError):
             if link.is_symlink() and str(state) in os.readlink(link):
                 link.unlink()
-    # The host-local IPAM data lives in the state folder; libcni still caches results here.
-    for cache in list_dir(Path("/var/lib/cni/results")):
-        if cache.name.startswith("shop-k8s-"):
-            cache.unlink()
+    # The host-local IPAM data lives in the state folder; libcni still caches each sandbox's
+    # results here, under the network's name (and containerd's loopback network's).
+    caches = list_dir(Path("/var/lib/cni/results"))
+    prefix = f"{CNI_NETWORK}-"
+    sandboxes = {
+        cache.name[len(prefix) :].split("-")[0] for cache in caches if cache.name.startswith(prefix)
+    }
+    for cache in caches:
+        sandbox = cache.name.removeprefix(prefix).removeprefix("cni-loopback-").split("-")[0]
+        if sandbox in sandboxes:
+            with contextlib.suppress(OSError):
+                cache.unlink()
     for path in HOST_PATHS:
         if existed.get(str(path), True) or not path.exists():
             continue
