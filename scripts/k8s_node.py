@@ -1616,6 +1616,8 @@ def status(node: Node) -> int:
 
 
 def kubectl(node: Node, args: Sequence[str]) -> None:
+    if not node.kubeconfig.is_file():
+        raise NodeFailed(f"no node in {node.state}: run `up` first")
     kubectl_binary = str(BIN / "kubectl")
     argv = [kubectl_binary, "--kubeconfig", str(node.kubeconfig), *args]
     os.execv(kubectl_binary, argv)  # noqa: S606 (this command becomes kubectl)
@@ -1635,7 +1637,26 @@ def failures() -> Iterator[None]:
         raise SystemExit(1) from None
 
 
+def kubectl_arguments(args: Sequence[str]) -> tuple[Path, list[str]]:
+    """`[--state DIR] [--] ARGS...`: everything else is kubectl's, options first included."""
+    rest = list(args)
+    state = DEFAULT_STATE
+    if rest[:1] == ["--state"] and len(rest) > 1:
+        state, rest = Path(rest[1]), rest[2:]
+    elif rest[:1] and rest[0].startswith("--state="):
+        state, rest = Path(rest[0].partition("=")[2]), rest[1:]
+    if rest[:1] == ["--"]:
+        rest = rest[1:]
+    return state, rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["kubectl"]:
+        # Not through argparse, which would take kubectl's own options (-n, -A, -o) for ours.
+        state, rest = kubectl_arguments(args[1:])
+        with failures():
+            kubectl(Node(state.resolve()), rest)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("build", help="build the binaries and images (cached)")
@@ -1644,7 +1665,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("down", "stop the node and remove everything it added"),
         ("status", "which of the node's processes run"),
         ("load", "import local Docker images into the node"),
-        ("kubectl", "kubectl with the node's kubeconfig"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state folder")
@@ -1656,9 +1676,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             command.add_argument("--logs", type=Path, help="copy the node's logs here first")
         if name == "load":
             command.add_argument("images", nargs="+")
-        if name == "kubectl":
-            command.add_argument("args", nargs=argparse.REMAINDER)
-    options = parser.parse_args(argv)
+    commands.add_parser(
+        "kubectl", help="kubectl with the node's kubeconfig: kubectl [--state DIR] [--] ARGS..."
+    )
+    options = parser.parse_args(args)
     with failures():
         if options.command == "build":
             build()
@@ -1672,8 +1693,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             load(node, options.images)
         elif options.command == "status":
             return status(node)
-        elif options.command == "kubectl":
-            kubectl(node, options.args)
     return 0
 
 
