@@ -3,8 +3,8 @@
 For the Helm chart's install test: no registry is reachable here, so kind, minikube and k3s cannot
 start; this runs the upstream binaries as plain processes instead. Run as root:
 
-    uv run python scripts/k8s_node.py build          # once: about 25 min cold, seconds when built
-    uv run python scripts/k8s_node.py up             # prints the kubeconfig's path
+    uv run python scripts/k8s_node.py build          # once: about 10 min cold, then a second
+    uv run python scripts/k8s_node.py up             # about 20 s; prints the kubeconfig's path
     uv run python scripts/k8s_node.py load shop-users:latest shop-orders:latest
     uv run python scripts/k8s_node.py kubectl get pods -A
     uv run python scripts/k8s_node.py status
@@ -66,7 +66,7 @@ TOOLS = ROOT / ".tools" / "k8s" / VERSION
 BIN = TOOLS / "bin"
 IMAGES = TOOLS / "images"
 DEFAULT_STATE = ROOT / ".run" / "k8s"
-GO = "/usr/local/go/bin/go"
+GO = shutil.which("go") or "/usr/local/go/bin/go"
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
 # nftables: its CLI deletes the empty iptables tables the kubelet made (iptables cannot).
 APT_PACKAGES = (
@@ -830,6 +830,9 @@ def components(node: Node, ip: str) -> list[Component]:
                 f"--node-ip={ip}",
                 f"--root-dir={state / 'kubelet'}",
                 f"--volume-plugin-dir={state / 'kubelet' / 'volume-plugins'}",
+                # cAdvisor's own containerd client (for the containers' stats) looks at
+                # /run/containerd, Docker's containerd's place, unless told.
+                f"--containerd={node.containerd_socket}",
             ),
             lambda: http_ok(f"http://127.0.0.1:{KUBELET_HEALTHZ_PORT}/healthz"),
         ),
@@ -1172,6 +1175,13 @@ def up(node: Node, keep_on_failure: bool = False) -> None:
     if busy:
         raise NodeFailed(f"ports in use: {busy} (another cluster or etcd runs here?)")
     install_packages()
+    if not (CNI_BIN / "bridge").is_file():
+        raise NodeFailed(f"no CNI bridge plugin in {CNI_BIN} (containernetworking-plugins)")
+    # A unix socket's path has room for 107 bytes; containerd's ttrpc socket is the longest.
+    if len(f"{node.containerd_socket}.ttrpc") > 100:
+        raise NodeFailed(
+            f"{node.state} is too deep for containerd's sockets: pick a shorter --state"
+        )
     started = time.monotonic()
     node.state.mkdir(parents=True)
     try:

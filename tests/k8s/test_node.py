@@ -1,6 +1,6 @@
 """The one-node cluster of scripts/k8s_node.py: up, a Service answering by its DNS name, down.
 
-Root only, and slow the first time (`build` takes about 25 minutes cold, `up` about a minute), so
+Root only, and slow the first time (`build` takes about 10 minutes cold, `up` about 20 seconds), so
 it runs only when asked: `SHOP_K8S=1 uv run pytest tests/k8s`.
 """
 
