@@ -93,14 +93,17 @@ ETCD_PEER_PORT = 2380
 KUBELET_HEALTHZ_PORT = 10248
 PROXY_HEALTHZ_PORT = 10256
 # Every port `up` binds, to refuse to start beside something else that holds one.
-PORTS: tuple[int, ...] = (
+PORTS = (
     API_PORT,
     ETCD_CLIENT_PORT,
     ETCD_PEER_PORT,
+    10250,  # the kubelet's API
     KUBELET_HEALTHZ_PORT,
+    10249,  # kube-proxy's metrics
     PROXY_HEALTHZ_PORT,
+    10257,  # kube-controller-manager's health and metrics
+    10259,  # kube-scheduler's
 )
-PORTS += (10249, 10250, 10257, 10259)  # kube-proxy's metrics, the kubelet's, kcm's, scheduler's
 PAUSE_IMAGE = "shop.local/k8s/pause:v1"
 COREDNS_VERSION = "v1.15.0"
 COREDNS_IMAGE = f"shop.local/k8s/coredns:{COREDNS_VERSION}"
@@ -238,11 +241,15 @@ class GoModule:
         # in the folder under its package's last path element, renamed below.
         argv = ["nice", "-n", "10", GO, "build", "-trimpath", "-ldflags", self.ldflags]
         output = f"{partial}/" if len(packages) > 1 else str(partial / self.programs[0][1])
-        subprocess.run([*argv, "-o", output, *packages], cwd=self.path, env=env, check=True)
+        built = subprocess.run(
+            [*argv, "-o", output, *packages], cwd=self.path, env=env, check=False
+        )
+        if built.returncode != 0:
+            raise NodeFailed(f"building tools/k8s/{self.folder} failed (go build said why above)")
         BIN.mkdir(parents=True, exist_ok=True)
         for package, name in self.programs:
-            built = partial / (name if len(packages) == 1 else package_binary(package))
-            built.replace(BIN / name)
+            program = partial / (name if len(packages) == 1 else package_binary(package))
+            program.replace(BIN / name)
         stamp = TOOLS / "stamps" / self.folder
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(self.source_hash())
@@ -293,6 +300,8 @@ GO_MODULES = (
 
 def build() -> None:
     """Every binary and image the node needs, each made only when missing or stale."""
+    if not Path(GO).is_file():
+        raise NodeFailed("go is required to build the node (Go 1.24 or newer, /usr/local/go)")
     for module in GO_MODULES:
         if module.built():
             continue
@@ -409,7 +418,7 @@ def require_built() -> None:
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """Where one node keeps its state, and the address it serves on."""
+    """Where one node keeps its state: certificates, configuration, pids, logs, data."""
 
     state: Path
 
