@@ -33,6 +33,10 @@ pytestmark = [
         os.environ.get("SHOP_K8S") != "1",
         reason="set SHOP_K8S=1 to run a real one-node cluster (root; builds it the first time)",
     ),
+    pytest.mark.skipif(
+        os.environ.get("SHOP_K8S_CLUSTER") == "existing",
+        reason="the node of scripts/k8s_node.py is not used with an existing cluster",
+    ),
     # A cold build of the binaries is most of it; a warm run takes a minute or two.
     pytest.mark.timeout(3600),
 ]
