@@ -181,6 +181,18 @@ def _deployments(rendered: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {doc["metadata"]["name"]: doc for doc in rendered if doc["kind"] == "Deployment"}
 
 
+def _settings(rendered: list[dict[str, Any]], deployment: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every variable a service's container gets, in order: its ConfigMap's, then its env."""
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    maps = {doc["metadata"]["name"]: doc for doc in rendered if doc["kind"] == "ConfigMap"}
+    settings = [
+        (name, value)
+        for source in container.get("envFrom", [])
+        for name, value in maps[source["configMapRef"]["name"]]["data"].items()
+    ]
+    return settings + [(item["name"], item.get("value")) for item in container["env"]]
+
+
 def test_a_service_entry_overrides_the_default_even_with_false_or_zero() -> None:
     # default.autoscaling.enabled is true in this set; carts turns it off and asks for no pod
     rendered = _documents(_template(CHART / "ci" / "everything-values.yaml",
@@ -200,10 +212,10 @@ def test_a_plain_setting_overrides_a_shared_one_and_each_variable_is_set_once() 
     rendered = _documents(_template(CHART / "ci" / "minimal-values.yaml",
                                     "--set", "services.orders.env.LOG_LEVEL=DEBUG"))  # fmt: skip
     for name, deployment in _deployments(rendered).items():
-        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-        names = [item["name"] for item in env]
+        settings = _settings(rendered, deployment)
+        names = [variable for variable, _ in settings]
         assert len(names) == len(set(names)), name
-        levels = [item["value"] for item in env if item["name"] == "LOG_LEVEL"]
+        levels = [value for variable, value in settings if variable == "LOG_LEVEL"]
         assert levels == ["DEBUG" if name == "orders" else "INFO"]
 
 
@@ -216,7 +228,7 @@ def test_a_pod_is_given_longer_to_stop_than_its_pause_and_drain(values: Path) ->
             continue
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
-        env = {item["name"]: item.get("value") for item in container["env"]}
+        env = dict(_settings(rendered, deployment))
         pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
         assert pod["terminationGracePeriodSeconds"] > pause + int(env["SHUTDOWN_TIMEOUT"])
         # behind the gateway, the pause outlasts the cluster DNS's cache and the gateway's look
@@ -247,11 +259,10 @@ def test_a_service_may_reach_every_service_its_settings_name(values: Path) -> No
     for name, deployment in _deployments(rendered).items():
         if name == "gateway":
             continue
-        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
         called = {
             match
-            for item in env
-            for match in re.findall(r"^http://([a-z]+):8000", item.get("value", ""))
+            for _, value in _settings(rendered, deployment)
+            for match in re.findall(r"^http://([a-z]+):8000", value or "")
         }
         reached = {
             peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]

@@ -77,14 +77,9 @@ login, no SMS. */}}
 {{- toJson $secret -}}
 {{- end -}}
 
-{{/*
-The container's environment, each name once: the Secret's variables first (a plain value may
-refer to them as $(NAME), which Kubernetes expands only from variables above it), then the shared
-settings with the service's own `env` over them.
-*/}}
-{{- define "shop.env" -}}
+{{/* A service's plain settings (name -> value): the shared ones, its own `env` over them. */}}
+{{- define "shop.plainEnv" -}}
 {{- $secret := include "shop.secretEnv" . | fromJson -}}
-{{- $optional := include "shop.optionalSecretKeys" . | fromJsonArray -}}
 {{- $plain := dict
   "PORT" "8000"
   "HOST" "0.0.0.0"
@@ -102,22 +97,55 @@ settings with the service's own `env` over them.
 {{- end -}}
 {{- $_ := set $plain $variable (toString $value) -}}
 {{- end -}}
+{{- toJson $plain -}}
+{{- end -}}
+
+{{/* The Secret's variables, as container `env` entries. */}}
+{{- define "shop.secretEnvEntries" -}}
+{{- $optional := include "shop.optionalSecretKeys" . | fromJsonArray -}}
+{{- $name := .secretName | default (include "shop.secretName" .root) -}}
+{{- $secret := include "shop.secretEnv" . | fromJson -}}
 {{- range $variable := keys $secret | sortAlpha }}
 {{- $key := get $secret $variable }}
 - name: {{ $variable }}
   valueFrom:
     secretKeyRef:
-      name: {{ $.secretName | default (include "shop.secretName" $.root) }}
+      name: {{ $name }}
       key: {{ $key }}
       {{- if has $key $optional }}
       optional: true
       {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/*
+A service container's environment: its ConfigMap (the plain settings), then the Secret's
+variables, then the plain values that refer to those as $(NAME), which Kubernetes expands only
+in `env` and only from variables above them.
+*/}}
+{{- define "shop.serviceEnv" -}}
+envFrom:
+  - configMapRef:
+      name: {{ .name }}
+env:
+  {{- include "shop.secretEnvEntries" . | nindent 2 }}
+  {{- $plain := include "shop.plainEnv" . | fromJson }}
+  {{- range $variable := keys $plain | sortAlpha }}
+  {{- $value := get $plain $variable }}
+  {{- if contains "$(" $value }}
+  - name: {{ $variable }}
+    value: {{ $value | quote }}
+  {{- end }}
+  {{- end }}
+{{- end -}}
+
+{{/* The same environment inline, for the prepare Jobs (which run before the ConfigMaps change). */}}
+{{- define "shop.env" -}}
+{{- include "shop.secretEnvEntries" . }}
+{{- $plain := include "shop.plainEnv" . | fromJson }}
 {{- range $variable := keys $plain | sortAlpha }}
-{{- if not (hasKey $secret $variable) }}
 - name: {{ $variable }}
   value: {{ get $plain $variable | quote }}
-{{- end }}
 {{- end }}
 {{- end -}}
 
