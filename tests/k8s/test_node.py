@@ -134,8 +134,19 @@ def web_objects() -> list[dict[str, Any]]:
 
 
 CLIENT = f"""
-import json, socket, urllib.request
+import json, socket, time, urllib.error, urllib.request
 address = socket.gethostbyname("web.{NAMESPACE}.svc.cluster.local")
+# Until the Service answers at all: kube-proxy programs it, and the servers listen, a moment after
+# the pods are reported running.
+deadline = time.monotonic() + 30
+while True:
+    try:
+        urllib.request.urlopen("http://web/name", timeout=5).close()
+        break
+    except urllib.error.URLError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.5)
 names = []
 for _ in range(20):
     with urllib.request.urlopen("http://web/name", timeout=5) as answer:
