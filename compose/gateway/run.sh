@@ -39,9 +39,17 @@ render() {
     mv "$RENDERED.next" "$RENDERED"
 }
 
+# The names with no address now, one per line in $STATE/missing (a startup probe may wait for
+# the ones it needs: the Helm chart's waits for every enabled service).
+note_missing() {
+    awk 'NF == 1 { print $1 }' > "$STATE/missing.next"
+    mv "$STATE/missing.next" "$STATE/missing"
+}
+
 mkdir -p "$STATE/tmp"
 known="$(addresses)"
 echo "$known" | render
+echo "$known" | note_missing
 nginx -c "$RENDERED" -e stderr &
 nginx_pid=$!
 trap 'kill -QUIT "$nginx_pid" 2>/dev/null; wait "$nginx_pid"; exit 0' TERM INT QUIT
@@ -57,6 +65,7 @@ while kill -0 "$nginx_pid" 2>/dev/null; do
         # A failed reload keeps the running config; it is tried again at the next change.
         if nginx -c "$RENDERED" -e stderr -s reload; then
             known="$now"
+            echo "$now" | note_missing
         fi
     fi
 done
