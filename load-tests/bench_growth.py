@@ -61,6 +61,7 @@ from users.signing import SigningKeys
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import gateway  # noqa: E402 (scripts/ is no package)
+import seeding  # noqa: E402
 
 ACTOR = "system:bench-growth"
 PASSWORD = "growth bench password"
@@ -203,50 +204,11 @@ class Loader:
 
     async def users_to(self, total: int) -> range:
         """Accounts as registration leaves them once its events are flushed; the new numbers."""
-        events = EventStore(self.users_db)
         start = len(self.user_ids)
 
         async def chunk(numbers: range) -> None:
-            now = clock.now()
-            docs: list[dict[str, Any]] = []
-            parts: dict[str, list[dict[str, Any]]] = {"emails": [], "credentials": [], "access": []}
-            streams: dict[str, list[NewEvent]] = {}
-            for number in numbers:
-                user_id, email = new_id(), email_of(number)
-                docs.append(
-                    {
-                        "_id": user_id,
-                        "name": f"Growth User {number}",
-                        "phone": None,
-                        "pending_email": None,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-                parts["emails"].append({"_id": user_id, "email": email, "email_verified": True})
-                parts["credentials"].append(
-                    {
-                        "_id": user_id,
-                        "password_hash": self.password_hash,
-                        "credentials_version": new_id(),
-                    }
-                )
-                parts["access"].append({"_id": user_id, "roles": ["customer"], "disabled": False})
-                data = {
-                    "user_id": user_id,
-                    "email": email,
-                    "name": docs[-1]["name"],
-                    "roles": ["customer"],
-                }
-                streams[f"user-{user_id}"] = [
-                    NewEvent("user.registered", data, f"registered-{user_id}")
-                ]
-            # The account's parts first, as registration inserts them (see users.store.PARTS).
-            for name, documents in parts.items():
-                await self.users_db[name].insert_many(documents)
-            await self.users_db.users.insert_many(docs)
-            await events.append_batch(streams)
-            self.user_ids += [doc["_id"] for doc in docs]
+            emails = [email_of(number) for number in numbers]
+            self.user_ids += await seeding.accounts(self.users_db, emails, self.password_hash)
 
         await in_chunks(range(start, total), chunk)
         return range(start, total)

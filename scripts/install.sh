@@ -14,6 +14,7 @@ HELM_VERSION="v4.3.2"
 KUBECONFORM_VERSION="v0.8.0"
 KUBE_SCORE_VERSION="v1.20.0"
 ACTIONLINT_VERSION="v1.7.12"
+TOXIPROXY_VERSION="v2.5.0"
 export PATH="$TOOLS/bin:$PATH:/usr/local/go/bin"
 # Builds from a copied module folder are not git checkouts; stamping VCS info would fail there.
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -132,6 +133,21 @@ go_tool() {
     GOBIN="$TOOLS/bin" go install "$2"
 }
 
+# Toxiproxy, for the TCP faults of load runs (load-tests/faults.py: products slowed by 2 s). Its
+# package installs as `server`: renamed to say what it serves.
+install_toxiproxy() {
+    if [ -x "$TOOLS/bin/toxiproxy-server" ]; then
+        return
+    fi
+    require_go
+    log "building github.com/Shopify/toxiproxy/v2 $TOXIPROXY_VERSION"
+    local built
+    built=$(mktemp -d)
+    GOBIN="$built" go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+    mv "$built/server" "$TOOLS/bin/toxiproxy-server"
+    rmdir "$built"
+}
+
 # The Twilio API peer: Stoplight Prism serving Twilio's own OpenAPI description (shipped in
 # @twilio/cli-core), which refuses a request the real API would refuse (a missing `To`: 422), at
 # the versions and hashes of tools/twilio/package-lock.json; `shop-twilio-peer PORT` starts it.
@@ -184,6 +200,7 @@ go_tool kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_V
 go_tool kube-score "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION"
 # The GitHub workflows' linter (tests/test_workflows.py).
 go_tool actionlint "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+install_toxiproxy
 install_twilio_peer
 bash "$ROOT/scripts/install-opensearch.sh" >/dev/null
 bash "$ROOT/scripts/install-filebeat.sh" >/dev/null

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,8 +31,10 @@ MONGO_PORT = 27017
 POSTGRES_PORT = 27018
 NATS_PORT = 4222
 SEARCH_PORT = 9200
-# stripe-mock's HTTP port (STRIPE_API_URL in .env.example); its HTTPS port is the system's choice.
+# The recording proxy in front of stripe-mock (STRIPE_API_URL in .env.example), and stripe-mock's
+# HTTP port behind it (its HTTPS port is the system's choice).
 STRIPE_PORT = 12111
+STRIPE_MOCK_PORT = 12112
 # Mailpit (SMTP_PORT in .env.example; its API and web page on MAILPIT_PORT) and the Twilio API peer
 # (TWILIO_API_URL): where notifications sends locally, and where you read what it sent.
 SMTP_PORT = 1025
@@ -71,7 +74,8 @@ def parts(env: Mapping[str, str]) -> list[Peer]:
         *peers.mongo(RUN, MONGO_PORT, postgres_port=POSTGRES_PORT, storage=peers.backend(env)),
         peers.nats(RUN, NATS_PORT),
         peers.opensearch(RUN, SEARCH_PORT),
-        peers.stripe_mock(RUN, STRIPE_PORT),
+        peers.stripe_mock(RUN, STRIPE_MOCK_PORT),
+        peers.stripe_proxy(RUN, STRIPE_PORT, f"http://127.0.0.1:{STRIPE_MOCK_PORT}"),
         peers.mailpit(RUN, SMTP_PORT, MAILPIT_PORT),
         peers.twilio(RUN, TWILIO_PORT),
     ]
@@ -94,13 +98,36 @@ def parts(env: Mapping[str, str]) -> list[Peer]:
                     ready_url=f"http://127.0.0.1:{port}/readyz",
                 )
             )
-    upstreams = {name: [f"127.0.0.1:{port}" for port in s.ports] for name, s in services.items()}
     stack.append(
         gateway.peer(
-            RUN / "nginx", GATEWAY_PORT, upstreams, LOGS / "nginx.log", internal_port=INTERNAL_PORT
+            RUN / "nginx",
+            GATEWAY_PORT,
+            upstreams(),
+            LOGS / "nginx.log",
+            internal_port=INTERNAL_PORT,
         )
     )
     return stack
+
+
+def upstreams() -> dict[str, list[str]]:
+    """Each service's instances, as the gateway routes to them."""
+    services = registry.load()
+    return {name: [f"127.0.0.1:{port}" for port in s.ports] for name, s in services.items()}
+
+
+def reroute(routed: Mapping[str, Sequence[str]]) -> None:
+    """Point the running gateway at `routed` instead (an instance taken out to drain, a service
+    behind a fault proxy): its config rewritten, then nginx reloaded (SIGHUP: new workers take
+    the new upstreams, the old ones finish what they hold and exit)."""
+    state = (RUN / "nginx").resolve()
+    (state / "nginx.conf").write_text(
+        gateway.render(GATEWAY_PORT, routed, state, internal_port=INTERNAL_PORT)
+    )
+    pid = read_pids().get("nginx")
+    if pid is None or not ours(pid):
+        raise PeerFailed("the gateway is not running: ./task up")
+    os.kill(pid, signal.SIGHUP)
 
 
 def alive(pid: int) -> bool:
@@ -165,7 +192,10 @@ def up() -> None:
     print(f"mongodb   mongodb://127.0.0.1:{MONGO_PORT}/  (FerretDB on {where})")
     print(f"nats      nats://127.0.0.1:{NATS_PORT}")
     print(f"search    http://127.0.0.1:{SEARCH_PORT}  (OpenSearch)")
-    print(f"stripe    http://127.0.0.1:{STRIPE_PORT}  (stripe-mock; webhooks: sign your own)")
+    print(
+        f"stripe    http://127.0.0.1:{STRIPE_PORT}  (stripe-mock behind a recording proxy: "
+        "/_proxy/requests; webhooks: sign your own)"
+    )
     print(
         f"mail      smtp://127.0.0.1:{SMTP_PORT}, read at http://127.0.0.1:{MAILPIT_PORT}  (Mailpit)"
     )

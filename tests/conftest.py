@@ -19,6 +19,7 @@ from e2e_support import (
 )
 
 from shopkit.testing.peers import Peer, free_port
+from shopkit.testing.peers import stripe_proxy as stripe_proxy_peer
 from shopkit.testing.plugin import MailServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +74,13 @@ def service_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def service_databases() -> dict[str, str]:
+    """Each service's database, named as its instances start: where tests that read the shop's
+    data behind its API (the load smoke test's invariants) look."""
+    return {}
+
+
+@pytest.fixture(scope="session")
 def internal_port() -> int:
     """The port of the gateway's internal listener, chosen before the services start: those that
     call other services (carts, orders) are given its address, as .env.example gives them :8090."""
@@ -92,6 +100,7 @@ def users_instances(
     nats_url: str,
     database_names: set[str],
     service_logs: Path,
+    service_databases: dict[str, str],
 ) -> Iterator[list[str]]:
     env = {
         "MONGO_URL": mongo_url,
@@ -101,7 +110,12 @@ def users_instances(
         ),
     }
     yield from run_instances(
-        "users", env, service_logs, database_names, services["users"].instances
+        "users",
+        env,
+        service_logs,
+        database_names,
+        services["users"].instances,
+        databases=service_databases,
     )
 
 
@@ -114,6 +128,7 @@ def products_instances(
     users_instances: list[str],
     database_names: set[str],
     service_logs: Path,
+    service_databases: dict[str, str],
 ) -> Iterator[list[str]]:
     env = {
         "MONGO_URL": mongo_url,
@@ -124,7 +139,12 @@ def products_instances(
         "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
     }
     yield from run_instances(
-        "products", env, service_logs, database_names, services["products"].instances
+        "products",
+        env,
+        service_logs,
+        database_names,
+        services["products"].instances,
+        databases=service_databases,
     )
 
 
@@ -138,6 +158,7 @@ def carts_instances(
     internal_url: str,
     database_names: set[str],
     service_logs: Path,
+    service_databases: dict[str, str],
 ) -> Iterator[list[str]]:
     env = {
         "MONGO_URL": mongo_url,
@@ -150,8 +171,28 @@ def carts_instances(
         "GUEST_CARTS_PER_MINUTE": "100000",
     }
     yield from run_instances(
-        "carts", env, service_logs, database_names, services["carts"].instances
+        "carts",
+        env,
+        service_logs,
+        database_names,
+        services["carts"].instances,
+        databases=service_databases,
     )
+
+
+@pytest.fixture(scope="session")
+def stripe_recording_url(
+    stripe_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """stripe-mock behind the recording proxy, as a process (as the local stack runs it): where
+    the e2e payments instances call Stripe, so a test can read what reached it
+    (`/_proxy/requests`)."""
+    proxy = stripe_proxy_peer(tmp_path_factory.mktemp("stripe-proxy"), free_port(), stripe_url)
+    proxy.start()
+    try:
+        yield f"http://127.0.0.1:{proxy.port}"
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture(scope="session")
@@ -159,21 +200,27 @@ def payments_instances(
     services: dict[str, registry.Service],
     mongo_url: str,
     nats_url: str,
-    stripe_url: str,
+    stripe_recording_url: str,
     users_instances: list[str],
     database_names: set[str],
     service_logs: Path,
+    service_databases: dict[str, str],
 ) -> Iterator[list[str]]:
     env = {
         "MONGO_URL": mongo_url,
         "NATS_URL": nats_url,
         "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
-        "STRIPE_API_URL": stripe_url,
+        "STRIPE_API_URL": stripe_recording_url,
         "STRIPE_API_KEY": "sk_test_e2e",
         "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
     }
     yield from run_instances(
-        "payments", env, service_logs, database_names, services["payments"].instances
+        "payments",
+        env,
+        service_logs,
+        database_names,
+        services["payments"].instances,
+        databases=service_databases,
     )
 
 
@@ -189,6 +236,7 @@ def orders_instances(
     internal_url: str,
     database_names: set[str],
     service_logs: Path,
+    service_databases: dict[str, str],
 ) -> Iterator[list[str]]:
     env = {
         "MONGO_URL": mongo_url,
@@ -203,7 +251,12 @@ def orders_instances(
         "SERVICE_CLIENT_SECRET": ORDERS_CLIENT_SECRET,
     }
     yield from run_instances(
-        "orders", env, service_logs, database_names, services["orders"].instances
+        "orders",
+        env,
+        service_logs,
+        database_names,
+        services["orders"].instances,
+        databases=service_databases,
     )
 
 
@@ -218,6 +271,7 @@ def notifications_instances(
     internal_url: str,
     database_names: set[str],
     service_logs: Path,
+    service_databases: dict[str, str],
 ) -> Iterator[list[str]]:
     env = {
         "MONGO_URL": mongo_url,
@@ -231,7 +285,12 @@ def notifications_instances(
         "TWILIO_API_URL": twilio_url,
     }
     yield from run_instances(
-        "notifications", env, service_logs, database_names, services["notifications"].instances
+        "notifications",
+        env,
+        service_logs,
+        database_names,
+        services["notifications"].instances,
+        databases=service_databases,
     )
 
 

@@ -41,11 +41,14 @@ def run_instances(
     database_names: set[str],
     count: int,
     argv: Sequence[str] | None = None,
+    databases: dict[str, str] | None = None,
 ) -> Iterator[list[str]]:
     """`count` processes of one service (its console script unless `argv`) sharing one fresh
-    database."""
+    database (named in `databases` under the service's name, if given)."""
     database = "e2e_" + uuid.uuid4().hex[:12]
     database_names.add(database)
+    if databases is not None:
+        databases[name] = database
     env = {
         **read_env_file(ROOT / ".env.example"),
         **env,

@@ -22,17 +22,20 @@ def planned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, stack.
     return {part.name: part for part in stack.parts(env)}
 
 
-def test_the_stack_runs_stripe_mock_before_every_instance_of_every_service(
+def test_the_stack_runs_stripe_mock_behind_its_recording_proxy_before_every_service(
     planned: dict[str, stack.Peer],
 ) -> None:
     names = list(planned)
-    stripe = planned["stripe-mock"]
-    assert stripe.port == 12111
+    stripe, proxy = planned["stripe-mock"], planned["stripe-proxy"]
+    assert proxy.port == 12111
+    assert stripe.port == 12112
+    assert proxy.argv[-4:] == ["--upstream", "http://127.0.0.1:12112", "--port", "12111"]
     assert "-https-addr" in stripe.argv
     assert "127.0.0.1:" in stripe.argv
+    assert names.index("stripe-proxy") > names.index("stripe-mock")
     for name, service in registry.load().items():
         for port in service.ports:
-            assert names.index(f"{name}-{port}") > names.index("stripe-mock")
+            assert names.index(f"{name}-{port}") > names.index("stripe-proxy")
             assert planned[f"{name}-{port}"].env["PORT"] == str(port)
     assert {"orders-8131", "orders-8132", "payments-8141", "payments-8142"} <= set(names)
     assert names[-1] == "nginx"
@@ -81,5 +84,6 @@ def test_the_plan_prints_every_process_and_starts_none(
     printed = capsys.readouterr().out
     assert all(name in printed for name in planned)
     assert "stripe-mock" in printed
+    assert ":12112" in printed
     assert ":12111" in printed
     assert not (stack.RUN / "pids.json").exists()

@@ -3,13 +3,17 @@ and webhooks signed by the tests pass the SDK's own check."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
+import aiohttp
 import pytest
 import stripe as stripe_sdk
 
+from shopkit.testing import peers
 from shopkit.testing.stripe import Fault, StripeProxy, sign_webhook, webhook_event
 
 WEBHOOK_SECRET = "whsec_test_secret"
@@ -186,3 +190,39 @@ def test_a_webhook_signed_with_another_secret_or_too_long_ago_is_refused(
 
     with pytest.raises(stripe_sdk.SignatureVerificationError):
         stripe_sdk.Webhook.construct_event(payload, header, WEBHOOK_SECRET, tolerance=300)
+
+
+async def test_the_proxy_run_as_a_process_records_and_takes_timed_faults_over_http(
+    stripe_url: str, tmp_path: Path
+) -> None:
+    # given the proxy as a process of its own in front of stripe-mock, as the local stack runs it
+    proxy = peers.stripe_proxy(tmp_path, peers.free_port(), stripe_url).start()
+    base = f"http://127.0.0.1:{proxy.port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            # when a fault is switched on for one second from outside, and a charge comes in it
+            async with http.post(
+                f"{base}/_proxy/faults", json={"fault": "error", "seconds": 1, "path": "/v1/*"}
+            ) as r:
+                assert r.status == 204
+            auth = {"Authorization": "Bearer sk_test_123"}
+            form = {"amount": "2599", "currency": "eur", "metadata[order_id]": "ord_1"}
+            async with http.post(f"{base}/v1/payment_intents", data=form, headers=auth) as r:
+                refused = r.status
+            # and another once the second is over
+            await asyncio.sleep(1.2)
+            async with http.post(f"{base}/v1/payment_intents", data=form, headers=auth) as r:
+                accepted = r.status
+
+            # then the first got Stripe's 500 and never reached it, the second went through
+            assert (refused, accepted) == (500, 200)
+            async with http.get(f"{base}/_proxy/requests?from=1") as r:
+                recorded = await r.json()
+            assert recorded["total"] == 2
+            [second] = recorded["requests"]
+            assert (second["forwarded"], second["fault"], second["form"]) == (True, None, form)
+            # and a fault that is not one is refused
+            async with http.post(f"{base}/_proxy/faults", json={"fault": "flood"}) as r:
+                assert r.status == 400
+    finally:
+        proxy.stop()

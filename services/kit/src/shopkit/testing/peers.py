@@ -494,6 +494,27 @@ def stripe_mock(state_dir: Path, port: int) -> Peer:
     )
 
 
+def stripe_proxy(state_dir: Path, port: int, upstream: str) -> Peer:
+    """The recording, fault-injecting proxy (`shopkit.testing.stripe`) in front of `upstream`
+    (stripe-mock) as a process of its own: what reached Stripe is read back, and faults are
+    switched, over HTTP at `/_proxy/`."""
+    return Peer(
+        name="stripe-proxy",
+        argv=[
+            sys.executable,
+            "-m",
+            "shopkit.testing.stripe",
+            "--upstream",
+            upstream,
+            "--port",
+            str(port),
+        ],
+        log_path=state_dir / "logs" / "stripe-proxy.log",
+        port=port,
+        ready_url=f"http://127.0.0.1:{port}/_proxy/requests?from=0",
+    )
+
+
 def mailpit(state_dir: Path, smtp_port: int, api_port: int) -> Peer:
     """Mailpit (built by scripts/install.sh): an SMTP server on `smtp_port` whose REST API on
     `api_port` reads back what arrived (`/api/v1/messages`, `/api/v1/message/{id}`,

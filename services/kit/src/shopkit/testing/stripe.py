@@ -1,15 +1,23 @@
-"""A recording, fault-injecting proxy in front of stripe-mock, and webhooks signed as Stripe signs them."""
+"""A recording, fault-injecting proxy in front of stripe-mock, and webhooks signed as Stripe signs them.
+
+Run on its own (`python -m shopkit.testing.stripe --upstream URL --port N`, as the local stack
+does), it answers what it recorded at `GET /_proxy/requests?from=N` and takes faults at
+`POST /_proxy/faults` (`DELETE` clears them): what load tests read and switch from outside.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import hashlib
 import hmac
+import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from types import TracebackType
@@ -78,10 +86,13 @@ class _Rule:
     method: str | None
     path: str
     hold: float
+    # time.monotonic() past which the rule no longer matches (None: only `remaining` counts).
+    until: float | None = None
 
     def matches(self, request: web.Request) -> bool:
         method_ok = self.method is None or self.method.upper() == request.method
-        return self.remaining > 0 and method_ok and fnmatchcase(request.path, self.path)
+        in_time = self.until is None or time.monotonic() < self.until
+        return self.remaining > 0 and in_time and method_ok and fnmatchcase(request.path, self.path)
 
 
 class StripeProxy:
@@ -90,11 +101,15 @@ class StripeProxy:
 
     stripe-mock keeps no state and ignores idempotency keys, so what a service sent is read here.
     Use it as `async with StripeProxy(upstream) as proxy:` and point the SDK at `proxy.url`.
+    It keeps the last `keep` requests (a long-running local stack must not grow without end);
+    `total` counts every one.
     """
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, port: int | None = None, keep: int = 200_000) -> None:
         self.upstream = upstream.rstrip("/")
-        self.records: list[Recorded] = []
+        self.records: deque[Recorded] = deque(maxlen=keep)
+        self.total = 0
+        self._port = port
         self._rules: list[_Rule] = []
         self._closing = asyncio.Event()
         self._server: TestServer | None = None
@@ -114,10 +129,20 @@ class StripeProxy:
         method: str | None = None,
         path: str = "*",
         hold: float = 3.0,
+        seconds: float | None = None,
     ) -> None:
         """Make the next `times` requests matching `method` (any if None) and the glob `path`
-        (`/v1/payment_intents/*/confirm`) fail with `fault`; HANG holds each for `hold` seconds."""
-        self._rules.append(_Rule(fault, times, method, path, hold))
+        (`/v1/payment_intents/*/confirm`) fail with `fault`; HANG holds each for `hold` seconds.
+        With `seconds`, every matching request fails for that long instead, however many come."""
+        if seconds is None:
+            self._rules.append(_Rule(fault, times, method, path, hold))
+        else:
+            until = time.monotonic() + seconds
+            self._rules.append(_Rule(fault, 2**62, method, path, hold, until))
+
+    def clear(self) -> None:
+        """Drop every fault still waiting to match."""
+        self._rules.clear()
 
     def requests(self, method: str | None = None, path: str = "*") -> list[Recorded]:
         """The recorded requests matching `method` and the glob `path`, in arrival order."""
@@ -137,8 +162,11 @@ class StripeProxy:
         app.cleanup_ctx.append(self._session)
         # Before the server waits for its handlers: a held request lets go at once.
         app.on_shutdown.append(self._release_held)
+        app.router.add_get("/_proxy/requests", self._recorded)
+        app.router.add_post("/_proxy/faults", self._inject)
+        app.router.add_delete("/_proxy/faults", self._clear)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._server = TestServer(app, host="127.0.0.1")
+        self._server = TestServer(app, host="127.0.0.1", port=self._port)
         await self._server.start_server()
         return self
 
@@ -162,6 +190,37 @@ class StripeProxy:
     async def _release_held(self, app: web.Application) -> None:
         self._closing.set()
 
+    async def _recorded(self, request: web.Request) -> web.Response:
+        """`{"total": n, "requests": [...]}`: those from the `from`-th (0-based, of all ever
+        recorded) on, as far as they are still kept."""
+        start = int(request.query.get("from", "0"))
+        first_kept = self.total - len(self.records)
+        kept = list(self.records)[max(0, start - first_kept) :]
+        return web.json_response(
+            {"total": self.total, "requests": [asdict(record) for record in kept]},
+            dumps=lambda value: orjson.dumps(value).decode(),
+        )
+
+    async def _inject(self, request: web.Request) -> web.Response:
+        """`inject` from outside: `{"fault": "error", "seconds": 30, "path": "/v1/*"}`."""
+        body = await request.json()
+        try:
+            self.inject(
+                Fault(body["fault"]),
+                times=int(body.get("times", 1)),
+                method=body.get("method"),
+                path=str(body.get("path", "*")),
+                hold=float(body.get("hold", 3.0)),
+                seconds=None if body.get("seconds") is None else float(body["seconds"]),
+            )
+        except (KeyError, ValueError, TypeError) as error:
+            raise web.HTTPBadRequest(text=f"not a fault: {error}") from error
+        return web.Response(status=204)
+
+    async def _clear(self, request: web.Request) -> web.Response:
+        self.clear()
+        return web.Response(status=204)
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         rule = next((rule for rule in self._rules if rule.matches(request)), None)
@@ -169,6 +228,7 @@ class StripeProxy:
         if rule is not None:
             rule.remaining -= 1
             fault = rule.fault
+        self.total += 1
         self.records.append(
             Recorded(
                 method=request.method,
@@ -293,3 +353,25 @@ def order_intent_event(
         **fields,
     }
     return webhook_event(event_type, intent, event_id=event_id, created=created)
+
+
+async def _serve(upstream: str, port: int) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    async with StripeProxy(upstream, port=port):
+        await stopping.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The proxy as a process of its own, until SIGTERM."""
+    parser = argparse.ArgumentParser(description="A recording proxy in front of stripe-mock")
+    parser.add_argument("--upstream", required=True, help="stripe-mock's URL")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    asyncio.run(_serve(args.upstream, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The flash sale as one asyncio burst through the gateway: more buyers than units, none oversold."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import aiohttp
+import pytest
+from e2e_support import STRIPE_WEBHOOK_SECRET, admin_headers, expect_json
+
+from shopkit.testing.stripe import order_intent_event, sign_webhook
+
+BUYERS = 500
+UNITS = 300
+ADDRESS = {
+    "recipient": "Flash Buyer",
+    "line1": "Hauptstrasse 1",
+    "city": "Berlin",
+    "postal_code": "10115",
+    "country": "DE",
+}
+# At most this many buyers in flight at once: a crowd, not a denial of service on two cores.
+IN_FLIGHT = 64
+SETTLED_WITHIN = 120.0
+RETRIES = 20
+
+
+def _slug(body: Any) -> str:
+    return str(body.get("type", "")).rsplit("/", 1)[-1] if isinstance(body, dict) else ""
+
+
+async def _scarce_sku(gateway: str, http: aiohttp.ClientSession, staff: dict[str, str]) -> str:
+    tag = uuid.uuid4().hex[:8]
+    sku = f"FLASH-{tag}".upper()
+    body = {
+        "slug": f"flash-{tag}",
+        "name": f"Flash {tag}",
+        "status": "published",
+        "variants": [{"sku": sku, "price": {"amount": 1999, "currency": "EUR"}}],
+    }
+    async with http.post(f"{gateway}/api/v1/products", json=body, headers=staff) as r:
+        await expect_json(r, 201)
+    async with http.post(
+        f"{gateway}/api/v1/inventory/{sku}/receipts",
+        json={"quantity": UNITS, "reason": "flash sale"},
+        headers={**staff, "Idempotency-Key": uuid.uuid4().hex},
+    ) as r:
+        await expect_json(r, 201)
+    return sku
+
+
+async def _buy(
+    gateway: str, session: aiohttp.ClientSession, sku: str, outcomes: Counter[str]
+) -> None:
+    """One guest: a unit in the cart, the order placed, Stripe's webhook that it was paid."""
+    async with session.post(
+        f"{gateway}/api/v1/carts/current/lines", json={"sku": sku, "quantity": 1}
+    ) as r:
+        body = await r.json()
+        if r.status == 409 and _slug(body) == "insufficient-stock":
+            outcomes["sold out at the cart"] += 1
+            return
+        assert r.status == 201, body
+        token = r.headers["X-Cart-Token"]
+    key = uuid.uuid4().hex
+    # A client retries a checkout that failed on the server's side under its Idempotency-Key, as
+    # the API asks: the retry is the same checkout, never a second order.
+    for _ in range(RETRIES):
+        async with session.post(
+            f"{gateway}/api/v1/orders",
+            json={
+                "shipping_method": "standard",
+                "shipping_address": ADDRESS,
+                "email": f"flash-{key[:12]}@example.com",
+            },
+            headers={"X-Cart-Token": token, "Idempotency-Key": key},
+        ) as r:
+            order = await r.json()
+            if r.status == 409 and _slug(order) in ("checkout-in-progress", "request-in-flight"):
+                await asyncio.sleep(0.1)
+                continue
+            if r.status == 409 and _slug(order) in ("insufficient-stock", "cart-not-ready"):
+                outcomes["sold out at checkout"] += 1
+                return
+            if r.status >= 500:
+                outcomes["checkouts retried after a 5xx"] += 1
+                await asyncio.sleep(0.5)
+                continue
+            assert r.status == 201, order
+            break
+    else:
+        raise AssertionError(f"the checkout under {key} never went through")
+    event = order_intent_event("payment_intent.succeeded", order)
+    async with session.post(
+        f"{gateway}/api/v1/payments/webhooks/stripe",
+        data=event,
+        headers={
+            "Stripe-Signature": sign_webhook(event, STRIPE_WEBHOOK_SECRET),
+            "Content-Type": "application/json",
+        },
+    ) as r:
+        assert r.status == 200, await r.text()
+    outcomes["bought"] += 1
+
+
+# The platform's start (a session's first e2e test) and 1,500 requests on two shared cores.
+@pytest.mark.timeout(600)
+async def test_500_buyers_for_300_units_through_the_gateway_end_with_exactly_300_sold(
+    gateway: str, http: aiohttp.ClientSession
+) -> None:
+    # given a SKU with 300 units
+    staff = await admin_headers(gateway, http)
+    sku = await _scarce_sku(gateway, http, staff)
+
+    # when 500 guests try to buy one unit each, all at once
+    outcomes: Counter[str] = Counter()
+    in_flight = asyncio.Semaphore(IN_FLIGHT)
+
+    async def buyer(crowd: aiohttp.ClientSession) -> None:
+        async with in_flight:
+            await _buy(gateway, crowd, sku, outcomes)
+
+    connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as crowd:
+        await asyncio.gather(*(buyer(crowd) for _ in range(BUYERS)))
+
+    # then exactly 300 bought, the rest were told it is sold out
+    assert outcomes["bought"] == UNITS, outcomes
+    retried = outcomes.pop("checkouts retried after a 5xx", 0)
+    assert sum(outcomes.values()) == BUYERS, (outcomes, retried)
+    # and, once the payments' effects have landed, every unit left the shelf once and none is held
+    deadline = time.monotonic() + SETTLED_WITHIN
+    while True:
+        async with http.get(f"{gateway}/api/v1/inventory/{sku}", headers=staff) as r:
+            level = await expect_json(r, 200)
+        if level["reserved"] == 0 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert (level["on_hand"], level["reserved"], level["available"]) == (0, 0, 0), level
