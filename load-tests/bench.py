@@ -23,6 +23,7 @@ from typing import Any
 
 import aiohttp
 import load
+import report
 import wrk
 
 CART = "/api/v1/carts/current"
@@ -46,13 +47,6 @@ class Series:
 
 
 Send = Callable[[aiohttp.ClientSession, int], Awaitable[bool]]
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def cpu_now() -> float:
@@ -105,8 +99,10 @@ def getter(
 
 def adder(skus: Sequence[str], tokens: Sequence[str]) -> Send:
     async def send(session: aiohttp.ClientSession, number: int) -> bool:
-        body = {"sku": skus[number % len(skus)], "quantity": 1}
-        auth = {"Authorization": f"Bearer {tokens[number % len(tokens)]}"}
+        # Each shopper in turn, each time the next SKU: lines grow evenly, far from their limit.
+        shopper, turn = number % len(tokens), number // len(tokens)
+        body = {"sku": skus[turn % len(skus)], "quantity": 1}
+        auth = {"Authorization": f"Bearer {tokens[shopper]}"}
         async with session.post(f"{CART}/lines", json=body, headers=auth) as r:
             await r.read()
             return r.status in (200, 201)
@@ -169,23 +165,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     random.seed(1)
 
-    target = load.target_of(
-        argparse.Namespace(
-            gateway=args.gateway,
-            mongo_url=None,
-            stripe_url=None,
-            webhook_secret=None,
-            password_pepper=None,
-            databases=None,
-        ),
-        load.stack_settings(),
-    )
-    admin = load.call(
-        target,
-        "POST",
-        "/api/v1/auth/login",
-        {"email": target.admin_email, "password": target.admin_password},
-    )["access_token"]
+    target = load.local_target(args.gateway)
+    admin = load.admin_token(target)
     data: dict[str, Any] = {
         **load.browsing(target),
         "skus": load.product(target, admin, [load.SKU_STOCK] * 20),
@@ -213,8 +194,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for series in measured:
         print(
             f"{series.name:36} {series.target:9.0f} {series.achieved:10.1f} "
-            f"{percentile(series.latencies, 0.5):8.1f} {percentile(series.latencies, 0.95):8.1f} "
-            f"{percentile(series.latencies, 0.99):8.1f} {series.failures:7d} "
+            f"{report.percentile(series.latencies, 0.5):8.1f} {report.percentile(series.latencies, 0.95):8.1f} "
+            f"{report.percentile(series.latencies, 0.99):8.1f} {series.failures:7d} "
             f"{series.achieved / ceiling.rps:10.1%} {series.cpu / series.seconds:8.0%}"
         )
 

@@ -1,8 +1,8 @@
 """Faults injected into the running local stack during a load run, each scripted and undone.
 
-Each fault acts on the processes of `./task up` (scripts/stack.py: their pids in .run/pids.json),
-on its gateway's routes, or on the Stripe recording proxy's fault switch, and returns once it is
-over: the killed instance started again, the slowed service routed straight again.
+Each acts on the processes of `./task up` (their pids in .run/pids.json), on its gateway's routes
+or on the Stripe recording proxy's fault switch; it answers when its cause was lifted (the killed
+instance started again, the slowed service routed straight again).
 """
 
 from __future__ import annotations
@@ -55,39 +55,44 @@ def _start(name: str) -> None:
     stack.write_pids(pids)
 
 
-def kill_instance() -> None:
+def kill_instance() -> float:
     """One orders instance killed outright (SIGKILL: no drain), started again after DOWN_FOR."""
     _stop(KILLED_INSTANCE, signal.SIGKILL)
     time.sleep(DOWN_FOR)
+    lifted = time.time()
     _start(KILLED_INSTANCE)
+    return lifted
 
 
-def restart(name: str) -> Callable[[], None]:
-    def fault() -> None:
+def restart(name: str) -> Callable[[], float]:
+    def fault() -> float:
         _stop(name)
         time.sleep(DOWN_FOR)
+        lifted = time.time()
         _start(name)
+        return lifted
 
     fault.__doc__ = f"{name} stopped, started again after {DOWN_FOR:.0f} s"
     return fault
 
 
-def _stripe(fault: str, **rule: float) -> None:
+def _stripe(fault: str, **rule: float) -> float:
     body = json.dumps({"fault": fault, "seconds": OUTAGE, "path": "/v1/*", **rule}).encode()
     url = f"{stack.stack_env()['STRIPE_API_URL']}/_proxy/faults"
     request = urllib.request.Request(url, body, {"Content-Type": "application/json"})  # noqa: S310
     urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 (loopback)
     time.sleep(OUTAGE)
+    return time.time()
 
 
-def stripe_errors() -> None:
+def stripe_errors() -> float:
     """Stripe answers every call with its 500 for OUTAGE seconds."""
-    _stripe("error")
+    return _stripe("error")
 
 
-def stripe_timeouts() -> None:
+def stripe_timeouts() -> float:
     """Stripe holds every call past the client's timeout, for OUTAGE seconds."""
-    _stripe("hang", hold=float(stack.stack_env().get("STRIPE_TIMEOUT", "10")) + 5)
+    return _stripe("hang", hold=float(stack.stack_env().get("STRIPE_TIMEOUT", "10")) + 5)
 
 
 def _toxiproxy(method: str, path: str, body: object = None) -> None:
@@ -98,7 +103,7 @@ def _toxiproxy(method: str, path: str, body: object = None) -> None:
     urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
 
 
-def products_slow() -> None:
+def products_slow() -> float:
     """Every products instance behind Toxiproxy with 2 s of latency for OUTAGE seconds: the
     gateway, and the services calling products through it, reach it only through the proxy."""
     proxy = peers.Peer(
@@ -134,11 +139,13 @@ def products_slow() -> None:
         time.sleep(OUTAGE)
     finally:
         stack.reroute(normal)
-        time.sleep(DRAIN)  # the old workers' slowed requests end before their proxy does
+        lifted = time.time()
+        time.sleep(DRAIN + SLOWNESS_MS / 1000)  # the old workers' slowed requests end first
         proxy.stop()
+    return lifted
 
 
-def rolling_restart() -> None:
+def rolling_restart() -> float:
     """Every instance of every service in turn, as an orchestrator rolls them: the gateway stops
     routing to it, it drains and stops (SIGTERM), starts again, is ready, is routed to again;
     only then the next. nginx never retries a POST it has sent: nothing may be in flight."""
@@ -151,50 +158,64 @@ def rolling_restart() -> None:
             _stop(f"{name}-{port}")
             _start(f"{name}-{port}")
             stack.reroute(normal)
+    return time.time()
 
 
-FAULTS: dict[str, Callable[[], None]] = {
-    "kill-instance": kill_instance,
-    "ferretdb-restart": restart("ferretdb"),
-    "nats-restart": restart("nats"),
-    "products-slow": products_slow,
-    "stripe-errors": stripe_errors,
-    "stripe-timeouts": stripe_timeouts,
-    "rolling-restart": rolling_restart,
+@dataclass(frozen=True, slots=True)
+class Fault:
+    act: Callable[[], float]  # breaks, waits, lifts the cause: when it was lifted
+    seconds: float  # about how long it lasts, so that the run outlasts it
+
+
+# A rolling restart takes about this long per instance: out of the routes, drained, restarted.
+ROLL_PER_INSTANCE = 8.0
+FAULTS = {
+    "kill-instance": Fault(kill_instance, DOWN_FOR + 5),
+    "ferretdb-restart": Fault(restart("ferretdb"), DOWN_FOR + 5),
+    "nats-restart": Fault(restart("nats"), DOWN_FOR + 5),
+    "products-slow": Fault(products_slow, OUTAGE + 5),
+    "stripe-errors": Fault(stripe_errors, OUTAGE),
+    "stripe-timeouts": Fault(stripe_timeouts, OUTAGE),
+    "rolling-restart": Fault(
+        rolling_restart, ROLL_PER_INSTANCE * sum(s.instances for s in registry.load().values())
+    ),
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """When a fault began and ended (Unix seconds), and when the platform was whole again."""
+    """When a fault began, when its cause was lifted and when it was over (Unix seconds), and
+    when every instance was ready again (None: not within the recovery timeout)."""
 
     name: str
     began: float
+    lifted: float
     ended: float
     recovered: float | None
 
 
 def ready() -> bool:
-    """Every service answers its readiness probe through the gateway."""
-    for name in registry.load():
-        try:
-            url = f"http://127.0.0.1:{stack.GATEWAY_PORT}/api/v1/{name}/readyz"
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status != 200:
-                    return False
-        except OSError:
-            return False
+    """Every instance of every service answers its readiness probe."""
+    for service in registry.load().values():
+        for port in service.ports:
+            try:
+                url = f"http://127.0.0.1:{port}/readyz"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status != 200:
+                        return False
+            except OSError:
+                return False
     return True
 
 
 def inject(name: str, recovery_timeout: float = 60.0) -> Window:
-    """Run fault `name`, then wait until every service is ready again (or the timeout)."""
+    """Run fault `name`, then wait until every instance is ready again (or the timeout)."""
     began = time.time()
-    FAULTS[name]()
+    lifted = FAULTS[name].act()
     ended = time.time()
     deadline = time.monotonic() + recovery_timeout
     while time.monotonic() < deadline:
         if ready():
-            return Window(name, began, ended, time.time())
+            return Window(name, began, lifted, ended, time.time())
         time.sleep(0.5)
-    return Window(name, began, ended, None)
+    return Window(name, began, lifted, ended, None)

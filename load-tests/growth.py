@@ -26,6 +26,8 @@ import aiohttp
 import bench_carts_growth
 import bench_orders_growth
 import load
+import report
+import stack  # scripts/, on the path once load is imported
 from bench_checkout import ADDRESS
 from bench_growth import history
 from pymongo import AsyncMongoClient
@@ -35,12 +37,6 @@ from shopkit.events import EventStore
 
 INTERNAL = "http://127.0.0.1:8090"
 LEDGER_LENGTH = 50  # events per grown SKU history
-LOGIN_RATE = 8.0  # per second: under nginx's 10 r/s login limit
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
 async def timed(
@@ -64,61 +60,53 @@ async def timed(
     return latencies
 
 
-class Grower:
-    """Bulk-loads events into each collection until it holds `size`."""
+async def grow(target: load.Target, skus: Sequence[str], size: int) -> dict[str, int]:
+    """Bulk-load events into each collection until it holds `size`; the counts after."""
+    client: AsyncMongoClient[Any] = AsyncMongoClient(target.mongo_url, timeoutMS=600_000)
+    collections = {
+        "users": client["users"]["events"],
+        "products": client["products"]["events"],
+        "carts": client["carts"]["cart_events"],
+        "orders": client["orders"]["events"],
+    }
 
-    def __init__(self, target: load.Target, skus: list[str]) -> None:
-        self.target = target
-        self.skus = skus
-        self.client: AsyncMongoClient[Any] = AsyncMongoClient(target.mongo_url, timeoutMS=600_000)
+    async def count(name: str) -> int:
+        return int(await collections[name].estimated_document_count())
 
-    async def count(self, database: str, collection: str) -> int:
-        return int(await self.client[database][collection].estimated_document_count())
-
-    async def grow(self, size: int) -> dict[str, int]:
-        users = await self.count("users", "events")
-        if users < size:
-            await load.accounts(self.target, size - users, hash_cost=4)
-        ledger = await self.count("products", "events")
-        if ledger < size:
+    try:
+        if (users := await count("users")) < size:
+            await load.accounts(target, size - users, hash_cost=4)
+        if (ledger := await count("products")) < size:
             grown = [
                 f"GROWTH-{uuid.uuid4().hex[:12]}".upper()
                 for _ in range((size - ledger) // LEDGER_LENGTH + 1)
             ]
-            streams = {
-                ledger_stream(sku): [wanted for wanted, _ in history(sku, LEDGER_LENGTH)]
-                for sku in grown
-            }
-            events = EventStore(self.client["products"])
-            names = list(streams)
-            for start in range(0, len(names), 200):
+            events = EventStore(client["products"])
+            for start in range(0, len(grown), 200):
                 await events.append_batch(
-                    {name: streams[name] for name in names[start : start + 200]}
+                    {
+                        ledger_stream(sku): [wanted for wanted, _ in history(sku, LEDGER_LENGTH)]
+                        for sku in grown[start : start + 200]
+                    }
                 )
-        carts = await self.count("carts", "cart_events")
-        if carts < size:
+        if (carts := await count("carts")) < size:
             prices = {
                 sku: {"sku": sku, "price": {"amount": 2500, "currency": "EUR"}, "title": sku}
-                for sku in self.skus
+                for sku in skus
             }
-            await bench_carts_growth.load((size - carts) // 3 + 1, self.skus, prices)
-        orders = await self.count("orders", "events")
-        if orders < size:
-            await bench_orders_growth.load(
-                size - orders, 30, [uuid.uuid4().hex for _ in range(100)]
-            )
-        return {
-            "users": await self.count("users", "events"),
-            "products": await self.count("products", "events"),
-            "carts": await self.count("carts", "cart_events"),
-            "orders": await self.count("orders", "events"),
-        }
+            await bench_carts_growth.load((size - carts) // 3 + 1, list(skus), prices)
+        if (orders := await count("orders")) < size:
+            customers = [uuid.uuid4().hex for _ in range(100)]
+            await bench_orders_growth.load(size - orders, 30, customers)
+        return {name: await count(name) for name in collections}
+    finally:
+        await client.close()
 
 
 async def measure(
     target: load.Target, cold_skus: list[str], requests: int
 ) -> dict[str, list[float]]:
-    settings = load.stack_settings()
+    settings = stack.stack_env()
     shoppers = await load.accounts(target, requests, hash_cost=4)
     results: dict[str, list[float]] = {}
     async with aiohttp.ClientSession(target.gateway) as http:
@@ -137,7 +125,7 @@ async def measure(
             shoppers[n]["token"] = answer.get("access_token", "") if ok else ""
             return ok
 
-        results["POST /api/v1/auth/login"] = await timed(requests, 2, login, rate=LOGIN_RATE)
+        results["POST /api/v1/auth/login"] = await timed(requests, 2, login, rate=load.LOGIN_RATE)
 
         def auth(n: int) -> dict[str, str]:
             return {"Authorization": f"Bearer {shoppers[n]['token']}"}
@@ -172,12 +160,7 @@ async def measure(
 
         results["POST reservation, untouched SKU"] = await timed(requests, 4, reserve)
 
-        admin = load.call(
-            target,
-            "POST",
-            "/api/v1/auth/login",
-            {"email": target.admin_email, "password": target.admin_password},
-        )["access_token"]
+        admin = load.admin_token(target)
         reading = cold_skus[2 * requests : 3 * requests]
 
         async def level(n: int) -> bool:
@@ -218,17 +201,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sizes", default="10000,100000", help="events per collection")
     parser.add_argument("--requests", type=int, default=60, help="measured per operation and size")
     args = parser.parse_args(argv)
-    target = load.target_of(
-        argparse.Namespace(
-            gateway="http://127.0.0.1:8080",
-            mongo_url=None,
-            stripe_url=None,
-            webhook_secret=None,
-            password_pepper=None,
-            databases=None,
-        ),
-        load.stack_settings(),
-    )
+    target = load.local_target()
     load.browsing(target)  # loads the demo catalog when the shop has none
     sizes = [int(size) for size in args.sizes.split(",")]
     figures: dict[int, dict[str, list[float]]] = {}
@@ -237,9 +210,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     untouched = asyncio.run(demo_skus(target, 3 * args.requests * len(sizes)))
     for number, size in enumerate(sizes):
         skus = untouched[3 * args.requests * number : 3 * args.requests * (number + 1)]
-        grower = Grower(target, skus)
         started = time.monotonic()
-        counts[size] = asyncio.run(grower.grow(size))
+        counts[size] = asyncio.run(grow(target, skus, size))
         print(f"grown to {counts[size]} events in {time.monotonic() - started:.0f} s", flush=True)
         figures[size] = asyncio.run(measure(target, skus, args.requests))
     used = resource.getrusage(resource.RUSAGE_SELF)
@@ -253,8 +225,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in figures[first]:
         row = f"{name:40}"
         for size in sizes:
-            row += f" {percentile(figures[size][name], 0.5):13.1f} {percentile(figures[size][name], 0.99):13.1f}"
-        ratio = percentile(figures[last][name], 0.5) / percentile(figures[first][name], 0.5)
+            samples = figures[size][name]
+            p50, p99 = report.percentile(samples, 0.5), report.percentile(samples, 0.99)
+            row += f" {p50:13.1f} {p99:13.1f}"
+        ratio = report.percentile(figures[last][name], 0.5) / report.percentile(
+            figures[first][name], 0.5
+        )
         print(f"{row} {ratio:10.2f}")
     print(f"\nevents per collection at each size: {counts}")
     spent = used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime

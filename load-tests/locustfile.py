@@ -1,14 +1,9 @@
-"""Shoppers as Locust users: how the shop is browsed and bought from, one user class per scenario.
+"""Shoppers as Locust users, one class per scenario, on the data `load.py` seeds (SHOP_LOAD_DATA).
 
-The runner (`load.py`) seeds the data and writes it to the JSON file named by SHOP_LOAD_DATA: the
-webhook secret, accounts signed up in advance (their password), the SKUs to buy, the catalog's
-product ids and categories, search words, and, for the flash sale, the one scarce SKU. Locust picks
-the user classes by name on its command line (`Shopper`, `FlashBuyer`, `DoubleSubmitter`,
-`WebhookStorm`).
-
-An answer the shop gives by design under load (409 sold out, 409 checkout in progress) counts as
-a success under a name of its own (`POST /api/v1/orders [sold out]`); anything else that is not
-the expected status, and every 5xx, is a failure.
+Locust picks the classes by name (`Shopper`, `FlashBuyer`, `DoubleSubmitter`, `WebhookStorm`). An
+answer the shop gives by design (409 sold out, 409 in progress, the guest quota's 429) counts as a
+success under a name of its own (`POST /api/v1/orders [sold out]`); anything else unexpected, and
+every 5xx, is a failure.
 """
 
 from __future__ import annotations
@@ -22,16 +17,29 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+from gevent.event import Event
 from locust import FastHttpUser, between, constant, events, task
-from locust.exception import StopUser
 
+from carts.errors import CartNotFound
+from carts.errors import InsufficientStock as ShortAtTheCart
+from orders.errors import (
+    CartNotReady,
+    CheckoutInProgress,
+    InsufficientStock,
+    PaymentNotRefundable,
+    RefundTooLarge,
+    TransitionNotAllowed,
+)
+from shopkit.idempotency import RequestInFlight
+from shopkit.problems import TooManyRequests
 from shopkit.testing.stripe import order_intent_event, sign_webhook
 
 DATA: dict[str, Any] = json.loads(Path(os.environ["SHOP_LOAD_DATA"]).read_text())
 # Every Locust user signs in as an account of its own, handed out in turn.
-ACCOUNTS = itertools.cycle(DATA["accounts"])
+ACCOUNTS = iter(DATA["accounts"])
 # Flash buyers who have had their go: the sale is over when every one has.
 FINISHED = itertools.count(1)
+SALE_OVER = Event()
 ADDRESS = {
     "recipient": "Load Shopper",
     "line1": "Hauptstrasse 1",
@@ -45,6 +53,10 @@ WEBHOOK = "/api/v1/payments/webhooks/stripe"
 # Orders of one cart follow each other: carts takes the lines out just after the order is placed.
 CHECKOUT_RETRIES = 40
 RETRY_PAUSE = 0.1
+SOLD_OUT = {InsufficientStock.slug, CartNotReady.slug}
+IN_PROGRESS = {CheckoutInProgress.slug, RequestInFlight.slug, "cart-held"}
+# A refund asked before the payment's webhook has reached the order and payments.
+NOT_YET = {TransitionNotAllowed.slug, PaymentNotRefundable.slug, *IN_PROGRESS}
 
 
 def problem(response: Any) -> str:
@@ -63,6 +75,7 @@ def write_figures(environment: Any, **_: Any) -> None:
         return
     stats = environment.stats
     entries = sorted(stats.entries.values(), key=lambda entry: entry.name)
+    runner = environment.runner
     rows = [
         {
             "name": name,
@@ -73,7 +86,9 @@ def write_figures(environment: Any, **_: Any) -> None:
         }
         for name, entry in [*((e.name, e) for e in entries), ("Aggregated", stats.total)]
     ]
-    Path(path).write_text(json.dumps(rows))
+    # Errors that are no failed request (an exception in a task) fail a strict run too.
+    errors = [str(error["msg"]) for error in (runner.exceptions.values() if runner else [])]
+    Path(path).write_text(json.dumps({"rows": rows, "errors": errors}))
 
 
 events.quitting.add_listener(write_figures)  # type: ignore[no-untyped-call]
@@ -83,33 +98,41 @@ class ShopUser(FastHttpUser):
     """What every shopper does: sign in, fill the cart, place an order, pay for it."""
 
     abstract = True
-    # A browser's connection, not a pool: each user is one shopper.
+    # A browser's connections: each user is one shopper.
     concurrency = 2
 
     def on_start(self) -> None:
         self.headers: dict[str, str] = {}
+        self.account: dict[str, str] = next(ACCOUNTS)
 
     def sign_in(self) -> None:
-        account = next(ACCOUNTS)
-        if "token" in account:  # signed in before the run (a sale's crowd waits signed in)
-            self.headers = {"Authorization": f"Bearer {account['token']}"}
+        if "token" in self.account:  # signed in before the run (a sale's crowd waits signed in)
+            self.headers = {"Authorization": f"Bearer {self.account['token']}"}
             return
+        credentials = {"email": self.account["email"], "password": self.account["password"]}
         with self.client.post(
-            "/api/v1/auth/login", json=account, name="POST /api/v1/auth/login", catch_response=True
+            "/api/v1/auth/login",
+            json=credentials,
+            name="POST /api/v1/auth/login",
+            catch_response=True,
         ) as response:
             if response.status_code != 200:
                 response.failure(f"login {response.status_code}: {response.text[:200]}")
-                raise StopUser
+                return
             token = response.json()["access_token"]
         token_of_guest = self.headers.get("X-Cart-Token")
         self.headers = {"Authorization": f"Bearer {token}"}
         if token_of_guest:
-            # The guest cart joins the account's, as a shop's sign-in does.
-            self.client.post(
+            # The guest cart joins the account's, as a shop's sign-in does (unless it is gone).
+            with self.client.post(
                 f"{CART}/merge",
                 headers={**self.headers, "X-Cart-Token": token_of_guest},
                 name=f"POST {CART}/merge",
-            )
+                catch_response=True,
+            ) as response:
+                if response.status_code == 404 and problem(response) == CartNotFound.slug:
+                    response.request_meta["name"] = f"POST {CART}/merge [cart gone]"
+                    response.success()
 
     def add(self, sku: str, quantity: int = 1) -> bool:
         """Add to the cart; False when the shop refuses it as sold out."""
@@ -124,17 +147,17 @@ class ShopUser(FastHttpUser):
                 if token := response.headers.get("X-Cart-Token"):
                     self.headers["X-Cart-Token"] = token
                 return True
-            if response.status_code == 409 and problem(response) == "insufficient-stock":
+            if response.status_code == 409 and problem(response) == ShortAtTheCart.slug:
                 response.request_meta["name"] = f"POST {CART}/lines [sold out]"
                 response.success()
                 return False
-            if response.status_code == 429 and "X-Cart-Token" not in self.headers:
+            if response.status_code == 429 and problem(response) == TooManyRequests.slug:
                 # One address opening carts faster than GUEST_CARTS_PER_MINUTE: every simulated
                 # guest shares 127.0.0.1, and the quota is per address, by design.
                 response.request_meta["name"] = f"POST {CART}/lines [guest quota]"
                 response.success()
                 return False
-            if response.status_code == 404 and problem(response) == "cart-not-found":
+            if response.status_code == 404 and problem(response) == CartNotFound.slug:
                 # A guest cart emptied by its order is gone: the next add starts a new one.
                 self.headers.pop("X-Cart-Token", None)
                 response.request_meta["name"] = f"POST {CART}/lines [cart gone]"
@@ -162,15 +185,11 @@ class ShopUser(FastHttpUser):
                     order: dict[str, Any] = response.json()
                     return order
                 slug = problem(response)
-                if response.status_code == 409 and slug in ("insufficient-stock", "cart-not-ready"):
+                if response.status_code == 409 and slug in SOLD_OUT:
                     response.request_meta["name"] = f"POST {ORDERS} [sold out]"
                     response.success()
                     return None
-                if response.status_code == 409 and slug in (
-                    "checkout-in-progress",
-                    "cart-held",
-                    "request-in-flight",
-                ):
+                if response.status_code == 409 and slug in IN_PROGRESS:
                     response.request_meta["name"] = f"POST {ORDERS} [in progress]"
                     response.success()
                     gevent.sleep(RETRY_PAUSE)
@@ -236,13 +255,21 @@ class Shopper(ShopUser):
 
     @task(3)
     def view_cart(self) -> None:
-        self.client.get(CART, headers=self.headers, name=f"GET {CART}")
+        with self.client.get(
+            CART, headers=self.headers, name=f"GET {CART}", catch_response=True
+        ) as response:
+            if response.status_code == 404 and problem(response) == CartNotFound.slug:
+                # A guest's cart emptied by its order is gone, as is one never started.
+                self.headers.pop("X-Cart-Token", None)
+                response.request_meta["name"] = f"GET {CART} [no cart]"
+                response.success()
 
     @task(1)
     def check_out(self) -> None:
         if random.random() < 0.5 and "Authorization" not in self.headers:
             self.sign_in()
-        self.add(random.choice(DATA["skus"]))
+        if not self.add(random.choice(DATA["skus"])):
+            return
         order = self.place()
         if order is not None:
             self.pay(order)
@@ -250,21 +277,30 @@ class Shopper(ShopUser):
 
 class FlashBuyer(ShopUser):
     """The flash sale: a signed-in buyer wants one unit of the scarce SKU, checks out at once and
-    pays, or is told it is sold out; either way they leave, and the run ends with the last one."""
+    pays, or is told it is sold out; then waits for the sale to end, which it does when every
+    buyer has had their go. (A user that stopped would be spawned again, as a second buyer.)"""
 
     wait_time = constant(0)
 
+    def on_start(self) -> None:
+        super().on_start()
+        self.done = False
+
     @task
     def buy(self) -> None:
+        if self.done:
+            SALE_OVER.wait()
+            return
+        self.done = True
         self.sign_in()
         if self.add(DATA["flash_sku"]):
             order = self.place()
             if order is not None:
                 self.pay(order)
         runner = self.environment.runner
-        if runner is not None and next(FINISHED) >= self.environment.parsed_options.num_users:
+        if runner is not None and next(FINISHED) >= len(DATA["accounts"]):
+            SALE_OVER.set()
             gevent.spawn(runner.quit)  # not from this greenlet, which quit() stops
-        raise StopUser
 
 
 class DoubleSubmitter(ShopUser):
@@ -272,6 +308,7 @@ class DoubleSubmitter(ShopUser):
     double-clicked button, a flaky network): every answer must name one order."""
 
     wait_time = between(0.2, 1.0)
+    concurrency = 6  # the five submits at once, truly in parallel
 
     def on_start(self) -> None:
         super().on_start()
@@ -300,9 +337,12 @@ class DoubleSubmitter(ShopUser):
 
 class WebhookStorm(ShopUser):
     """Stripe retrying and reordering: each order's events arrive duplicated and out of order
-    (succeeded twice under one event id and once under another, processing after succeeded)."""
+    (succeeded twice under one event id and once under another, processing after succeeded);
+    then staff refund half of some orders, the request sent twice at once under one key, and
+    try to refund all of it on top (refused: more than what is left)."""
 
     wait_time = between(0.2, 1.0)
+    concurrency = 5  # the four deliveries at once
 
     def on_start(self) -> None:
         super().on_start()
@@ -324,3 +364,44 @@ class WebhookStorm(ShopUser):
         ]
         random.shuffle(deliveries)
         gevent.joinall([gevent.spawn(self.deliver, order, kind, eid) for kind, eid in deliveries])
+        if random.random() < 0.3:
+            self.refund(order)
+
+    def refund(self, order: dict[str, Any]) -> None:
+        half = order["total"]["amount"] // 2
+        key = uuid.uuid4().hex
+        refunds = [gevent.spawn(self.ask_refund, order, half, key) for _ in range(2)]
+        gevent.joinall(refunds)
+        if any(refund.value for refund in refunds):
+            self.ask_refund(order, order["total"]["amount"], uuid.uuid4().hex)
+
+    def ask_refund(self, order: dict[str, Any], amount: int, key: str) -> bool:
+        """Staff asks for a refund of `amount` under `key`; True when it was taken. Until the
+        order's payment has landed (the webhook's effect is a moment behind), it is refused."""
+        staff = {"Authorization": f"Bearer {DATA['staff_token']}", "Idempotency-Key": key}
+        for _ in range(CHECKOUT_RETRIES):
+            with self.client.post(
+                f"{ORDERS}/{order['id']}/refunds",
+                json={"amount": amount, "reason": "load test"},
+                headers=staff,
+                name=f"POST {ORDERS}/{{id}}/refunds",
+                catch_response=True,
+            ) as response:
+                slug = problem(response)
+                if response.status_code in (200, 201, 202):
+                    return True
+                if response.status_code == 409 and slug == RefundTooLarge.slug:
+                    response.request_meta["name"] = f"POST {ORDERS}/{{id}}/refunds [too large]"
+                    response.success()
+                    return False
+                if response.status_code == 409 and slug in {
+                    TransitionNotAllowed.slug,
+                    *IN_PROGRESS,
+                }:
+                    response.request_meta["name"] = f"POST {ORDERS}/{{id}}/refunds [not yet]"
+                    response.success()
+                    gevent.sleep(RETRY_PAUSE * 3)
+                    continue
+                response.failure(f"{response.status_code}: {response.text[:200]}")
+                return False
+        return False

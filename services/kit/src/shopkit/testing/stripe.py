@@ -1,9 +1,8 @@
-"""A recording, fault-injecting proxy in front of stripe-mock, and webhooks signed as Stripe signs them.
+"""A recording, fault-injecting proxy in front of stripe-mock, and webhooks signed as Stripe signs them."""
 
-Run on its own (`python -m shopkit.testing.stripe --upstream URL --port N`, as the local stack
-does), it answers what it recorded at `GET /_proxy/requests?from=N` and takes faults at
-`POST /_proxy/faults` (`DELETE` clears them): what load tests read and switch from outside.
-"""
+# Run on its own (`python -m shopkit.testing.stripe --upstream URL --port N`, as the local stack
+# does), the proxy answers what it recorded at `GET /_proxy/requests?from=N` and takes faults at
+# `POST /_proxy/faults` (`DELETE` clears them): what load runs read and switch from outside.
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import itertools
 import signal
 import time
 import uuid
@@ -195,7 +195,7 @@ class StripeProxy:
         recorded) on, as far as they are still kept."""
         start = int(request.query.get("from", "0"))
         first_kept = self.total - len(self.records)
-        kept = list(self.records)[max(0, start - first_kept) :]
+        kept = itertools.islice(self.records, max(0, start - first_kept), None)
         return web.json_response(
             {"total": self.total, "requests": [asdict(record) for record in kept]},
             dumps=lambda value: orjson.dumps(value).decode(),
