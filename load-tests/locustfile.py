@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import random
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,10 @@ ORDERS = "/api/v1/orders"
 WEBHOOK = "/api/v1/payments/webhooks/stripe"
 # Orders of one cart follow each other: carts takes the lines out just after the order is placed.
 CHECKOUT_RETRIES = 40
+# How long a shopper keeps retrying a checkout the server failed (a spinning button), and how
+# often an add.
+CHECKOUT_PATIENCE = 120.0
+ADD_RETRIES = 10
 RETRY_PAUSE = 0.1
 SOLD_OUT = {InsufficientStock.slug, CartNotReady.slug}
 IN_PROGRESS = {CheckoutInProgress.slug, RequestInFlight.slug, "cart-held"}
@@ -63,8 +68,13 @@ def problem(response: Any) -> str:
     """The slug of a problem+json answer (`insufficient-stock`), or '' for anything else."""
     try:
         return str(response.json().get("type", "")).rsplit("/", 1)[-1]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError):  # no body, or not JSON
         return ""
+
+
+def server_failed(response: Any) -> bool:
+    """The server's failure, not a refusal: a 5xx, or no answer at all (status 0)."""
+    return bool(response.status_code == 0 or response.status_code >= 500)
 
 
 def write_figures(environment: Any, **_: Any) -> None:
@@ -117,7 +127,7 @@ class ShopUser(FastHttpUser):
             catch_response=True,
         ) as response:
             if response.status_code != 200:
-                response.failure(f"login {response.status_code}: {response.text[:200]}")
+                response.failure(f"login {response.status_code}: {(response.text or '')[:200]}")
                 return
             token = response.json()["access_token"]
         token_of_guest = self.headers.get("X-Cart-Token")
@@ -135,7 +145,17 @@ class ShopUser(FastHttpUser):
                     response.success()
 
     def add(self, sku: str, quantity: int = 1) -> bool:
-        """Add to the cart; False when the shop refuses it as sold out."""
+        """Add to the cart (sent again after a server-side failure, as a shopper would); False
+        when the shop refuses it as sold out."""
+        for _ in range(ADD_RETRIES):
+            added = self._add(sku, quantity)
+            if added is not None:
+                return added
+            gevent.sleep(RETRY_PAUSE * 5)
+        return False
+
+    def _add(self, sku: str, quantity: int) -> bool | None:
+        """One add: None when the server failed it (5xx, or no answer at all)."""
         with self.client.post(
             f"{CART}/lines",
             json={"sku": sku, "quantity": quantity},
@@ -163,8 +183,8 @@ class ShopUser(FastHttpUser):
                 response.request_meta["name"] = f"POST {CART}/lines [cart gone]"
                 response.success()
                 return False
-            response.failure(f"{response.status_code}: {response.text[:200]}")
-            return False
+            response.failure(f"{response.status_code}: {(response.text or '')[:200]}")
+            return None if server_failed(response) else False
 
     def place(self, key: str | None = None) -> dict[str, Any] | None:
         """Place the cart's order with one Idempotency-Key (retried while the previous order is
@@ -173,7 +193,8 @@ class ShopUser(FastHttpUser):
         body: dict[str, Any] = {"shipping_method": "standard", "shipping_address": ADDRESS}
         if "Authorization" not in self.headers:
             body["email"] = f"guest-{uuid.uuid4().hex[:12]}@example.com"
-        for _ in range(CHECKOUT_RETRIES):
+        patience = time.monotonic() + CHECKOUT_PATIENCE
+        while time.monotonic() < patience:
             with self.client.post(
                 ORDERS,
                 json=body,
@@ -194,8 +215,8 @@ class ShopUser(FastHttpUser):
                     response.success()
                     gevent.sleep(RETRY_PAUSE)
                     continue
-                response.failure(f"{response.status_code}: {response.text[:200]}")
-                if response.status_code < 500:
+                response.failure(f"{response.status_code}: {(response.text or '')[:200]}")
+                if not server_failed(response):
                     return None
                 # The server failed it: a client retries under the same key (the same checkout).
                 gevent.sleep(RETRY_PAUSE * 5)
@@ -215,7 +236,7 @@ class ShopUser(FastHttpUser):
             catch_response=True,
         ) as response:
             if response.status_code != 200:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+                response.failure(f"{response.status_code}: {(response.text or '')[:200]}")
 
     def pay(self, order: dict[str, Any]) -> None:
         self.deliver(order, "payment_intent.succeeded")
@@ -402,6 +423,6 @@ class WebhookStorm(ShopUser):
                     response.success()
                     gevent.sleep(RETRY_PAUSE * 3)
                     continue
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+                response.failure(f"{response.status_code}: {(response.text or '')[:200]}")
                 return False
         return False

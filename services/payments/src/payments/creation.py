@@ -18,6 +18,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from pymongo.errors import PyMongoError
+
 from payments import model
 from payments.errors import AmountTooSmall, OrderEnded, PaymentInProgress, PaymentMismatch
 from payments.ledger import Payments, fresh
@@ -28,6 +30,9 @@ from shopkit.money import MINIMUM_CHARGE
 
 log = logging.getLogger("payments.creation")
 CLAIM_POLL = 0.05
+# A claim's release is tried this many times, this far apart, while the database is unreachable.
+RELEASE_TRIES = 10
+RELEASE_PAUSE = 0.5
 
 
 def create_key(order_id: str) -> str:
@@ -73,17 +78,19 @@ async def _create_once(
     # Before Stripe is asked: a PaymentIntent made and never recorded (a crash) is looked at.
     await store.schedule(order_id, None, clock.now() + payments.reconcile_after)
     owner, deadline = uuid.uuid4().hex, time.monotonic() + budget
-    while (claim := await store.claim_creation(order_id, owner)) is not None:
-        payment, _ = await payments.load(order_id)
-        if payment.exists:
-            return payment, await client_secret(payments, payment), False
-        if claim["owner"] is not None and _age(claim["at"]) > budget:
-            await store.release_creation(order_id, claim["owner"])  # its holder died
-            continue
-        if time.monotonic() > deadline:
-            raise PaymentInProgress(f"the payment of order {order_id} is being created")
-        await asyncio.sleep(CLAIM_POLL)
     try:
+        # Inside the `try`: a claim whose insert's answer was lost (the database went away) may
+        # still have been written, and is let go below like one known to be ours.
+        while (claim := await store.claim_creation(order_id, owner)) is not None:
+            payment, _ = await payments.load(order_id)
+            if payment.exists:
+                return payment, await client_secret(payments, payment), False
+            if claim["owner"] is not None and _age(claim["at"]) > budget:
+                await store.release_creation(order_id, claim["owner"])  # its holder died
+                continue
+            if time.monotonic() > deadline:
+                raise PaymentInProgress(f"the payment of order {order_id} is being created")
+            await asyncio.sleep(CLAIM_POLL)
         # The claim's last holder may have recorded it just before letting go.
         payment, _ = await payments.load(order_id)
         if payment.exists:
@@ -97,7 +104,7 @@ async def _create_once(
             order_id, model.created(order_id, intent["id"], record.amount, record.currency)
         )
     finally:
-        await store.release_creation(order_id, owner)
+        await _let_go(payments, order_id, owner)
     made = fresh(outcome)
     if made:
         payments.metrics.created.labels(record.currency).inc()
@@ -119,6 +126,21 @@ async def client_secret(payments: Payments, payment: Payment) -> str:
         secret = str(intent["client_secret"])
         await payments.store.keep_secret(payment.order_id, payment.payment_intent_id, secret)
     return secret
+
+
+async def _let_go(payments: Payments, order_id: str, owner: str) -> None:
+    """Release our claim (none held: nothing happens), retrying while the database is out of
+    reach for a moment (a restart): a claim left behind blocks every retry of this checkout
+    until it is older than the Stripe budget. Past RELEASE_TRIES, that age lets it go anyway."""
+    for attempt in range(RELEASE_TRIES):
+        try:
+            await payments.store.release_creation(order_id, owner)
+            return
+        except PyMongoError:
+            if attempt + 1 == RELEASE_TRIES:
+                log.warning("the creation claim of order %s is left to expire", order_id)
+                return
+            await asyncio.sleep(RELEASE_PAUSE)
 
 
 def _age(moment: datetime) -> float:
