@@ -96,6 +96,10 @@ async def _buy(
         if status == 409 and _slug(placed) in ("checkout-in-progress", "request-in-flight"):
             await asyncio.sleep(0.1)
             continue
+        if status == 409 and _slug(placed) == "checkout-abandoned":
+            # The shop gave that checkout up (its steps kept failing): a new one, as it asks.
+            headers = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+            continue
         break
     if status == 409 and _slug(placed) in ("insufficient-stock", "cart-not-ready"):
         outcomes["sold out at checkout"] += 1

@@ -110,6 +110,6 @@ async def test_an_order_without_a_payment_that_ends_changes_nothing(
     await shop.order_ended(nats_client, OrderEvent.CANCELLED, order)
     await shop.published(nats_client, RefundEvent.SUCCEEDED, settle=1.5)
 
-    assert stripe_proxy.records == []
+    assert stripe_proxy.requests() == []
     response = await shop.client.get(f"/internal/payments/{order}", headers=shop.orders)
     assert response.status == 404
