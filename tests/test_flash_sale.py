@@ -11,18 +11,12 @@ from typing import Any
 import aiohttp
 import pytest
 from e2e_support import STRIPE_WEBHOOK_SECRET, admin_headers, expect_json
+from test_checkout_e2e import ADDRESS, _product
 
 from shopkit.testing.stripe import order_intent_event, sign_webhook
 
 BUYERS = 500
 UNITS = 300
-ADDRESS = {
-    "recipient": "Flash Buyer",
-    "line1": "Hauptstrasse 1",
-    "city": "Berlin",
-    "postal_code": "10115",
-    "country": "DE",
-}
 # At most this many buyers in flight at once: a crowd, not a denial of service on two cores.
 IN_FLIGHT = 64
 SETTLED_WITHIN = 120.0
@@ -31,26 +25,6 @@ RETRIES = 20
 
 def _slug(body: Any) -> str:
     return str(body.get("type", "")).rsplit("/", 1)[-1] if isinstance(body, dict) else ""
-
-
-async def _scarce_sku(gateway: str, http: aiohttp.ClientSession, staff: dict[str, str]) -> str:
-    tag = uuid.uuid4().hex[:8]
-    sku = f"FLASH-{tag}".upper()
-    body = {
-        "slug": f"flash-{tag}",
-        "name": f"Flash {tag}",
-        "status": "published",
-        "variants": [{"sku": sku, "price": {"amount": 1999, "currency": "EUR"}}],
-    }
-    async with http.post(f"{gateway}/api/v1/products", json=body, headers=staff) as r:
-        await expect_json(r, 201)
-    async with http.post(
-        f"{gateway}/api/v1/inventory/{sku}/receipts",
-        json={"quantity": UNITS, "reason": "flash sale"},
-        headers={**staff, "Idempotency-Key": uuid.uuid4().hex},
-    ) as r:
-        await expect_json(r, 201)
-    return sku
 
 
 async def _post(
@@ -122,7 +96,7 @@ async def test_500_buyers_for_300_units_through_the_gateway_end_with_exactly_300
 ) -> None:
     # given a SKU with 300 units
     staff = await admin_headers(gateway, http)
-    sku = await _scarce_sku(gateway, http, staff)
+    sku = await _product(gateway, http, staff, amount=1999, stock=UNITS)
 
     # when 500 guests try to buy one unit each, all at once
     outcomes: Counter[str] = Counter()
