@@ -10,9 +10,10 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from notifications_support import API, Mailbox, Notifications, address, eventually, new_id
 
-from notifications import unsubscribe
+from notifications import campaigns, unsubscribe
 from notifications.keys import DELIVERIES
 from notifications.model import Topic
+from shopkit import clock
 
 PROMOTIONS = "/api/v1/promotions"
 CAMPAIGN = {
@@ -144,6 +145,57 @@ async def test_the_unsubscribe_link_in_a_campaign_stops_the_rest_of_it_for_that_
             assert len(await mailbox.arrived(email, timeout=15)) == 1
     await asyncio.sleep(1.5)
     assert await mailbox.to(last_email) == []
+
+
+async def _opt_in(notifications: Notifications, user_id: str) -> None:
+    answer = await notifications.client.patch(
+        f"{API}/preferences",
+        json={"topics": {"promotions": {"email": True}}},
+        headers=notifications.customer(user_id),
+    )
+    assert answer.status == 200
+
+
+async def test_a_customer_whose_registration_arrives_after_the_campaign_started_still_gets_it(
+    notifications: Notifications, nats_client: NatsClient, mailbox: Mailbox
+) -> None:
+    # given a customer who opted in, whose registration has not reached notifications yet
+    user_id, email = new_id("u"), address("late")
+    await _opt_in(notifications, user_id)
+
+    # when a campaign is sent, and their registration arrives a few planner passes later
+    campaign = await _create(notifications)
+    assert (await _send(notifications, campaign["id"])).status == 202
+    await asyncio.sleep(2.5)
+    await notifications.publish(
+        nats_client,
+        "users",
+        "user.registered",
+        {"user_id": user_id, "email": email, "name": "Late", "roles": ["customer"]},
+    )
+
+    # then the campaign reaches them once
+    [mail] = await mailbox.arrived(email)
+    assert mail["Subject"] == "Late, the winter sale starts"
+
+
+async def test_an_opted_in_user_never_known_is_skipped_once_the_wait_is_over(
+    notifications: Notifications, nats_client: NatsClient, mailbox: Mailbox
+) -> None:
+    # given an opt-in whose user never became known, first in line, and a known customer
+    await _opt_in(notifications, "a-" + uuid.uuid4().hex)
+    _, fan, _ = await _customer(notifications, nats_client, promotions=True)
+    await _wait_for_recipients(notifications, fan)
+
+    # when a campaign has been under way for longer than the planner waits for recipients
+    campaign = await _create(notifications)
+    assert (await _send(notifications, campaign["id"])).status == 202
+    store = notifications.client.app[DELIVERIES].store
+    long_ago = clock.now() - campaigns.RECIPIENT_WAIT
+    await store.sends.update_one({"_id": campaign["id"]}, {"$set": {"started_at": long_ago}})
+
+    # then the known customer gets it: the unknown one holds nothing up
+    assert len(await mailbox.arrived(fan)) == 1
 
 
 async def test_a_broken_campaign_template_is_refused_and_a_draft_previews(

@@ -6,6 +6,11 @@ batch, at the campaign's rate and never far ahead of what was sent, so the dispa
 list stays short; a delivery's id is `campaign-<id>:email:<address hash>`, so two planners, or one
 resuming after a crash, record each recipient once. Whether the recipient still wants promotions
 is checked again just before each message goes: an unsubscribe during a campaign stops the rest.
+
+The audience is read from the opt-ins, which the preferences API writes at once, while a
+recipient's address arrives with users' registration event: a customer who registers, opts in and
+is sent a campaign within the same second may not be known yet. The planner waits for them, up to
+RECIPIENT_WAIT after the campaign started; one still unknown then is skipped (and logged).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ BACKLOG_LIMIT = 3 * PLAN_BATCH
 BACKLOG_PAUSE = 0.5
 SAMPLE_RECIPIENT = {"name": "Sam Sample", "email": "sam@example.com"}
 CAMPAIGNS_KEPT = 16  # campaigns being sent whose templates an instance keeps
+RECIPIENT_WAIT = timedelta(seconds=60)
+RECIPIENT_PAUSE = 1.0
 
 
 async def create(
@@ -162,11 +169,19 @@ async def plan(d: Deliveries, send: dict[str, Any]) -> float:
             break
         batch = audience[position : position + size]
         started = time.monotonic()
-        await _record_batch(d, campaign_id, batch)
-        position += len(batch)
-        await d.store.send_progress(
-            campaign_id, cursor=batch[-1], finished=False, leased_until=clock.now() + LEASE
-        )
+        waiting = clock.now() - send["started_at"] < RECIPIENT_WAIT
+        covered = await _record_batch(d, campaign_id, batch, wait_for_unknown=waiting)
+        position += covered
+        if covered:
+            await d.store.send_progress(
+                campaign_id,
+                cursor=audience[position - 1],
+                finished=False,
+                leased_until=clock.now() + LEASE,
+            )
+        if covered < len(batch):
+            wait = RECIPIENT_PAUSE
+            break
         # The rate: a batch of `size` takes size / rate seconds to come due.
         await asyncio.sleep(max(0.0, len(batch) / rate - (time.monotonic() - started)))
     finished = position >= len(audience)
@@ -181,14 +196,25 @@ async def plan(d: Deliveries, send: dict[str, Any]) -> float:
     return wait
 
 
-async def _record_batch(d: Deliveries, campaign_id: str, user_ids: list[str]) -> None:
-    """The batch's deliveries. The audience was read opted in; whether each still is, and their
-    locale, is looked up when their message goes (dispatch), not twice."""
+async def _record_batch(
+    d: Deliveries, campaign_id: str, user_ids: list[str], *, wait_for_unknown: bool
+) -> int:
+    """Record the batch's deliveries; how many of its users it covered. A user not known yet ends
+    the batch there while `wait_for_unknown` (the next pass starts with them), else is skipped.
+    The audience was read opted in; whether each still is, and their locale, is looked up when
+    their message goes (dispatch), not twice."""
     recipients = await asyncio.gather(*(d.store.recipient(user_id) for user_id in user_ids))
     now = clock.now()
     found = []
-    for user_id, recipient in zip(user_ids, recipients, strict=True):
-        if recipient is None or not recipient.customer:
+    covered = len(user_ids)
+    for index, (user_id, recipient) in enumerate(zip(user_ids, recipients, strict=True)):
+        if recipient is None:
+            if wait_for_unknown:
+                covered = index
+                break
+            log.warning("campaign %s: user %s is still unknown; skipped", campaign_id, user_id)
+            continue
+        if not recipient.customer:
             continue
         found.append(
             Delivery(
@@ -206,3 +232,4 @@ async def _record_batch(d: Deliveries, campaign_id: str, user_ids: list[str]) ->
             )
         )
     await d.record(found)
+    return covered
