@@ -25,25 +25,32 @@ CAMPAIGN = {
 
 
 async def _customer(
-    notifications: Notifications, nats: NatsClient, *, promotions: bool | None
+    notifications: Notifications,
+    nats: NatsClient,
+    *,
+    promotions: bool | None,
+    user_id: str | None = None,
 ) -> tuple[str, str, dict[str, str]]:
     """A registered customer (users' event), opted in or out of promotions or never asked."""
-    user_id, email = new_id("u"), address("fan")
+    user_id, email = user_id or new_id("u"), address("fan")
     await notifications.publish(
         nats,
         "users",
         "user.registered",
         {"user_id": user_id, "email": email, "name": "Fan", "roles": ["customer"]},
     )
-    headers = notifications.customer(user_id)
     if promotions is not None:
-        answer = await notifications.client.patch(
-            f"{API}/preferences",
-            json={"topics": {"promotions": {"email": promotions}}},
-            headers=headers,
-        )
-        assert answer.status == 200
-    return user_id, email, headers
+        await _set_promotions(notifications, user_id, promotions)
+    return user_id, email, notifications.customer(user_id)
+
+
+async def _set_promotions(notifications: Notifications, user_id: str, on: bool) -> None:
+    answer = await notifications.client.patch(
+        f"{API}/preferences",
+        json={"topics": {"promotions": {"email": on}}},
+        headers=notifications.customer(user_id),
+    )
+    assert answer.status == 200
 
 
 async def _create(notifications: Notifications, **campaign: str) -> dict[str, Any]:
@@ -147,43 +154,42 @@ async def test_the_unsubscribe_link_in_a_campaign_stops_the_rest_of_it_for_that_
     assert await mailbox.to(last_email) == []
 
 
-async def _opt_in(notifications: Notifications, user_id: str) -> None:
-    answer = await notifications.client.patch(
-        f"{API}/preferences",
-        json={"topics": {"promotions": {"email": True}}},
-        headers=notifications.customer(user_id),
-    )
-    assert answer.status == 200
-
-
 async def test_a_customer_whose_registration_arrives_after_the_campaign_started_still_gets_it(
     notifications: Notifications, nats_client: NatsClient, mailbox: Mailbox
 ) -> None:
-    # given a customer who opted in, whose registration has not reached notifications yet
-    user_id, email = new_id("u"), address("late")
-    await _opt_in(notifications, user_id)
+    # given a known customer first in line, then one who opted in but whose registration has
+    # not reached notifications yet
+    _, first, _ = await _customer(notifications, nats_client, promotions=True, user_id=new_id("a"))
+    await _wait_for_recipients(notifications, first)
+    late_id, late = new_id("u"), address("late")
+    await _set_promotions(notifications, late_id, True)
 
-    # when a campaign is sent, and their registration arrives a few planner passes later
+    # when a campaign is sent, and the registration arrives a few planner passes later
     campaign = await _create(notifications)
     assert (await _send(notifications, campaign["id"])).status == 202
-    await asyncio.sleep(2.5)
+    assert len(await mailbox.arrived(first)) == 1
+    answer = await notifications.client.get(
+        f"{PROMOTIONS}/{campaign['id']}", headers=notifications.staff()
+    )
+    assert (await answer.json())["state"] == "sending"
     await notifications.publish(
         nats_client,
         "users",
         "user.registered",
-        {"user_id": user_id, "email": email, "name": "Late", "roles": ["customer"]},
+        {"user_id": late_id, "email": late, "name": "Late", "roles": ["customer"]},
     )
 
-    # then the campaign reaches them once
-    [mail] = await mailbox.arrived(email)
+    # then the campaign reaches them too, once, and the first customer got it once
+    [mail] = await mailbox.arrived(late)
     assert mail["Subject"] == "Late, the winter sale starts"
+    assert len(await mailbox.to(first)) == 1
 
 
 async def test_an_opted_in_user_never_known_is_skipped_once_the_wait_is_over(
     notifications: Notifications, nats_client: NatsClient, mailbox: Mailbox
 ) -> None:
     # given an opt-in whose user never became known, first in line, and a known customer
-    await _opt_in(notifications, "a-" + uuid.uuid4().hex)
+    await _set_promotions(notifications, new_id("a"), True)
     _, fan, _ = await _customer(notifications, nats_client, promotions=True)
     await _wait_for_recipients(notifications, fan)
 

@@ -39,6 +39,7 @@ BACKLOG_LIMIT = 3 * PLAN_BATCH
 BACKLOG_PAUSE = 0.5
 SAMPLE_RECIPIENT = {"name": "Sam Sample", "email": "sam@example.com"}
 CAMPAIGNS_KEPT = 16  # campaigns being sent whose templates an instance keeps
+# How long after a campaign starts the planner waits for an opted-in user's registration to arrive.
 RECIPIENT_WAIT = timedelta(seconds=60)
 RECIPIENT_PAUSE = 1.0
 
@@ -150,13 +151,14 @@ async def plan_pass(d: Deliveries) -> float | None:
 
 async def plan(d: Deliveries, send: dict[str, Any]) -> float:
     """Record the campaign's next batches while this instance holds its lease; how long to wait
-    before the next pass."""
+    before the next pass. It stops at a user not known yet (within RECIPIENT_WAIT), at the
+    pending backlog, or when its lease is half over."""
     campaign_id, rate = send["_id"], float(send["rate"])
     now = clock.now()
     if not await d.store.lease_send(campaign_id, now + LEASE, now):
         return LEASE.total_seconds() / 3
     audience = await d.store.promotions_audience()
-    position = bisect.bisect_right(audience, send.get("cursor") or "")
+    start = position = bisect.bisect_right(audience, send.get("cursor") or "")
     # A batch is at most a second of sending, so a slow campaign is paced smoothly too.
     size = max(1, min(PLAN_BATCH, int(rate)))
     deadline = time.monotonic() + LEASE.total_seconds() / 2
@@ -169,28 +171,22 @@ async def plan(d: Deliveries, send: dict[str, Any]) -> float:
             break
         batch = audience[position : position + size]
         started = time.monotonic()
-        waiting = clock.now() - send["started_at"] < RECIPIENT_WAIT
-        covered = await _record_batch(d, campaign_id, batch, wait_for_unknown=waiting)
+        within_wait = clock.now() - send["started_at"] < RECIPIENT_WAIT
+        covered = await _record_batch(d, campaign_id, batch, wait_for_unknown=within_wait)
         position += covered
-        if covered:
-            await d.store.send_progress(
-                campaign_id,
-                cursor=audience[position - 1],
-                finished=False,
-                leased_until=clock.now() + LEASE,
-            )
         if covered < len(batch):
+            # A recipient not known yet: the progress written below keeps them next in line.
             wait = RECIPIENT_PAUSE
             break
+        await d.store.send_progress(
+            campaign_id, cursor=batch[-1], finished=False, leased_until=clock.now() + LEASE
+        )
         # The rate: a batch of `size` takes size / rate seconds to come due.
         await asyncio.sleep(max(0.0, len(batch) / rate - (time.monotonic() - started)))
     finished = position >= len(audience)
-    await d.store.send_progress(
-        campaign_id,
-        cursor=audience[position - 1] if position else "",
-        finished=finished,
-        leased_until=None,
-    )
+    # Unmoved, the cursor stays as it was (the user before it may have opted out since).
+    cursor = audience[position - 1] if position > start else send.get("cursor") or ""
+    await d.store.send_progress(campaign_id, cursor=cursor, finished=finished, leased_until=None)
     if finished:
         log.info("campaign %s planned for %d recipients", campaign_id, len(audience))
     return wait
