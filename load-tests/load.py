@@ -165,6 +165,13 @@ def browsing(target: Target) -> dict[str, list[str]]:
         print("the catalog is small: loading the demo catalog (./task seed)...", flush=True)
         subprocess.run([sys.executable, str(ROOT / "scripts" / "seed.py")], check=True)
         products = call(target, "GET", "/api/v1/products?limit=100")["items"]
+    deadline = time.monotonic() + 30
+    while not products and time.monotonic() < deadline:
+        # A fresh shop lists the products made for the run once its search index has them.
+        time.sleep(0.5)
+        products = call(target, "GET", "/api/v1/products?limit=100")["items"]
+    if not products:
+        raise SystemExit("the shop lists no product to browse")
     categories = call(target, "GET", "/api/v1/categories")["items"]
     words = sorted({word.lower() for p in products for word in p["name"].split() if len(word) > 3})
     return {
