@@ -8,6 +8,11 @@ from typing import Any
 from shopkit import clock
 from shopkit.events import EventStore, NewEvent
 from shopkit.ids import new_id
+from users.accounts import account_documents
+from users.events import UserEvent, UserRegistered
+from users.model import Role
+
+CUSTOMER = (Role.CUSTOMER,)
 
 
 async def accounts(users_db: Any, emails: Sequence[str], password_hash: str) -> list[str]:
@@ -16,29 +21,26 @@ async def accounts(users_db: Any, emails: Sequence[str], password_hash: str) -> 
     the API would measure bcrypt, not the shop."""
     now = clock.now()
     users: list[dict[str, Any]] = []
-    parts: dict[str, list[dict[str, Any]]] = {"emails": [], "credentials": [], "access": []}
+    parts: dict[str, list[dict[str, Any]]] = {}
     streams: dict[str, list[NewEvent]] = {}
     for email in emails:
         user_id = new_id()
         name = email.split("@")[0].replace("-", " ").title()
-        users.append(
-            {
-                "_id": user_id,
-                "name": name,
-                "phone": None,
-                "pending_email": None,
-                "created_at": now,
-                "updated_at": now,
-            }
+        profile, account_parts = account_documents(
+            user_id,
+            email=email,
+            name=name,
+            password_hash=password_hash,
+            roles=CUSTOMER,
+            verified=True,
+            now=now,
         )
-        parts["emails"].append({"_id": user_id, "email": email, "email_verified": True})
-        parts["credentials"].append(
-            {"_id": user_id, "password_hash": password_hash, "credentials_version": new_id()}
-        )
-        parts["access"].append({"_id": user_id, "roles": ["customer"], "disabled": False})
-        registered = {"user_id": user_id, "email": email, "name": name, "roles": ["customer"]}
+        users.append(profile)
+        for collection, part in account_parts.items():
+            parts.setdefault(collection, []).append({"_id": user_id, **part})
+        registered = UserRegistered(user_id, email, name, CUSTOMER).to_json()
         streams[f"user-{user_id}"] = [
-            NewEvent("user.registered", registered, f"registered-{user_id}")
+            NewEvent(UserEvent.REGISTERED, registered, f"registered-{user_id}")
         ]
     # The account's parts first, as registration inserts them (see users.store.PARTS).
     for collection, documents in parts.items():

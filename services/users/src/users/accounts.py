@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import unicodedata
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from shopkit import clock, revocations
@@ -67,6 +68,35 @@ async def _verification(users: Collaborators, user_id: str, email: str) -> dict[
     )
 
 
+def account_documents(
+    user_id: str,
+    *,
+    email: str,
+    name: str,
+    password_hash: str,
+    roles: Sequence[str],
+    verified: bool,
+    now: datetime,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A new account as registration stores it: its profile, and its parts by collection in the
+    order they are inserted (users.store.PARTS; each takes the profile's `_id`). The load tests'
+    bulk seeding writes the same documents."""
+    profile = {
+        "_id": user_id,
+        "name": name,
+        "phone": None,
+        "pending_email": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    parts: dict[str, dict[str, Any]] = {
+        "emails": {"email": email, "email_verified": verified},
+        "credentials": {"password_hash": password_hash, "credentials_version": new_id()},
+        "access": {"roles": list(roles), "disabled": False},
+    }
+    return profile, parts
+
+
 async def register(
     users: Collaborators,
     *,
@@ -78,7 +108,6 @@ async def register(
 ) -> User:
     user_id = new_id()
     email = normalise_email(email)
-    now = clock.now()
     events = [
         pending(
             f"registered-{user_id}",
@@ -86,22 +115,15 @@ async def register(
             UserRegistered(user_id, email, name, tuple(roles)).to_json(),
         )
     ]
-    profile = {
-        "_id": user_id,
-        "name": name,
-        "phone": None,
-        "pending_email": None,
-        "created_at": now,
-        "updated_at": now,
-    }
-    parts: dict[str, dict[str, Any]] = {
-        "emails": {"email": email, "email_verified": verified},
-        "credentials": {
-            "password_hash": await users.hasher.hash(password),
-            "credentials_version": new_id(),
-        },
-        "access": {"roles": list(roles), "disabled": False},
-    }
+    profile, parts = account_documents(
+        user_id,
+        email=email,
+        name=name,
+        password_hash=await users.hasher.hash(password),
+        roles=roles,
+        verified=verified,
+        now=clock.now(),
+    )
     if not verified:
         events.append(await _verification(users, user_id, email))
     try:
