@@ -111,10 +111,14 @@ class ShopUser(FastHttpUser):
     abstract = True
     # A browser's connections: each user is one shopper.
     concurrency = 2
+    # The share of these users who sign in as they start (the others shop as guests at first).
+    signed_in_share = 0.0
 
     def on_start(self) -> None:
         self.headers: dict[str, str] = {}
         self.account: dict[str, str] = next(ACCOUNTS)
+        if random.random() < self.signed_in_share:
+            self.sign_in()
 
     def sign_in(self) -> None:
         if "token" in self.account:  # signed in before the run (a sale's crowd waits signed in)
@@ -255,11 +259,7 @@ class Shopper(ShopUser):
     shoppers sign in (at once or before checking out), half stay guests."""
 
     wait_time = between(0.5, 2.0)
-
-    def on_start(self) -> None:
-        super().on_start()
-        if random.random() < 0.5:
-            self.sign_in()
+    signed_in_share = 0.5
 
     @task(10)
     def browse_category(self) -> None:
@@ -338,10 +338,7 @@ class DoubleSubmitter(ShopUser):
 
     wait_time = between(0.2, 1.0)
     concurrency = 6  # the five submits at once, truly in parallel
-
-    def on_start(self) -> None:
-        super().on_start()
-        self.sign_in()
+    signed_in_share = 1.0
 
     @task
     def submit_many(self) -> None:
@@ -372,10 +369,7 @@ class WebhookStorm(ShopUser):
 
     wait_time = between(0.2, 1.0)
     concurrency = 5  # the four deliveries at once
-
-    def on_start(self) -> None:
-        super().on_start()
-        self.sign_in()
+    signed_in_share = 1.0
 
     @task
     def storm(self) -> None:
