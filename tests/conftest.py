@@ -93,91 +93,74 @@ def internal_url(internal_port: int) -> str:
     return f"http://127.0.0.1:{internal_port}"
 
 
+class RunService(Protocol):
+    def __call__(self, name: str, env: Mapping[str, str]) -> Iterator[list[str]]: ...
+
+
 @pytest.fixture(scope="session")
-def users_instances(
+def run_service(
     services: dict[str, registry.Service],
     mongo_url: str,
     nats_url: str,
     database_names: set[str],
     service_logs: Path,
     service_databases: dict[str, str],
-) -> Iterator[list[str]]:
-    env = {
-        "MONGO_URL": mongo_url,
-        "NATS_URL": nats_url,
-        "SERVICE_CLIENTS": (
-            f"orders:{ORDERS_CLIENT_SECRET},notifications:{NOTIFICATIONS_CLIENT_SECRET}"
-        ),
-    }
-    yield from run_instances(
-        "users",
-        env,
-        service_logs,
-        database_names,
-        services["users"].instances,
-        databases=service_databases,
-    )
+) -> RunService:
+    """`yield from run_service(name, env)` in a session fixture: the shop's service `name`, as
+    many instances as the registry says, on the session's MongoDB and NATS, with `env` besides."""
+
+    def run(name: str, env: Mapping[str, str]) -> Iterator[list[str]]:
+        return run_instances(
+            name,
+            {"MONGO_URL": mongo_url, "NATS_URL": nats_url, **env},
+            service_logs,
+            database_names,
+            services[name].instances,
+            databases=service_databases,
+        )
+
+    return run
+
+
+def _jwks(users_instances: list[str]) -> str:
+    # Straight to a users instance: the gateway starts after the services it routes to.
+    return f"http://{users_instances[0]}/api/v1/auth/jwks"
+
+
+@pytest.fixture(scope="session")
+def users_instances(run_service: RunService) -> Iterator[list[str]]:
+    clients = f"orders:{ORDERS_CLIENT_SECRET},notifications:{NOTIFICATIONS_CLIENT_SECRET}"
+    yield from run_service("users", {"SERVICE_CLIENTS": clients})
 
 
 @pytest.fixture(scope="session")
 def products_instances(
-    services: dict[str, registry.Service],
-    mongo_url: str,
-    nats_url: str,
-    opensearch_url: str,
-    users_instances: list[str],
-    database_names: set[str],
-    service_logs: Path,
-    service_databases: dict[str, str],
+    run_service: RunService, opensearch_url: str, users_instances: list[str]
 ) -> Iterator[list[str]]:
     env = {
-        "MONGO_URL": mongo_url,
-        "NATS_URL": nats_url,
         "OPENSEARCH_URL": opensearch_url,
         "SEARCH_INDEX": "e2e_" + uuid.uuid4().hex[:8],
-        # Straight to a users instance: the gateway starts after the services it routes to.
-        "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
+        "JWKS_URL": _jwks(users_instances),
     }
-    yield from run_instances(
-        "products",
-        env,
-        service_logs,
-        database_names,
-        services["products"].instances,
-        databases=service_databases,
-    )
+    yield from run_service("products", env)
 
 
 @pytest.fixture(scope="session")
 def carts_instances(
-    services: dict[str, registry.Service],
-    mongo_url: str,
-    nats_url: str,
+    run_service: RunService,
     users_instances: list[str],
     products_instances: list[str],
     internal_url: str,
-    database_names: set[str],
-    service_logs: Path,
-    service_databases: dict[str, str],
 ) -> Iterator[list[str]]:
     env = {
-        "MONGO_URL": mongo_url,
-        "NATS_URL": nats_url,
-        "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
+        "JWKS_URL": _jwks(users_instances),
         # Its batch SKU lookup goes through the gateway's internal listener, as in the local stack.
         "PRODUCTS_URL": internal_url,
         # Every test client is 127.0.0.1: the per-address quota of guest carts is tested beside
         # the service, not here.
         "GUEST_CARTS_PER_MINUTE": "100000",
     }
-    yield from run_instances(
-        "carts",
-        env,
-        service_logs,
-        database_names,
-        services["carts"].instances,
-        databases=service_databases,
-    )
+    yield from run_service("carts", env)
 
 
 @pytest.fixture(scope="session")
@@ -197,51 +180,28 @@ def stripe_recording_url(
 
 @pytest.fixture(scope="session")
 def payments_instances(
-    services: dict[str, registry.Service],
-    mongo_url: str,
-    nats_url: str,
-    stripe_recording_url: str,
-    users_instances: list[str],
-    database_names: set[str],
-    service_logs: Path,
-    service_databases: dict[str, str],
+    run_service: RunService, stripe_recording_url: str, users_instances: list[str]
 ) -> Iterator[list[str]]:
     env = {
-        "MONGO_URL": mongo_url,
-        "NATS_URL": nats_url,
-        "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
+        "JWKS_URL": _jwks(users_instances),
         "STRIPE_API_URL": stripe_recording_url,
         "STRIPE_API_KEY": "sk_test_e2e",
         "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
     }
-    yield from run_instances(
-        "payments",
-        env,
-        service_logs,
-        database_names,
-        services["payments"].instances,
-        databases=service_databases,
-    )
+    yield from run_service("payments", env)
 
 
 @pytest.fixture(scope="session")
 def orders_instances(
-    services: dict[str, registry.Service],
-    mongo_url: str,
-    nats_url: str,
+    run_service: RunService,
     users_instances: list[str],
     products_instances: list[str],
     carts_instances: list[str],
     payments_instances: list[str],
     internal_url: str,
-    database_names: set[str],
-    service_logs: Path,
-    service_databases: dict[str, str],
 ) -> Iterator[list[str]]:
     env = {
-        "MONGO_URL": mongo_url,
-        "NATS_URL": nats_url,
-        "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
+        "JWKS_URL": _jwks(users_instances),
         # Every service it calls, and its service token, through the gateway's internal listener.
         "CARTS_URL": internal_url,
         "PRODUCTS_URL": internal_url,
@@ -250,33 +210,19 @@ def orders_instances(
         "SERVICE_CLIENT_ID": "orders",
         "SERVICE_CLIENT_SECRET": ORDERS_CLIENT_SECRET,
     }
-    yield from run_instances(
-        "orders",
-        env,
-        service_logs,
-        database_names,
-        services["orders"].instances,
-        databases=service_databases,
-    )
+    yield from run_service("orders", env)
 
 
 @pytest.fixture(scope="session")
 def notifications_instances(
-    services: dict[str, registry.Service],
-    mongo_url: str,
-    nats_url: str,
+    run_service: RunService,
     users_instances: list[str],
     mail_server: MailServer,
     twilio_url: str,
     internal_url: str,
-    database_names: set[str],
-    service_logs: Path,
-    service_databases: dict[str, str],
 ) -> Iterator[list[str]]:
     env = {
-        "MONGO_URL": mongo_url,
-        "NATS_URL": nats_url,
-        "JWKS_URL": f"http://{users_instances[0]}/api/v1/auth/jwks",
+        "JWKS_URL": _jwks(users_instances),
         "USERS_URL": internal_url,
         "SERVICE_CLIENT_ID": "notifications",
         "SERVICE_CLIENT_SECRET": NOTIFICATIONS_CLIENT_SECRET,
@@ -284,14 +230,7 @@ def notifications_instances(
         "SMTP_PORT": str(mail_server.smtp_port),
         "TWILIO_API_URL": twilio_url,
     }
-    yield from run_instances(
-        "notifications",
-        env,
-        service_logs,
-        database_names,
-        services["notifications"].instances,
-        databases=service_databases,
-    )
+    yield from run_service("notifications", env)
 
 
 @pytest.fixture(scope="session")
